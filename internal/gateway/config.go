@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/aideploy/aideploy/internal/gateway/cache"
 	"github.com/aideploy/aideploy/internal/gateway/upstream"
 	"github.com/aideploy/aideploy/internal/units"
 	"github.com/aideploy/aideploy/internal/validate"
@@ -35,6 +36,8 @@ type Config struct {
 	Degraded Degraded `yaml:"degraded" json:"degraded"`
 	// Routes sends route templates to pools other than "default".
 	Routes []Route `yaml:"routes,omitempty" json:"routes,omitempty"`
+	// Cache is the answer cache: L1 in process, L2 in Redis.
+	Cache cache.Config `yaml:"cache" json:"cache"`
 	// ShutdownTimeout bounds how long in-flight requests and streams may finish on shutdown.
 	ShutdownTimeout units.Duration `yaml:"shutdownTimeout" json:"shutdownTimeout"`
 }
@@ -93,6 +96,7 @@ func Default() Config {
 		Order:           []string{"cache", "limit", "upstream"},
 		Degraded:        Degraded{Status: 503, RetryAfter: units.Duration(5 * time.Second)},
 		ShutdownTimeout: units.Duration(60 * time.Second),
+		Cache:           cache.Default(),
 	}
 }
 
@@ -170,6 +174,7 @@ func (c Config) Validate(errs validate.Errors) {
 		errs.At("auth").Addf("keys", "needs at least one key when auth is enabled")
 	}
 	c.validateOrder(errs)
+	c.Cache.Validate(errs.At("cache"))
 	if c.Degraded.Status < 400 || c.Degraded.Status > 599 {
 		errs.At("degraded").Addf("status", "(%d) must be a 4xx or 5xx status", c.Degraded.Status)
 	}
