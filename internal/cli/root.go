@@ -41,6 +41,8 @@ func NewRootCmd(f *Factory) *cobra.Command {
 
 	root.AddCommand(
 		newCmdVersion(f, nil),
+		newCmdValidate(f, nil),
+		newCmdSchema(f),
 	)
 	return root
 }
