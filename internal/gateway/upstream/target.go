@@ -153,3 +153,6 @@ func (t *Target) passive(ok bool, threshold int64, ejectFor time.Duration) {
 		t.ejectedTill.Store(time.Now().Add(ejectFor).UnixNano())
 	}
 }
+
+// SetHealthyForTest forces the active verdict; tests use it to take a target down.
+func (t *Target) SetHealthyForTest(ok bool) { t.healthy.Store(ok) }
