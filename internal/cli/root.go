@@ -43,6 +43,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newCmdVersion(f, nil),
 		newCmdValidate(f, nil),
 		newCmdSchema(f),
+		newCmdGateway(f),
 	)
 	return root
 }
