@@ -103,7 +103,7 @@ func TestPassiveEjection(t *testing.T) {
 	p := newTestPool(t, PoolConfig{Targets: []TargetConfig{{URL: "http://a:1"}}, PassiveFailures: 3, EjectFor: units.Duration(time.Hour)})
 	for range 3 {
 		l, _ := p.Acquire(context.Background())
-		l.Done(Outcome{Status: 502})
+		l.Done(Outcome{Err: errors.New("connection refused")})
 	}
 	if _, err := p.Acquire(context.Background()); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("after 3 failures: %v, want ErrUnavailable", err)
