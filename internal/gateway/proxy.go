@@ -130,6 +130,9 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 		sc = &sse.Scanner{}
 	}
 	capture := x.isOA || x.record
+	if capture && resp.ContentLength > 0 && resp.ContentLength <= maxCapture {
+		x.captured = make([]byte, 0, resp.ContentLength)
+	}
 	first := true
 	for {
 		n, rerr := resp.Body.Read(buf)

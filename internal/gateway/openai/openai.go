@@ -1,10 +1,13 @@
 package openai
 
 import (
+	"strings"
+
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/buger/jsonparser"
 	"net/http"
 	"strconv"
 )
@@ -36,36 +39,81 @@ type Request struct {
 	IncludeUsage bool
 }
 
-type wireRequest struct {
-	Model               string `json:"model"`
-	Stream              bool   `json:"stream"`
-	MaxTokens           *int64 `json:"max_tokens"`
-	MaxCompletionTokens *int64 `json:"max_completion_tokens"`
-	StreamOptions       *struct {
-		IncludeUsage bool `json:"include_usage"`
-	} `json:"stream_options"`
-}
-
 // ErrMalformed marks a body that is not a JSON object with the expected field types.
 var ErrMalformed = errors.New("malformed request body")
 
-// ParseRequest reads the fields the gateway routes, limits and caches by.
+// ParseRequest reads the fields the gateway routes, limits and caches by. It
+// validates the whole body but decodes only those fields, without allocating
+// a tree: this runs on every OpenAI request.
 func ParseRequest(body []byte) (Request, error) {
-	var w wireRequest
-	if err := json.Unmarshal(body, &w); err != nil {
+	if !json.Valid(body) {
+		var v any
+		err := json.Unmarshal(body, &v)
 		return Request{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	r := Request{Model: w.Model, Stream: w.Stream}
-	switch {
-	case w.MaxTokens != nil:
-		r.MaxTokens = *w.MaxTokens
-	case w.MaxCompletionTokens != nil:
-		r.MaxTokens = *w.MaxCompletionTokens
+	if t := firstByte(body); t != '{' {
+		return Request{}, fmt.Errorf("%w: the body must be a JSON object", ErrMalformed)
 	}
-	if w.StreamOptions != nil {
-		r.IncludeUsage = w.StreamOptions.IncludeUsage
+	var r Request
+	var bad error
+	jsonparser.EachKey(body, func(i int, v []byte, vt jsonparser.ValueType, err error) {
+		if err != nil || bad != nil || vt == jsonparser.Null {
+			return
+		}
+		want := [...]jsonparser.ValueType{jsonparser.String, jsonparser.Boolean, jsonparser.Number, jsonparser.Number, jsonparser.Boolean}[i]
+		if vt != want {
+			bad = fmt.Errorf("%w: field %s must be a %s", ErrMalformed, strings.Join(requestPaths[i], "."), typeName(want))
+			return
+		}
+		switch i {
+		case 0:
+			s, err := jsonparser.ParseString(v)
+			if err != nil {
+				bad = fmt.Errorf("%w: model: %v", ErrMalformed, err)
+			}
+			r.Model = s
+		case 1:
+			r.Stream = v[0] == 't'
+		case 2, 3:
+			n, err := strconv.ParseInt(string(v), 10, 64)
+			if err != nil {
+				bad = fmt.Errorf("%w: %s must be an integer", ErrMalformed, requestPaths[i][0])
+				return
+			}
+			if i == 2 || r.MaxTokens == 0 {
+				r.MaxTokens = n
+			}
+		case 4:
+			r.IncludeUsage = v[0] == 't'
+		}
+	}, requestPaths...)
+	if bad != nil {
+		return Request{}, bad
 	}
 	return r, nil
+}
+
+var requestPaths = [][]string{{"model"}, {"stream"}, {"max_tokens"}, {"max_completion_tokens"}, {"stream_options", "include_usage"}}
+
+func typeName(t jsonparser.ValueType) string {
+	switch t {
+	case jsonparser.String:
+		return "string"
+	case jsonparser.Boolean:
+		return "boolean"
+	}
+	return "number"
+}
+
+func firstByte(b []byte) byte {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c
+	}
+	return 0
 }
 
 // Usage is token usage as the OpenAI API reports it.
@@ -83,17 +131,32 @@ func UsageOf(b []byte) (Usage, bool) {
 	if !bytes.Contains(b, usageKey) {
 		return Usage{}, false
 	}
-	var w struct {
-		Usage *Usage `json:"usage"`
-	}
-	if json.Unmarshal(b, &w) != nil || w.Usage == nil {
+	v, vt, _, err := jsonparser.Get(b, "usage")
+	if err != nil || vt != jsonparser.Object {
 		return Usage{}, false
 	}
-	if w.Usage.TotalTokens == 0 {
-		w.Usage.TotalTokens = w.Usage.PromptTokens + w.Usage.CompletionTokens
+	var u Usage
+	jsonparser.EachKey(v, func(i int, n []byte, vt jsonparser.ValueType, err error) {
+		if err != nil || vt != jsonparser.Number {
+			return
+		}
+		x, _ := strconv.ParseInt(string(n), 10, 64)
+		switch i {
+		case 0:
+			u.PromptTokens = x
+		case 1:
+			u.CompletionTokens = x
+		case 2:
+			u.TotalTokens = x
+		}
+	}, usagePaths...)
+	if u.TotalTokens == 0 {
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	}
-	return *w.Usage, true
+	return u, true
 }
+
+var usagePaths = [][]string{{"prompt_tokens"}, {"completion_tokens"}, {"total_tokens"}}
 
 // ErrorBody is an OpenAI-style error object.
 func ErrorBody(typ, code, msg string) []byte {
