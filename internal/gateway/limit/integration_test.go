@@ -29,7 +29,7 @@ func newReplicas(t *testing.T, n int, addr string, cfg Config, log *slog.Logger)
 	rs := make([]replica, n)
 	for i := range rs {
 		rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1,
-			DialTimeout: 200 * time.Millisecond})
+			DialTimeout: 200 * time.Millisecond, PoolSize: 100})
 		t.Cleanup(func() { rdb.Close() })
 		rs[i].m = NewMetrics(prometheus.NewRegistry())
 		rs[i].l = New(cfg, rdb, rs[i].m, log)
@@ -44,7 +44,7 @@ func sharedConfig(alg string, requests int64) Config {
 	cfg.Default = Rule{Algorithm: alg, Requests: requests, Window: units.Duration(time.Minute)}
 	// The scripts take microseconds; the timeout only has to catch a dead Redis, and 300
 	// requests at once on a small machine must not trip it.
-	cfg.Redis.Timeout = units.Duration(2 * time.Second)
+	cfg.Redis.Timeout = units.Duration(5 * time.Second)
 	return cfg
 }
 
