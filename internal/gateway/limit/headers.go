@@ -1,0 +1,57 @@
+package limit
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// WriteHeaders sets RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds,
+// rounded up) for a decision that applied a rule, and Retry-After on a rejection.
+func WriteHeaders(h http.Header, d Decision) {
+	if d.Limit <= 0 {
+		return
+	}
+	h.Set("RateLimit-Limit", strconv.FormatInt(d.Limit, 10))
+	h.Set("RateLimit-Remaining", strconv.FormatInt(max(d.Remaining, 0), 10))
+	h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(d.Reset), 10))
+	if !d.Allowed {
+		h.Set("Retry-After", strconv.FormatInt(max(ceilSeconds(d.RetryAfter), 1), 10))
+	}
+}
+
+func ceilSeconds(d time.Duration) int64 {
+	return int64((max(d, 0) + time.Second - 1) / time.Second)
+}
+
+// ErrorBody is the OpenAI-style JSON body of a 429 for a rejected decision.
+func ErrorBody(d Decision) []byte {
+	kind := d.Kind
+	if kind == "" {
+		kind = KindRequests
+	}
+	var body struct {
+		Error struct {
+			Message string  `json:"message"`
+			Type    string  `json:"type"`
+			Param   *string `json:"param"`
+			Code    string  `json:"code"`
+		} `json:"error"`
+	}
+	body.Error.Message = fmt.Sprintf("Rate limit reached for %s (limit %d). Please try again in %ds.",
+		kind, d.Limit, max(ceilSeconds(d.RetryAfter), 1))
+	body.Error.Type = kind
+	body.Error.Code = "rate_limit_exceeded"
+	b, _ := json.Marshal(body)
+	return b
+}
+
+// WriteRejected answers a rejected decision: rate-limit headers, 429 and ErrorBody.
+func WriteRejected(w http.ResponseWriter, d Decision) {
+	WriteHeaders(w.Header(), d)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusTooManyRequests)
+	_, _ = w.Write(ErrorBody(d))
+}

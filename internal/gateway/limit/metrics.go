@@ -1,0 +1,45 @@
+package limit
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the limiter's Prometheus series; build them once per registry with NewMetrics.
+type Metrics struct {
+	decisions         *prometheus.CounterVec
+	fallback          prometheus.Gauge
+	fallbackDecisions prometheus.Counter
+	redisErrors       prometheus.Counter
+}
+
+// NewMetrics creates the limiter series and registers them with reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ai_gateway_ratelimit_decisions_total",
+			Help: "Rate-limit decisions by result (allowed, rejected), kind (requests, tokens) and backend.",
+		}, []string{"result", "kind", "backend"}),
+		fallback: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ai_gateway_ratelimit_fallback",
+			Help: "1 while rate limits are enforced by local counters because Redis is unavailable.",
+		}),
+		fallbackDecisions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ai_gateway_ratelimit_fallback_decisions_total",
+			Help: "Rate-limit decisions made by local counters because Redis was unavailable.",
+		}),
+		redisErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ai_gateway_ratelimit_redis_errors_total",
+			Help: "Redis calls of the rate limiter that failed or timed out.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.decisions, m.fallback, m.fallbackDecisions, m.redisErrors)
+	}
+	return m
+}
+
+func (m *Metrics) decision(d Decision) {
+	result := "allowed"
+	if !d.Allowed {
+		result = "rejected"
+	}
+	m.decisions.WithLabelValues(result, d.Kind, d.Backend).Inc()
+}
