@@ -13,7 +13,6 @@ const anonymous = "anonymous"
 type apiKey struct {
 	tenant string
 	sum    [sha256.Size]byte
-	limits *TenantLimits
 }
 
 func parseKeys(keys []Key) []apiKey {
@@ -23,7 +22,7 @@ func parseKeys(keys []Key) []apiKey {
 		if err != nil || len(b) != sha256.Size {
 			continue // Validate reports it
 		}
-		ak := apiKey{tenant: k.Name, limits: k.Limits}
+		ak := apiKey{tenant: k.Name}
 		copy(ak.sum[:], b)
 		out = append(out, ak)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aideploy/aideploy/internal/gateway/breaker"
 	"github.com/aideploy/aideploy/internal/gateway/cache"
+	"github.com/aideploy/aideploy/internal/gateway/limit"
 	"github.com/aideploy/aideploy/internal/gateway/upstream"
 	"github.com/aideploy/aideploy/internal/units"
 	"github.com/aideploy/aideploy/internal/validate"
@@ -39,6 +40,8 @@ type Config struct {
 	Routes []Route `yaml:"routes,omitempty" json:"routes,omitempty"`
 	// Cache is the answer cache: L1 in process, L2 in Redis.
 	Cache cache.Config `yaml:"cache" json:"cache"`
+	// Limits are request and token limits per tenant and route, shared through Redis when redisURL is set.
+	Limits limit.Config `yaml:"limits" json:"limits"`
 	// Breaker opens per upstream target on failures and probes it again after a cooldown.
 	Breaker breaker.Config `yaml:"breaker" json:"breaker"`
 	// ShutdownTimeout bounds how long in-flight requests and streams may finish on shutdown.
@@ -59,16 +62,8 @@ type Key struct {
 	Name string `yaml:"name" json:"name"`
 	// SHA256 is the hex SHA-256 of the key (e.g. `printf %s KEY | sha256sum`).
 	SHA256 string `yaml:"sha256" json:"sha256"`
-	// Limits overrides the tenant's limits.
-	Limits *TenantLimits `yaml:"limits,omitempty" json:"limits,omitempty"`
-}
-
-// TenantLimits overrides the limits of one tenant.
-type TenantLimits struct {
-	// RequestsPerMinute bounds requests; 0 keeps the default.
-	RequestsPerMinute int `yaml:"requestsPerMinute,omitempty" json:"requestsPerMinute,omitempty"`
-	// TokensPerMinute bounds tokens; 0 keeps the default.
-	TokensPerMinute int `yaml:"tokensPerMinute,omitempty" json:"tokensPerMinute,omitempty"`
+	// Limits overrides the tenant's limits (like limits.tenants under this name).
+	Limits *limit.Rule `yaml:"limits,omitempty" json:"limits,omitempty"`
 }
 
 // Degraded is the "busy, try later" answer.
@@ -101,6 +96,7 @@ func Default() Config {
 		ShutdownTimeout: units.Duration(60 * time.Second),
 		Cache:           cache.Default(),
 		Breaker:         breaker.Default(),
+		Limits:          limit.Default(),
 	}
 }
 
@@ -180,6 +176,7 @@ func (c Config) Validate(errs validate.Errors) {
 	c.validateOrder(errs)
 	c.Cache.Validate(errs.At("cache"))
 	c.Breaker.Validate(errs.At("breaker"))
+	c.Limits.Validate(errs.At("limits"))
 	if c.Degraded.Status < 400 || c.Degraded.Status > 599 {
 		errs.At("degraded").Addf("status", "(%d) must be a 4xx or 5xx status", c.Degraded.Status)
 	}

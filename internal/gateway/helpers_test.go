@@ -43,7 +43,7 @@ func testConfig(targets ...string) Config {
 }
 
 // startGateway serves cfg on an httptest server; withCache adds an L1-only cache.
-func startGateway(t *testing.T, cfg Config, withCache bool) (*Server, string) {
+func startGateway(t *testing.T, cfg Config, withCache bool, mods ...func(*Deps)) (*Server, string) {
 	t.Helper()
 	cfg.SetDefaults()
 	errs := validate.New()
@@ -59,6 +59,9 @@ func startGateway(t *testing.T, cfg Config, withCache bool) (*Server, string) {
 		c := cache.New(cfg.Cache, nil, nil)
 		t.Cleanup(c.Close)
 		d.Cache = c
+	}
+	for _, m := range mods {
+		m(&d)
 	}
 	srv, err := NewServer(ctx, cfg, d)
 	if err != nil {

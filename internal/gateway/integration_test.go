@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -33,7 +34,9 @@ func runGateway(t *testing.T, cfg Config, opts Options) *running {
 	r := &running{stop: cancel, done: make(chan error, 1)}
 	started := make(chan struct{})
 	opts.Started = func(a, b string) { r.url, r.admin = "http://"+a, "http://"+b; close(started) }
-	go func() { r.done <- Run(ctx, cfg, nil, opts) }()
+	go func() {
+		r.done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})), opts)
+	}()
 	select {
 	case <-started:
 	case err := <-r.done:
@@ -294,7 +297,8 @@ func TestIntegrationOverloadFast503BoundedMemory(t *testing.T) {
 		t.Fatalf("heap grew by %d MiB under overload", grew>>20)
 	}
 	t.Logf("heap in use grew by %.1f MiB at the peak of 1000 concurrent requests", float64(int64(peak.HeapInuse)-int64(base.HeapInuse))/(1<<20))
-	if slow.Load() != 20 || fast.Load() != 980 || other.Load() != 0 {
+	// 20 slots held 3s each: 20 answers, 40 on a slow machine where the burst outlasts a round.
+	if slow.Load() < 20 || slow.Load() > 60 || fast.Load() != 1000-slow.Load() || other.Load() != 0 {
 		t.Fatalf("1000 requests against 20 slots: %d answered, %d fast 503s, %d other", slow.Load(), fast.Load(), other.Load())
 	}
 	if w := time.Duration(worst.Load()); w > 2*time.Second {

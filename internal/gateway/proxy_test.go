@@ -16,12 +16,12 @@ import (
 
 func TestProxyPassesAnyPath(t *testing.T) {
 	t.Parallel()
-	var got *http.Request
+	seen := make(chan *http.Request, 1)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got = r.Clone(context.Background())
 		if r.URL.Path == "/health" {
 			return
 		}
+		seen <- r.Clone(context.Background())
 		w.Header().Set("X-Up", "1")
 		w.Header().Set("Connection", "x-hop")
 		w.WriteHeader(http.StatusTeapot)
@@ -41,6 +41,7 @@ func TestProxyPassesAnyPath(t *testing.T) {
 	if resp.StatusCode != http.StatusTeapot || string(b) != "tea" || resp.Header.Get("X-Up") != "1" {
 		t.Fatalf("got %d %q %v", resp.StatusCode, b, resp.Header)
 	}
+	got := <-seen
 	if got.URL.Path != "/some/path" || got.URL.RawQuery != "q=1" || got.Header.Get("X-Request-Id") != "abc" || got.Header.Get("X-Client") != "c" {
 		t.Fatalf("upstream saw %s %v", got.URL, got.Header)
 	}

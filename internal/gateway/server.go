@@ -19,6 +19,7 @@ import (
 	"github.com/aideploy/aideploy/internal/gateway/adminapi"
 	"github.com/aideploy/aideploy/internal/gateway/breaker"
 	"github.com/aideploy/aideploy/internal/gateway/cache"
+	"github.com/aideploy/aideploy/internal/gateway/limit"
 	"github.com/aideploy/aideploy/internal/gateway/metrics"
 	"github.com/aideploy/aideploy/internal/gateway/upstream"
 	"github.com/redis/go-redis/v9"
@@ -119,7 +120,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 		if err != nil {
 			return fmt.Errorf("gateway.redisURL %q: %w (use redis://HOST:PORT/DB)", cfg.RedisURL, err)
 		}
-		ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = 200*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+		// The cache and the limiter bound each call with their own short
+		// deadlines; the pool must not make callers queue behind each other.
+		ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = time.Second, time.Second, time.Second
+		ro.ContextTimeoutEnabled = true
+		ro.PoolSize, ro.MinIdleConns, ro.PoolTimeout = 512, 16, time.Second
 		ro.MaxRetries = 0
 		rdb = redis.NewClient(ro)
 		defer rdb.Close()
@@ -128,6 +133,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 		c := cache.New(cfg.Cache, redisOrNil(rdb), cache.NewMetrics(m.Registry))
 		defer c.Close()
 		d.Cache = c
+	}
+	if cfg.Limits.Enabled {
+		lc := limitsConfig(cfg)
+		lim := limit.New(lc, redisOrNil(rdb), limit.NewMetrics(m.Registry), logger)
+		defer lim.Close()
+		d.Limiter = lim
 	}
 	bctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -209,6 +220,26 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 		return fmt.Errorf("draining on shutdown: %w", err)
 	}
 	return nil
+}
+
+// limitsConfig merges per-key limits into the tenants' rules and shares the
+// limits through Redis when the gateway has one.
+func limitsConfig(cfg Config) limit.Config {
+	lc := cfg.Limits
+	if cfg.RedisURL != "" {
+		lc.Backend = limit.BackendRedis
+	}
+	tenants := make(map[string]limit.Rule, len(lc.Tenants))
+	for k, v := range lc.Tenants {
+		tenants[k] = v
+	}
+	for _, k := range cfg.Auth.Keys {
+		if k.Limits != nil {
+			tenants[k.Name] = *k.Limits
+		}
+	}
+	lc.Tenants = tenants
+	return lc
 }
 
 func redisOrNil(c *redis.Client) redis.UniversalClient {

@@ -1,0 +1,76 @@
+package gateway
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aideploy/aideploy/internal/fakemodel"
+	"github.com/aideploy/aideploy/internal/gateway/limit"
+	"github.com/aideploy/aideploy/internal/gateway/openai"
+	"github.com/aideploy/aideploy/internal/units"
+)
+
+func limited(t *testing.T, lc limit.Config) (*limit.Limiter, func(*Deps)) {
+	t.Helper()
+	lc.Enabled = true
+	l := limit.New(lc, nil, nil, nil)
+	t.Cleanup(l.Close)
+	return l, func(d *Deps) { d.Limiter = l }
+}
+
+func TestLimitRejectsWith429AndHeaders(t *testing.T) {
+	t.Parallel()
+	_, up := fake(t, nil)
+	lc := limit.Default()
+	lc.Default = limit.Rule{Algorithm: limit.SlidingWindow, Requests: 3, Window: units.Duration(time.Minute)}
+	_, mod := limited(t, lc)
+	cfg := testConfig(up)
+	cfg.Cache.Enabled = false
+	_, gw := startGateway(t, cfg, false, mod)
+	for i := range 3 {
+		resp, _ := post(t, gw+"/v1/chat/completions", chatBody)
+		if resp.StatusCode != 200 || resp.Header.Get("RateLimit-Limit") != "3" || resp.Header.Get("RateLimit-Remaining") != string(rune('2'-i)) {
+			t.Fatalf("request %d: %d %v", i, resp.StatusCode, resp.Header)
+		}
+	}
+	resp, body := post(t, gw+"/v1/chat/completions", chatBody)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "rate_limit_exceeded") {
+		t.Fatalf("4th request: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+}
+
+func TestLimitSettlesTokensFromStreamedUsage(t *testing.T) {
+	t.Parallel()
+	_, up := fake(t, func(o *fakemodel.Options) { o.Tokens = 5 })
+	lc := limit.Default()
+	lc.Default = limit.Rule{TokensPerMinute: 6000}
+	start := time.Now()
+	l, mod := limited(t, lc)
+	cfg := testConfig(up)
+	cfg.Cache.Enabled = false
+	_, gw := startGateway(t, cfg, false, mod)
+	body := `{"model":"m","stream":true,"max_tokens":2000,"messages":[{"role":"user","content":"hi"}]}`
+	resp, got := post(t, gw+"/v1/chat/completions", body)
+	u, ok := usageOfStream(got)
+	if resp.StatusCode != 200 || !ok {
+		t.Fatalf("stream: %d %q", resp.StatusCode, got)
+	}
+	_, d := l.Reserve(context.Background(), anonymous, openai.RouteChat, 0)
+	// 2000 were reserved up front; after settling only the real usage is spent.
+	// The budget refills at 100 tokens a second while the test runs.
+	refill := int64(time.Since(start).Seconds()*100) + 1
+	if spent := 6000 - d.Remaining; spent > u.TotalTokens || spent < u.TotalTokens-refill {
+		t.Fatalf("budget spent %d, the stream used %d tokens (refill up to %d)", spent, u.TotalTokens, refill)
+	}
+}
+
+func usageOfStream(s string) (openai.Usage, bool) {
+	for _, line := range strings.Split(s, "\n") {
+		if u, ok := openai.UsageOf([]byte(strings.TrimPrefix(line, "data: "))); ok {
+			return u, true
+		}
+	}
+	return openai.Usage{}, false
+}
