@@ -272,8 +272,7 @@ func (g *Gateway) finish(x *exchange) {
 		status = 499 // the client went away before an answer
 	}
 	d := time.Since(x.start)
-	g.m.Requests.WithLabelValues(x.route, methodLabel(x.r.Method), metrics.Status(status)).Inc()
-	g.m.Duration.WithLabelValues(x.route).Observe(d.Seconds())
+	g.m.ObserveRequest(x.route, methodLabel(x.r.Method), status, d.Seconds())
 	if x.hasUsage {
 		model := g.m.Model(x.oa.Model)
 		g.m.Tokens.WithLabelValues(model, "input").Add(float64(x.usage.PromptTokens))

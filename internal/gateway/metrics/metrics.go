@@ -23,8 +23,30 @@ type Metrics struct {
 	Limits    *prometheus.CounterVec   // ai_gateway_limit_decisions_total{decision}
 	Degraded  *prometheus.CounterVec   // ai_gateway_degraded_total{reason}
 
-	mu     sync.Mutex
-	models map[string]struct{}
+	mu       sync.Mutex
+	models   map[string]struct{}
+	requests sync.Map // requestKey -> prometheus.Counter, so the hot path skips label hashing
+	duration sync.Map // endpoint -> prometheus.Observer
+}
+
+type requestKey struct {
+	endpoint, method string
+	status           int
+}
+
+// ObserveRequest counts one answered request and its duration.
+func (m *Metrics) ObserveRequest(endpoint, method string, status int, seconds float64) {
+	k := requestKey{endpoint, method, status}
+	c, ok := m.requests.Load(k)
+	if !ok {
+		c, _ = m.requests.LoadOrStore(k, m.Requests.WithLabelValues(endpoint, method, Status(status)))
+	}
+	c.(prometheus.Counter).Inc()
+	o, ok := m.duration.Load(endpoint)
+	if !ok {
+		o, _ = m.duration.LoadOrStore(endpoint, m.Duration.WithLabelValues(endpoint))
+	}
+	o.(prometheus.Observer).Observe(seconds)
 }
 
 // New registers every collector on a fresh registry.
