@@ -32,8 +32,10 @@ func TestCacheHitMissBypassAndTenants(t *testing.T) {
 		{"same JSON, other spacing, is a hit", "foo", strings.ReplaceAll(chatBody, ",", ", "), "", "HIT", "L1", 1},
 		{"no-cache bypasses", "foo", chatBody, "no-cache", "BYPASS", "", 2},
 		{"another tenant misses", "bar", chatBody, "", "MISS", "", 3},
-		{"stream is its own entry", "foo", streamBody, "", "MISS", "", 4},
-		{"stream replays", "foo", streamBody, "", "HIT", "L1", 4},
+		{"a stream of a stored answer is a hit", "foo", streamBody, "", "HIT", "L1", 3},
+		{"a new stream is a miss", "foo", strings.Replace(streamBody, `"hi"`, `"yo"`, 1), "", "MISS", "", 4},
+		{"stream replays", "foo", strings.Replace(streamBody, `"hi"`, `"yo"`, 1), "", "HIT", "L1", 4},
+		{"plain request gets the recorded stream as JSON", "foo", strings.Replace(chatBody, `"hi"`, `"yo"`, 1), "", "HIT", "L1", 4},
 	}
 	var firstBody string
 	for _, s := range steps {
@@ -53,6 +55,12 @@ func TestCacheHitMissBypassAndTenants(t *testing.T) {
 		}
 		if s.name == "repeat is a hit" && body != firstBody {
 			t.Fatalf("hit body differs:\n%s\n%s", body, firstBody)
+		}
+		if s.name == "plain request gets the recorded stream as JSON" && (!strings.Contains(body, `"object":"chat.completion"`) || !strings.Contains(body, `"usage"`) || resp.Header.Get("Content-Type") != "application/json") {
+			t.Fatalf("converted answer: %v %s", resp.Header, body)
+		}
+		if s.name == "a stream of a stored answer is a hit" && !strings.HasSuffix(body, "data: [DONE]\n\n") {
+			t.Fatalf("converted stream: %q", body)
 		}
 		if s.name == "stream replays" && (!strings.Contains(body, "data: [DONE]") || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")) {
 			t.Fatalf("replayed stream is not SSE: %v %q", resp.Header, body)

@@ -1,6 +1,10 @@
 package gateway
 
 import (
+	"bytes"
+
+	"github.com/aideploy/aideploy/internal/gateway/openai"
+	"github.com/buger/jsonparser"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,7 +34,7 @@ func (g *Gateway) cacheStep(x *exchange, next func(*exchange)) {
 	if pol.Shared {
 		tenant = ""
 	}
-	key, err := cache.Key(tenant, x.r.Method, x.route, x.oa.Model, x.body)
+	key, err := cache.Key(tenant, x.r.Method, x.route, x.oa.Model, keyBody(x.body))
 	if err != nil {
 		next(x) // the body parsed as JSON before; a key problem only costs the cache
 		return
@@ -38,11 +42,14 @@ func (g *Gateway) cacheStep(x *exchange, next func(*exchange)) {
 	ctx := x.r.Context()
 	if e, lvl, fr, ok := g.cache.Get(ctx, key); ok {
 		if fr == cache.Fresh {
-			g.m.Cache.WithLabelValues("HIT", lvl).Inc()
-			g.replay(x, e, "HIT", lvl)
-			return
+			if e, ok := asAsked(x, e); ok {
+				g.m.Cache.WithLabelValues("HIT", lvl).Inc()
+				g.replay(x, e, "HIT", lvl)
+				return
+			}
+		} else if e, ok := asAsked(x, e); ok {
+			x.stale = &e
 		}
-		x.stale = &e
 	}
 	g.m.Cache.WithLabelValues("MISS", "").Inc()
 	x.cacheRes = "MISS"
@@ -62,11 +69,47 @@ func (g *Gateway) cacheStep(x *exchange, next func(*exchange)) {
 		return
 	}
 	if e, ok := v.(*cache.Entry); ok && e != nil {
-		g.m.Cache.WithLabelValues("HIT", "flight").Inc()
-		g.replay(x, *e, "HIT", "flight")
-		return
+		if e, ok := asAsked(x, *e); ok {
+			g.m.Cache.WithLabelValues("HIT", "flight").Inc()
+			g.replay(x, e, "HIT", "flight")
+			return
+		}
 	}
 	next(x) // the shared call gave nothing shareable: make our own
+}
+
+// keyBody leaves stream and stream_options out of the key: a streamed and a
+// plain request for the same completion share one entry, converted on replay.
+func keyBody(body []byte) []byte {
+	if !bytes.Contains(body, []byte(`"stream`)) {
+		return body
+	}
+	b := bytes.Clone(body)
+	b = jsonparser.Delete(b, "stream")
+	return jsonparser.Delete(b, "stream_options")
+}
+
+// asAsked returns e in the form the client asked for: SSE for a stream, JSON otherwise.
+func asAsked(x *exchange, e cache.Entry) (cache.Entry, bool) {
+	if e.Stream == x.oa.Stream {
+		return e, true
+	}
+	conv, ct := openai.StreamToJSON, "application/json"
+	if x.oa.Stream {
+		conv, ct = openai.JSONToStream, "text/event-stream"
+	}
+	body, ok := conv(e.Body)
+	if !ok {
+		return e, false
+	}
+	h := e.Header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Content-Type", ct)
+	h.Del("Content-Encoding")
+	e.Header, e.Body, e.Stream = h, body, x.oa.Stream
+	return e, true
 }
 
 func cacheable(x *exchange) bool {
