@@ -18,13 +18,17 @@ import (
 func BenchmarkProxy(b *testing.B) {
 	up := httptest.NewServer(fakemodel.NewHandler(fakemodel.DefaultOptions()))
 	defer up.Close()
-	for _, mode := range []string{"miss", "hit", "other-route"} {
+	for _, mode := range []string{"miss", "miss-nocache", "hit", "other-route"} {
 		b.Run(mode, func(b *testing.B) {
 			cfg := testConfig(up.URL)
 			cfg.SetDefaults()
 			c := cache.New(cfg.Cache, nil, nil)
 			defer c.Close()
-			srv, err := NewServer(b.Context(), cfg, Deps{Cache: c})
+			d := Deps{Cache: c}
+			if mode == "miss-nocache" {
+				d.Cache = nil
+			}
+			srv, err := NewServer(b.Context(), cfg, d)
 			if err != nil {
 				b.Fatal(err)
 			}

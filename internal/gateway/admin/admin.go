@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -45,6 +46,9 @@ func Handler(o Options) http.Handler {
 	if o.Registry != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
 	}
+	// Profiles for diagnosing the gateway itself, behind the admin token.
+	mux.HandleFunc("GET /debug/pprof/", s.auth(pprof.Index))
+	mux.HandleFunc("GET /debug/pprof/profile", s.auth(pprof.Profile))
 	mux.HandleFunc("GET "+adminapi.PathPools, s.auth(s.listPools))
 	mux.HandleFunc("GET "+adminapi.PathPool, s.auth(s.getPool))
 	mux.HandleFunc("PUT "+adminapi.PathTargets, s.auth(s.replaceTargets))
