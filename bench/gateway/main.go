@@ -71,15 +71,18 @@ func run(ctx context.Context) error {
 	// The upstream: fast answers for throughput.
 	upPort := freePort()
 	up := "127.0.0.1:" + upPort
-	if err := procs.start(ctx, dir, "fakemodel", filepath.Join(dir, "fakemodel"), "-listen", up, "-tokens", "16"); err != nil {
+	fmPID, err := procs.startPID(ctx, dir, "fakemodel", filepath.Join(dir, "fakemodel"), "-listen", up, "-tokens", "16")
+	if err != nil {
 		return err
 	}
 	ngPort := freePort()
-	if err := startNginx(ctx, &procs, o.nginx, dir, ngPort, up); err != nil {
+	ngPID, err := startNginx(ctx, &procs, o.nginx, dir, ngPort, up)
+	if err != nil {
 		return err
 	}
 	gwPort, gwAdmin := freePort(), freePort()
-	if _, err := procs.startGateway(ctx, dir, "gateway", gwPort, gwAdmin, up); err != nil {
+	gwPID, err := procs.startGateway(ctx, dir, "gateway", gwPort, gwAdmin, up)
+	if err != nil {
 		return err
 	}
 	for _, a := range []string{up, "127.0.0.1:" + ngPort, "127.0.0.1:" + gwPort} {
@@ -98,17 +101,24 @@ func run(ctx context.Context) error {
 	for _, s := range []struct {
 		name, addr string
 		body       func(int64) string
+		pid        int // the process whose CPU time is counted
 	}{
-		{"a upstream direct", up, unique},
-		{"b nginx proxy_pass", "127.0.0.1:" + ngPort, unique},
-		{"c gateway, cache miss", "127.0.0.1:" + gwPort, unique},
-		{"d gateway, cache hit", "127.0.0.1:" + gwPort, same},
+		{"a upstream direct", up, unique, fmPID},
+		{"b nginx proxy_pass", "127.0.0.1:" + ngPort, unique, ngPID},
+		{"c gateway, cache miss", "127.0.0.1:" + gwPort, unique, gwPID},
+		{"d gateway, cache hit", "127.0.0.1:" + gwPort, same, gwPID},
 	} {
 		fmt.Fprintf(os.Stderr, "running %s for %s...\n", s.name, o.duration)
+		// Warm the connections and the cache first.
+		if _, err := loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", s.body, o.concurrency, time.Second, 0); err != nil {
+			return err
+		}
+		before := cpuTicks(s.pid)
 		r, err := loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", s.body, o.concurrency, o.duration, 0)
 		if err != nil {
 			return err
 		}
+		r.cpuPerReq = time.Duration(float64(cpuTicks(s.pid)-before) * float64(10*time.Millisecond) / (r.rps * o.duration.Seconds()))
 		rows = append(rows, r)
 	}
 	// Added p99 at half of nginx's peak rate.
@@ -137,9 +147,13 @@ func run(ctx context.Context) error {
 	}
 
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "scenario\treq/s\tp50 ms\tp99 ms\terrors\t\n")
+	fmt.Fprintf(w, "scenario\treq/s\tp50 ms\tp99 ms\terrors\tserver CPU us/req\t\n")
 	for _, r := range append(rows, paced...) {
-		fmt.Fprintf(w, "%s\t%.0f\t%.2f\t%.2f\t%d\t\n", r.name, r.rps, ms(r.p50), ms(r.p99), r.errors)
+		cpu := "-"
+		if r.cpuPerReq > 0 {
+			cpu = fmt.Sprintf("%.0f", float64(r.cpuPerReq)/float64(time.Microsecond))
+		}
+		fmt.Fprintf(w, "%s\t%.0f\t%.2f\t%.2f\t%d\t%s\t\n", r.name, r.rps, ms(r.p50), ms(r.p99), r.errors, cpu)
 	}
 	w.Flush()
 	fmt.Printf("\nratio c/b (gateway miss / nginx): %.2f (target >= 0.80)\n", rows[2].rps/rows[1].rps)
@@ -154,8 +168,9 @@ func run(ctx context.Context) error {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 type result struct {
-	name     string
-	rps      float64
+	name      string
+	rps       float64
+	cpuPerReq time.Duration // CPU time of the serving process (and its children) per request
 	p50, p99 time.Duration
 	errors   int64
 }
@@ -311,6 +326,35 @@ func streamsRSS(ctx context.Context, dir string, n int) (int64, int, error) {
 	return rss, int(open.Load()), err
 }
 
+// cpuTicks is the user and system time, in clock ticks (1/100 s), of pid and its children.
+func cpuTicks(pid int) int64 {
+	var total int64
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which is in parentheses and may hold spaces.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		if n != pid && ppid != pid {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += ut + st
+	}
+	return total
+}
+
 func rssOf(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -328,17 +372,22 @@ func rssOf(pid int) (int64, error) {
 type procs struct{ list []*exec.Cmd }
 
 func (p *procs) start(ctx context.Context, dir, name, bin string, args ...string) error {
+	_, err := p.startPID(ctx, dir, name, bin, args...)
+	return err
+}
+
+func (p *procs) startPID(ctx context.Context, dir, name, bin string, args ...string) (int, error) {
 	cmd := exec.Command(bin, args...)
 	logf, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", name, err)
+		return 0, fmt.Errorf("starting %s: %w", name, err)
 	}
 	p.list = append(p.list, cmd)
-	return nil
+	return cmd.Process.Pid, nil
 }
 
 func (p *procs) startGateway(ctx context.Context, dir, name, port, admin, up string) (int, error) {
@@ -365,9 +414,9 @@ func (p *procs) stopAll() {
 	p.list = nil
 }
 
-func startNginx(ctx context.Context, p *procs, bin, dir, port, up string) error {
+func startNginx(ctx context.Context, p *procs, bin, dir, port, up string) (int, error) {
 	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("nginx is missing at %s; install it with: apt-get install -y nginx-light", bin)
+		return 0, fmt.Errorf("nginx is missing at %s; install it with: apt-get install -y nginx-light", bin)
 	}
 	conf := fmt.Sprintf(`worker_processes auto;
 daemon off;
@@ -394,9 +443,9 @@ http {
 `, dir, up, port)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		return err
+		return 0, err
 	}
-	return p.start(ctx, dir, "nginx", bin, "-e", filepath.Join(dir, "nginx-error.log"), "-p", dir, "-c", path)
+	return p.startPID(ctx, dir, "nginx", bin, "-e", filepath.Join(dir, "nginx-error.log"), "-p", dir, "-c", path)
 }
 
 func waitHTTP(ctx context.Context, url string) error {

@@ -95,7 +95,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	g.idPrefix = hex.EncodeToString(b[:]) + "-"
-	g.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
+	g.bufs.New = func() any { b := make([]byte, 16<<10); return &b }
 	g.serve = g.chain(cfg.Order)
 	return g, nil
 }

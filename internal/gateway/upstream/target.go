@@ -53,9 +53,9 @@ func newTarget(tc TargetConfig, to Timeouts, bf BreakerFactory) (*Target, error)
 		IdleConnTimeout:       to.Idle.D(),
 		ResponseHeaderTimeout: to.ResponseHeader.D(),
 		ForceAttemptHTTP2:     false,
-		DisableCompression:    true, // pass the client's Accept-Encoding through untouched
-		WriteBufferSize:       16 << 10,
-		ReadBufferSize:        16 << 10,
+		DisableCompression:    true,    // pass the client's Accept-Encoding through untouched
+		WriteBufferSize:       8 << 10, // small: thousands of open streams each hold one
+		ReadBufferSize:        8 << 10,
 	}
 	base := &url.URL{Scheme: "http", Host: u.Host, Path: u.Path}
 	if u.Scheme == "unix" {
