@@ -113,7 +113,7 @@ var labelValue = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9
 
 func newRenderData(cfg *config.Config, source, version string) (*renderData, error) {
 	if cfg == nil {
-		return nil, fmt.Errorf("rendering: no configuration")
+		return nil, fmt.Errorf("%w: no configuration", ErrConfig)
 	}
 	if source == "" {
 		source = config.DefaultFile
@@ -180,7 +180,7 @@ func newRenderData(cfg *config.Config, source, version string) (*renderData, err
 	}
 	d.Gateway = gw
 	if cfg.Name == gw.Service || cfg.Name == gw.RedisService {
-		return nil, fmt.Errorf("rendering compose.yaml: the service name %q is taken by aideploy's %s service; choose another name", cfg.Name, cfg.Name)
+		return nil, fmt.Errorf("%w: name (%q) is also the name of aideploy's own %s service in compose.yaml; choose another name", ErrConfig, cfg.Name, cfg.Name)
 	}
 	d.ConfigMount = source
 	if !strings.HasPrefix(source, ".") && !strings.HasPrefix(source, "/") {

@@ -48,6 +48,10 @@ func ParseKind(s string) (Kind, error) {
 	return "", fmt.Errorf("%q is not something aideploy renders; choose one of %s", s, strings.Join(names, ", "))
 }
 
+// ErrConfig marks a configuration that validates but cannot be rendered; the
+// error's text says which field to change.
+var ErrConfig = errors.New("configuration cannot be rendered")
+
 // File is one rendered file.
 type File struct {
 	// Path is relative to the output folder, slash-separated.
