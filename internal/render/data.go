@@ -42,7 +42,8 @@ type renderData struct {
 	ProgressDeadline int64
 
 	CPU, CPULimit             string // Kubernetes quantities
-	Memory, MemoryLimit       string // Kubernetes quantities, also accepted by compose
+	Memory, MemoryLimit       string // Kubernetes quantities
+	ComposeMem, ComposeMemLi  string // docker sizes: 16g, 512m (binary multiples) or bytes
 	ComposeCPUs, ComposeCPULi string // decimal cores for compose
 
 	Replicas int
@@ -210,7 +211,22 @@ func (d *renderData) setResources(r config.Resources) error {
 		memLimit = 2 * mem
 	}
 	d.Memory, d.MemoryLimit = mem.String(), memLimit.String()
+	d.ComposeMem, d.ComposeMemLi = dockerBytes(int64(mem)), dockerBytes(int64(memLimit))
 	return nil
+}
+
+// dockerBytes writes a size the way docker reads it: its k, m, g suffixes are
+// binary multiples; anything else is plain bytes.
+func dockerBytes(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"g", 1 << 30}, {"m", 1 << 20}, {"k", 1 << 10}} {
+		if n != 0 && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // cores writes a CPU quantity as the decimal number of cores compose expects.
