@@ -41,15 +41,36 @@ type initOptions struct {
 	changed func(flag string) bool
 }
 
-// initFlagFields maps aideploy.yaml field paths to the init flag that sets them,
-// so a bad flag value is reported as the flag the user typed.
-var initFlagFields = map[string]string{
-	"name": "--name", "image": "--image", "port": "--port",
-	"resources.gpus": "--gpus", "resources.gpuProduct": "--gpu-product",
-	"model.path": "--model-path", "model.params": "--model-params", "model.dtype": "--dtype",
-	"model.contextLength": "--context-length", "replicas": "--replicas",
-	"autoscaling.minReplicas": "--min-replicas", "autoscaling.maxReplicas": "--max-replicas",
-	"autoscaling.requestsPerSecond": "--rps-target", "build.cudaVersion": "--cuda-version",
+// flagFor names the init flag that sets an aideploy.yaml field, so a bad flag
+// value is reported as the flag the user typed.
+func flagFor(path string) (string, bool) {
+	switch path {
+	case "name", "image", "port":
+		return "--" + path, true
+	case "resources.gpus":
+		return "--gpus", true
+	case "resources.gpuProduct":
+		return "--gpu-product", true
+	case "model.path":
+		return "--model-path", true
+	case "model.params":
+		return "--model-params", true
+	case "model.dtype":
+		return "--dtype", true
+	case "model.contextLength":
+		return "--context-length", true
+	case "replicas":
+		return "--replicas", true
+	case "autoscaling.minReplicas":
+		return "--min-replicas", true
+	case "autoscaling.maxReplicas":
+		return "--max-replicas", true
+	case "autoscaling.requestsPerSecond":
+		return "--rps-target", true
+	case "build.cudaVersion":
+		return "--cuda-version", true
+	}
+	return "", false
 }
 
 func newCmdInit(f *Factory, runF func(context.Context, *initOptions) error) *cobra.Command {
@@ -176,11 +197,11 @@ func runInit(_ context.Context, opts *initOptions) error {
 	if opts.Force {
 		policy = overwriteAll
 	}
-	written, err := writeFiles(opts.Dir, files, policy)
+	res, err := writeFiles(opts.Dir, files, policy, render.Paths(render.All))
 	if err != nil {
 		return err
 	}
-	if err := printWritten(opts.f, opts.Dir, files, written, "Created"); err != nil {
+	if err := printWritten(opts.f, opts.Dir, files, res, "Created"); err != nil {
 		return err
 	}
 	if opts.f.Output != "table" {
@@ -203,7 +224,7 @@ func flagProblems(err error) error {
 	}
 	var lines []string
 	for _, p := range cfgErr.Problems {
-		if flag, ok := initFlagFields[p.Path]; ok {
+		if flag, ok := flagFor(p.Path); ok {
 			lines = append(lines, fmt.Sprintf("%s: %s %s", flag, p.Path, p.Msg))
 		} else {
 			lines = append(lines, fmt.Sprintf("%s %s", p.Path, p.Msg))

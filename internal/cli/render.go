@@ -24,8 +24,9 @@ type renderOptions struct {
 
 // renderResult is what --output json|yaml prints.
 type renderResult struct {
-	Dir   string        `json:"dir"`
-	Files []writtenFile `json:"files"`
+	Dir     string        `json:"dir"`
+	Files   []writtenFile `json:"files"`
+	Removed []string      `json:"removed,omitempty"`
 }
 
 type writtenFile struct {
@@ -98,11 +99,11 @@ func runRender(_ context.Context, opts *renderOptions) error {
 	if opts.Force {
 		policy = overwriteAll
 	}
-	written, err := writeFiles(dir, files, policy)
+	res, err := writeFiles(dir, files, policy, render.Paths(opts.Kinds...))
 	if err != nil {
 		return err
 	}
-	return printWritten(opts.f, dir, files, written, "Rendered")
+	return printWritten(opts.f, dir, files, res, "Rendered")
 }
 
 // renderFiles renders cfg for files that will live in dir; their headers and the
@@ -146,8 +147,9 @@ func printFiles(w io.Writer, files []render.File) error {
 	return nil
 }
 
-func printWritten(f *Factory, dir string, files []render.File, written []string, verb string) error {
-	res := renderResult{Dir: dir, Files: []writtenFile{}}
+func printWritten(f *Factory, dir string, files []render.File, wr writeResult, verb string) error {
+	written := wr.Written
+	res := renderResult{Dir: dir, Files: []writtenFile{}, Removed: wr.Removed}
 	for _, fl := range files {
 		if slices.Contains(written, fl.Path) {
 			res.Files = append(res.Files, writtenFile{Path: fl.Path, Bytes: len(fl.Data), Mode: fmt.Sprintf("%04o", fl.Mode.Perm())})
@@ -157,6 +159,9 @@ func printWritten(f *Factory, dir string, files []render.File, written []string,
 		fmt.Fprintf(w, "%s %d files in %s:\n", verb, len(written), dir)
 		for _, p := range written {
 			fmt.Fprintf(w, "  %s\n", p)
+		}
+		for _, p := range wr.Removed {
+			fmt.Fprintf(w, "Removed %s: no longer rendered from this configuration\n", p)
 		}
 		return nil
 	})

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/aideploy/aideploy/internal/render"
@@ -41,11 +42,45 @@ func overwriteGenerated(name string, root *os.Root) bool {
 	return bytes.Contains(head[:n], []byte(generatedMarker))
 }
 
+// writeResult says what writeFiles changed, slash-separated paths.
+type writeResult struct {
+	Written []string
+	Removed []string
+}
+
 // writeFiles writes files under dir all or nothing: each is first written into a
 // temporary folder inside dir, every target is checked, and only then are they
 // renamed into place. A problem with dir or a target is a usage error: nothing
-// was changed. It returns the paths written, slash-separated.
-func writeFiles(dir string, files []render.File, may overwritePolicy) ([]string, error) {
+// was changed. Then each of stale that aideploy generated earlier is removed:
+// an HPA left behind after autoscaling was disabled would still be applied.
+func writeFiles(dir string, files []render.File, may overwritePolicy, stale []string) (writeResult, error) {
+	var res writeResult
+	written, err := stageAndMove(dir, files, may)
+	res.Written = written
+	if err != nil {
+		return res, err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return res, fmt.Errorf("opening %s: %w", dir, err)
+	}
+	defer root.Close()
+	for _, p := range stale {
+		if slices.ContainsFunc(files, func(f render.File) bool { return f.Path == p }) {
+			continue
+		}
+		if st, err := root.Lstat(p); err != nil || !st.Mode().IsRegular() || !overwriteGenerated(p, root) {
+			continue
+		}
+		if err := root.Remove(p); err != nil {
+			return res, fmt.Errorf("removing the stale %s from %s: %w", p, dir, err)
+		}
+		res.Removed = append(res.Removed, p)
+	}
+	return res, nil
+}
+
+func stageAndMove(dir string, files []render.File, may overwritePolicy) ([]string, error) {
 	for _, f := range files {
 		if !filepath.IsLocal(filepath.FromSlash(f.Path)) || strings.Contains(f.Path, `\`) {
 			return nil, UsageErrorf("refusing to write %q: the name would escape the output folder %s", f.Path, dir)
