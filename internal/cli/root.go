@@ -43,6 +43,8 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newCmdInit(f, nil),
 		newCmdRender(f, nil),
 		newCmdVersion(f, nil),
+		newCmdValidate(f, nil),
+		newCmdSchema(f),
 	)
 	return root
 }
