@@ -25,6 +25,9 @@ func TestIntegrationNginxConfig(t *testing.T) {
 	}
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
+		bin, err = exec.LookPath("/usr/sbin/nginx") // Debian installs it outside a user's PATH
+	}
+	if err != nil {
 		t.Fatal("nginx is not installed; install it (apt-get install nginx, brew install nginx) or run with -short")
 	}
 	dir := t.TempDir()
