@@ -111,7 +111,13 @@ func fakeModelImage(t *testing.T, c *client.Client, tag string, env map[string]s
 		t.Fatalf("building image %s: %s", tag, out)
 	}
 	t.Cleanup(func() {
-		_, _ = c.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true, PruneChildren: true})
+		// Containers made from the image go first, or the image would stay behind untagged.
+		ctx := context.Background()
+		cs, _ := c.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("ancestor", tag))})
+		for _, x := range cs {
+			_ = c.ContainerRemove(ctx, x.ID, container.RemoveOptions{Force: true})
+		}
+		_, _ = c.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})
 	})
 	return tag
 }

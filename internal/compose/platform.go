@@ -152,7 +152,13 @@ func (p *Platform) Create(ctx context.Context, d rollout.Deployment) error {
 		g.Go(func() error {
 			id := ""
 			if c, ok := have[name]; ok {
-				if c.State == "running" {
+				switch c.State {
+				case "running", "restarting":
+					return nil
+				case "paused":
+					if err := p.docker.ContainerUnpause(gctx, c.ID); err != nil {
+						return fmt.Errorf("unpausing container %s: %w", name, err)
+					}
 					return nil
 				}
 				id = c.ID
@@ -173,25 +179,43 @@ func (p *Platform) Create(ctx context.Context, d rollout.Deployment) error {
 	return g.Wait()
 }
 
-// Stop stops d's replicas and keeps them for a rollback.
+// Stop retires d's replicas and keeps them for a rollback: paused (a rollback
+// needs no restart) or stopped (memory and GPUs are freed), per rollout.retireMode.
 func (p *Platform) Stop(ctx context.Context, d rollout.Deployment) error {
 	cs, err := p.replicas(ctx, d.Revision)
 	if err != nil {
 		return err
 	}
+	pause := p.pauseOnRetire()
 	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range cs {
 		if c.State != "running" && c.State != "restarting" {
 			continue
 		}
 		g.Go(func() error {
-			if err := p.docker.ContainerStop(gctx, c.ID, container.StopOptions{}); err != nil && !errdefs.IsNotFound(err) {
-				return fmt.Errorf("stopping %s: %w", c.Names[0][1:], err)
+			var err error
+			if pause && c.State == "running" {
+				err = p.docker.ContainerPause(gctx, c.ID)
+			} else {
+				err = p.docker.ContainerStop(gctx, c.ID, container.StopOptions{})
+			}
+			if err != nil && !errdefs.IsNotFound(err) {
+				return fmt.Errorf("retiring %s: %w", c.Names[0][1:], err)
 			}
 			return nil
 		})
 	}
 	return g.Wait()
+}
+
+func (p *Platform) pauseOnRetire() bool {
+	switch p.opts.Rollout.RetireMode {
+	case rollout.RetirePause:
+		return true
+	case rollout.RetireStop:
+		return false
+	}
+	return gpusPerReplica(p.opts.Spec) == 0
 }
 
 // Remove deletes every replica of d, running or not.

@@ -158,7 +158,8 @@ func processStart(pid int) uint64 {
 	return n
 }
 
-// Record stores j as a new journal container and removes its earlier records.
+// Record stores j as a new journal container; once j is finished, its earlier
+// records and journals beyond the newest keepJournals are removed.
 func (p *Platform) Record(ctx context.Context, j rollout.Journal) error {
 	b, err := json.Marshal(j)
 	if err != nil {
@@ -172,6 +173,9 @@ func (p *Platform) Record(ctx context.Context, j rollout.Journal) error {
 	name := fmt.Sprintf("%s-%s-aideploy-journal-%d", p.opts.Project, p.opts.Service, seq)
 	if err := p.createStateContainer(ctx, name, labels); err != nil {
 		return fmt.Errorf("writing journal %s: %w", j.ID, err)
+	}
+	if !j.Finished() {
+		return nil // readers take the newest record; pruning waits for the end, to keep steps quick
 	}
 	recs, err := p.journalRecords(ctx)
 	if err != nil {

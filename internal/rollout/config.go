@@ -12,6 +12,10 @@ const (
 	StrategyBlueGreen = "bluegreen" // two colours, one switch
 	TargetDocker      = "docker"    // containers on the local Docker engine
 	TargetK8s         = "k8s"       // a Kubernetes cluster
+
+	RetireAuto  = "auto"  // pause unless the service uses GPUs
+	RetireStop  = "stop"  // stop: frees memory and GPUs, a rollback restarts the model
+	RetirePause = "pause" // pause: a rollback is instant, memory stays held
 )
 
 // Config holds the rollout settings, found under `rollout:` in aideploy.yaml.
@@ -34,6 +38,9 @@ type Config struct {
 	Watch Watch `yaml:"watch" json:"watch"`
 	// KeepRevisions is how many revisions keep their containers (stopped) for an instant rollback.
 	KeepRevisions int `yaml:"keepRevisions" json:"keepRevisions"`
+	// RetireMode is how the old colour is retired: stop, pause (rollback without a restart,
+	// memory stays held) or auto (pause unless the service uses GPUs).
+	RetireMode string `yaml:"retireMode" json:"retireMode"`
 	// Surge, when above 0, replaces that many replicas at a time instead of doubling the fleet.
 	Surge int `yaml:"surge,omitempty" json:"surge,omitempty"`
 }
@@ -100,6 +107,7 @@ func Default() Config {
 			MinRequests:  10,
 		},
 		KeepRevisions: 2,
+		RetireMode:    RetireAuto,
 	}
 }
 
@@ -134,6 +142,7 @@ func (c Config) Validate(errs validate.Errors) {
 	nonNegative(w, "maxP99", c.Watch.MaxP99)
 	w.NonNegative("minRequests", c.Watch.MinRequests)
 	errs.Positive("keepRevisions", c.KeepRevisions)
+	errs.OneOf("retireMode", c.RetireMode, RetireAuto, RetireStop, RetirePause)
 	errs.NonNegative("surge", c.Surge)
 }
 

@@ -132,7 +132,7 @@ type Platform interface {
 	Record(ctx context.Context, j Journal) error
 	// Check refuses a deployment the platform cannot run next to from (image missing, not enough GPUs).
 	Check(ctx context.Context, to Deployment, from *Deployment) error
-	// Create starts d's replicas, reusing any that exist already (stopped ones are started).
+	// Create starts d's replicas, reusing any that exist already (retired ones are started again).
 	Create(ctx context.Context, d Deployment) error
 	// WaitHealthy waits until every replica of d is ready; it fails fast when one dies.
 	WaitHealthy(ctx context.Context, d Deployment, budget time.Duration) error
@@ -144,7 +144,7 @@ type Platform interface {
 	Stats(ctx context.Context, window time.Duration) (Stats, error)
 	// Drain waits until d has no requests in flight, or the timeout passes.
 	Drain(ctx context.Context, d Deployment, timeout time.Duration) error
-	// Stop stops d's replicas and keeps them for a rollback.
+	// Stop retires d's replicas (stopped or paused) and keeps them for a rollback.
 	Stop(ctx context.Context, d Deployment) error
 	// Remove deletes every replica of d.
 	Remove(ctx context.Context, d Deployment) error
