@@ -181,7 +181,7 @@ func TestIntegrationDockerRolloutFailuresRollBack(t *testing.T) {
 			rollout.StepWarmup, "warm-up request POST /v1/chat/completions", 0},
 		{"fails 10s after the switch", map[string]string{"FAKEMODEL_FAIL_AFTER": "12s"},
 			func(c *rollout.Config) { c.Watch.Window = units.Duration(20 * time.Second) },
-			rollout.StepWatch, "error rate", 150},
+			rollout.StepWatch, "failed at step watch", 150},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -67,20 +67,24 @@ func (p *Platform) Lock(ctx context.Context, h rollout.Holder, force bool) error
 		if err == nil {
 			return nil
 		}
-		if !errdefs.IsConflict(err) || attempt > 0 {
+		if !errdefs.IsConflict(err) || attempt >= 5 {
 			return fmt.Errorf("creating lock container %s: %w", p.lockName(), err)
 		}
 		held, herr := p.holder(ctx)
 		if herr != nil {
 			return herr
 		}
-		dead := held != nil && holderDead(*held)
-		if held != nil && !force && !dead {
+		if held == nil {
+			// The name is taken but the container is not readable yet: another run is creating it.
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		dead := holderDead(*held)
+		if !force && !dead {
 			return &rollout.LockedError{Service: p.opts.Service, Holder: *held}
 		}
-		if held != nil {
-			p.logf("breaking the lock of %s (%s)", held, map[bool]string{true: "its process is gone", false: "--force-unlock"}[dead])
-		}
+		p.logf("breaking the lock of %s (%s)", held, map[bool]string{true: "its process is gone", false: "--force-unlock"}[dead])
+		force = false // break at most once
 		if err := p.docker.ContainerRemove(ctx, p.lockName(), container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("breaking the lock: %w", err)
 		}

@@ -212,5 +212,21 @@ func (p *Platform) Stats(ctx context.Context, window time.Duration) (rollout.Sta
 	if err != nil {
 		return rollout.Stats{}, fmt.Errorf("reading gateway stats: %w", err)
 	}
-	return rollout.Stats{Requests: s.Requests, Errors: s.Errors, P99: time.Duration(s.P99Seconds * float64(time.Second))}, nil
+	out := rollout.Stats{Requests: s.Requests, Errors: s.Errors, P99: time.Duration(s.P99Seconds * float64(time.Second))}
+	// Requests refused because every target is ejected never reach a target, so
+	// the pool's figures miss them: the targets' state tells.
+	pool, err := gw.Pool(ctx, p.opts.Pool)
+	if err != nil {
+		return rollout.Stats{}, fmt.Errorf("reading gateway pool %s: %w", p.opts.Pool, err)
+	}
+	for _, t := range pool.Targets {
+		if t.Draining {
+			continue
+		}
+		out.Targets++
+		if !t.Healthy || t.Breaker == "open" {
+			out.Unhealthy++
+		}
+	}
+	return out, nil
 }

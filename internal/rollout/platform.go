@@ -108,9 +108,11 @@ func (s State) Instance(rev int) (Instance, bool) {
 
 // Stats is traffic through the service over a recent window.
 type Stats struct {
-	Requests int64
-	Errors   int64
-	P99      time.Duration
+	Requests  int64
+	Errors    int64
+	P99       time.Duration
+	Targets   int // targets behind the switch
+	Unhealthy int // of them, how many take no traffic (failed health checks, ejected, breaker open)
 }
 
 // WarmupResult reports the warm-up requests of a new colour.

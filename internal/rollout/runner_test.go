@@ -176,6 +176,14 @@ func TestRun(t *testing.T) {
 			wantErr: "p99 latency 3s", wantStatus: StatusRolledBack, wantActive: 1, running: []int{1},
 		},
 		{
+			name: "every target ejected switches back",
+			seed: func(f *fakePlatform) { f.deployed(blue1) },
+			req:  green2v2,
+			expect: seq(upTo("Switch green r2"), healthy(2),
+				expect{call: "Stats", stats: Stats{Requests: 300, Errors: 2, Targets: 2, Unhealthy: 2}}, "Switch blue r1", "Remove green r2", "Unlock"),
+			wantErr: "no target of the new colour takes traffic (2 of 2", wantStatus: StatusRolledBack, wantActive: 1, running: []int{1},
+		},
+		{
 			name: "few requests do not make an error rate",
 			seed: func(f *fakePlatform) { f.deployed(blue1) },
 			req:  green2v2,

@@ -50,6 +50,9 @@ func (r *Runner) watch(ctx context.Context) (string, error) {
 // verdict names the threshold st crosses, or returns "".
 func (r *Runner) verdict(st Stats, over time.Duration) string {
 	w := r.Config.Watch
+	if st.Targets > 0 && st.Unhealthy >= st.Targets {
+		return fmt.Sprintf("no target of the new colour takes traffic (%d of %d unhealthy or ejected by the gateway)", st.Unhealthy, st.Targets)
+	}
 	if st.Requests > 0 && st.Requests >= int64(w.MinRequests) {
 		rate := float64(st.Errors) / float64(st.Requests)
 		if rate > w.MaxErrorRate {
