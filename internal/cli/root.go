@@ -43,6 +43,11 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newCmdVersion(f, nil),
 		newCmdValidate(f, nil),
 		newCmdSchema(f),
+		newCmdRollout(f, nil),
+		newCmdRollback(f, nil),
+		newCmdStatus(f, nil),
+		newCmdHistory(f, nil),
+		newCmdDown(f, nil),
 	)
 	return root
 }

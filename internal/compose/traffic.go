@@ -230,3 +230,14 @@ func (p *Platform) Stats(ctx context.Context, window time.Duration) (rollout.Sta
 	}
 	return out, nil
 }
+
+// Healthy probes each endpoint's health path once.
+func (p *Platform) Healthy(ctx context.Context, eps []Endpoint) []bool {
+	out := make([]bool, len(eps))
+	hc := p.opts.Rollout.HealthCheck
+	for i, ep := range eps {
+		code, _, err := p.probe(ctx, ep.URL+hc.Path, hc.Timeout.D())
+		out[i] = err == nil && code/100 == 2
+	}
+	return out
+}
