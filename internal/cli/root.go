@@ -43,6 +43,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newCmdVersion(f, nil),
 		newCmdValidate(f, nil),
 		newCmdSchema(f),
+		newCmdGateway(f),
 		newCmdRollout(f, nil),
 		newCmdRollback(f, nil),
 		newCmdStatus(f, nil),

@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/aideploy/aideploy/internal/gateway/breaker"
 	"github.com/aideploy/aideploy/internal/gateway/cache"
 	"github.com/aideploy/aideploy/internal/gateway/upstream"
 	"github.com/aideploy/aideploy/internal/units"
@@ -38,6 +39,8 @@ type Config struct {
 	Routes []Route `yaml:"routes,omitempty" json:"routes,omitempty"`
 	// Cache is the answer cache: L1 in process, L2 in Redis.
 	Cache cache.Config `yaml:"cache" json:"cache"`
+	// Breaker opens per upstream target on failures and probes it again after a cooldown.
+	Breaker breaker.Config `yaml:"breaker" json:"breaker"`
 	// ShutdownTimeout bounds how long in-flight requests and streams may finish on shutdown.
 	ShutdownTimeout units.Duration `yaml:"shutdownTimeout" json:"shutdownTimeout"`
 }
@@ -97,6 +100,7 @@ func Default() Config {
 		Degraded:        Degraded{Status: 503, RetryAfter: units.Duration(5 * time.Second)},
 		ShutdownTimeout: units.Duration(60 * time.Second),
 		Cache:           cache.Default(),
+		Breaker:         breaker.Default(),
 	}
 }
 
@@ -175,6 +179,7 @@ func (c Config) Validate(errs validate.Errors) {
 	}
 	c.validateOrder(errs)
 	c.Cache.Validate(errs.At("cache"))
+	c.Breaker.Validate(errs.At("breaker"))
 	if c.Degraded.Status < 400 || c.Degraded.Status > 599 {
 		errs.At("degraded").Addf("status", "(%d) must be a 4xx or 5xx status", c.Degraded.Status)
 	}

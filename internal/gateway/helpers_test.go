@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aideploy/aideploy/internal/fakemodel"
+	"github.com/aideploy/aideploy/internal/gateway/breaker"
 	"github.com/aideploy/aideploy/internal/gateway/cache"
 	"github.com/aideploy/aideploy/internal/gateway/upstream"
 	"github.com/aideploy/aideploy/internal/units"
@@ -52,7 +53,8 @@ func startGateway(t *testing.T, cfg Config, withCache bool) (*Server, string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	d := Deps{}
+	bcfg := cfg.Breaker
+	d := Deps{Breakers: func(target string) upstream.Breaker { return breaker.New(target, bcfg, nil) }}
 	if withCache {
 		c := cache.New(cfg.Cache, nil, nil)
 		t.Cleanup(c.Close)

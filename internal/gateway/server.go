@@ -17,6 +17,7 @@ import (
 
 	"github.com/aideploy/aideploy/internal/gateway/admin"
 	"github.com/aideploy/aideploy/internal/gateway/adminapi"
+	"github.com/aideploy/aideploy/internal/gateway/breaker"
 	"github.com/aideploy/aideploy/internal/gateway/cache"
 	"github.com/aideploy/aideploy/internal/gateway/metrics"
 	"github.com/aideploy/aideploy/internal/gateway/upstream"
@@ -109,6 +110,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 	}
 	m := metrics.New()
 	d := Deps{Logger: logger, Metrics: m}
+	bm := breaker.NewMetrics(m.Registry)
+	bcfg := cfg.Breaker
+	d.Breakers = func(target string) upstream.Breaker { return breaker.New(target, bcfg, bm) }
 	var rdb *redis.Client
 	if cfg.RedisURL != "" {
 		ro, err := redis.ParseURL(cfg.RedisURL)

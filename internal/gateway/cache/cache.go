@@ -65,18 +65,13 @@ func New(cfg Config, rdb redis.UniversalClient, m *Metrics) *Cache {
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(oe otter.Entry[string, Entry]) time.Duration {
 			return max(time.Until(oe.Value.StoredAt.Add(oe.Value.TTL+cfg.StaleFor.D())), time.Millisecond)
 		}),
-		OnDeletion: func(otter.DeletionEvent[string, Entry]) { c.updateL1Gauges() },
 	})
+	m.l1.Store(c.l1)
 	return c
 }
 
 // Close stops the L1 tier's background goroutines; the cache must not be used afterwards.
 func (c *Cache) Close() { c.l1.StopAllGoroutines() }
-
-func (c *Cache) updateL1Gauges() {
-	c.m.l1Bytes.Set(float64(c.l1.WeightedSize()))
-	c.m.l1Entries.Set(float64(c.l1.EstimatedSize()))
-}
 
 // freshness classifies e at now; ok is false once it is past staleFor too.
 func (c *Cache) freshness(e Entry, now time.Time) (Freshness, bool) {
@@ -101,12 +96,11 @@ func (c *Cache) Get(ctx context.Context, key string) (Entry, Level, Freshness, b
 		f, ok = c.freshness(e, now)
 	}
 	if ok && f == Fresh {
-		c.m.hits.WithLabelValues(LevelL1).Inc()
+		c.m.l1Hits.Inc()
 		return e, LevelL1, Fresh, true
 	}
 	if e2, f2, ok2 := c.getL2(ctx, key, now); ok2 && (!ok || f2 == Fresh) {
 		c.l1.Set(key, e2)
-		c.updateL1Gauges()
 		c.count(LevelL2, f2)
 		return e2, LevelL2, f2, true
 	}
@@ -119,15 +113,18 @@ func (c *Cache) Get(ctx context.Context, key string) (Entry, Level, Freshness, b
 }
 
 func (c *Cache) count(level Level, f Freshness) {
-	if f == Fresh {
-		c.m.hits.WithLabelValues(level).Inc()
-	} else {
+	switch {
+	case level == LevelL1 && f == Fresh:
+		c.m.l1Hits.Inc()
+	case f == Fresh:
+		c.m.l2Hits.Inc()
+	default:
 		c.m.staleHits.WithLabelValues(level).Inc()
 	}
 }
 
 func (c *Cache) getL2(ctx context.Context, key string, now time.Time) (Entry, Freshness, bool) {
-	if !c.l2Usable(now) {
+	if !c.l2Usable() {
 		return Entry{}, Fresh, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.L2.Timeout.D())
@@ -166,8 +163,7 @@ func (c *Cache) Set(ctx context.Context, key string, e Entry, ttl time.Duration)
 	}
 	e.TTL = ttl
 	c.l1.Set(key, e)
-	c.updateL1Gauges()
-	if !c.l2Usable(now) {
+	if !c.l2Usable() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.L2.Timeout.D())
@@ -180,11 +176,12 @@ func (c *Cache) Set(ctx context.Context, key string, e Entry, ttl time.Duration)
 }
 
 // l2Usable says whether L2 exists and is not being skipped after repeated errors.
-func (c *Cache) l2Usable(now time.Time) bool {
+// It runs on the real clock, not on c.now, which tests move to check freshness.
+func (c *Cache) l2Usable() bool {
 	if c.rdb == nil {
 		return false
 	}
-	if now.UnixNano() < c.l2Until.Load() {
+	if time.Now().UnixNano() < c.l2Until.Load() {
 		c.m.l2Skipped.Inc()
 		return false
 	}
@@ -201,6 +198,6 @@ func (c *Cache) l2Result(err error) {
 	c.m.l2Errors.Inc()
 	if c.l2Fails.Add(1) >= int64(c.cfg.L2.BreakAfter) {
 		c.l2Fails.Store(0)
-		c.l2Until.Store(c.now().Add(c.cfg.L2.BreakFor.D()).UnixNano())
+		c.l2Until.Store(time.Now().Add(c.cfg.L2.BreakFor.D()).UnixNano())
 	}
 }

@@ -6,4 +6,7 @@
 // after repeated errors. Get reports Fresh or Stale; a Stale entry (past its TTL but within
 // staleFor) is meant to be served only when every upstream is down. Single-flight is the HTTP
 // layer's job. Entry.TTL is filled by Cache.Set so that the envelope carries its own freshness.
+//
+// The Redis client given to New must be built with ContextTimeoutEnabled: true; go-redis
+// ignores context deadlines otherwise, and a hung Redis would cost its ReadTimeout (3s).
 package cache

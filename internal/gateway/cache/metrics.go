@@ -1,16 +1,24 @@
 package cache
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync/atomic"
+
+	"github.com/maypok86/otter/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the cache's Prometheus series; build them once per registry with NewMetrics.
 type Metrics struct {
 	hits      *prometheus.CounterVec
+	l1Hits    prometheus.Counter // hits{level="L1"}, resolved once: it is on every hit's path
+	l2Hits    prometheus.Counter
 	staleHits *prometheus.CounterVec
 	misses    prometheus.Counter
 	l2Errors  prometheus.Counter
 	l2Skipped prometheus.Counter
-	l1Bytes   prometheus.Gauge
-	l1Entries prometheus.Gauge
+	l1Bytes   prometheus.GaugeFunc
+	l1Entries prometheus.GaugeFunc
+	l1        atomic.Pointer[otter.Cache[string, Entry]] // the L1 tier the gauges read; the latest New wins
 }
 
 // NewMetrics creates the cache series and registers them with reg (nil: not registered).
@@ -36,17 +44,27 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ai_gateway_cache_l2_skipped_total",
 			Help: "Redis calls of the cache skipped because Redis failed repeatedly just before.",
 		}),
-		l1Bytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ai_gateway_cache_l1_bytes",
-			Help: "Bytes of answers held in the in-process cache.",
-		}),
-		l1Entries: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ai_gateway_cache_l1_entries",
-			Help: "Answers held in the in-process cache.",
-		}),
 	}
+	m.l1Bytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ai_gateway_cache_l1_bytes",
+		Help: "Bytes of answers held in the in-process cache.",
+	}, func() float64 {
+		if l1 := m.l1.Load(); l1 != nil {
+			return float64(l1.WeightedSize())
+		}
+		return 0
+	})
+	m.l1Entries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ai_gateway_cache_l1_entries",
+		Help: "Answers held in the in-process cache.",
+	}, func() float64 {
+		if l1 := m.l1.Load(); l1 != nil {
+			return float64(l1.EstimatedSize())
+		}
+		return 0
+	})
+	m.l1Hits, m.l2Hits = m.hits.WithLabelValues(LevelL1), m.hits.WithLabelValues(LevelL2)
 	for _, l := range []string{LevelL1, LevelL2} {
-		m.hits.WithLabelValues(l)
 		m.staleHits.WithLabelValues(l)
 	}
 	if reg != nil {

@@ -22,7 +22,7 @@ type PoolConfig struct {
 	MaxInflight int `yaml:"maxInflight" json:"maxInflight"`
 	// Queue bounds the requests that wait for a free slot.
 	Queue Queue `yaml:"queue" json:"queue"`
-	// PassiveFailures is how many consecutive failed requests eject a target.
+	// PassiveFailures is how many consecutive connection failures eject a target.
 	PassiveFailures int `yaml:"passiveFailures" json:"passiveFailures"`
 	// EjectFor is how long a passively ejected target gets no traffic.
 	EjectFor units.Duration `yaml:"ejectFor" json:"ejectFor"`

@@ -211,7 +211,7 @@ func (l Lease) Done(o Outcome) {
 		return
 	}
 	failed := o.Failed()
-	if errors.Is(o.Err, context.Canceled) && o.Status != 0 {
+	if errors.Is(o.Err, context.Canceled) {
 		failed = false // the client went away; not the target's fault
 	}
 	if l.breaker != nil {
@@ -219,7 +219,10 @@ func (l Lease) Done(o Outcome) {
 	}
 	now := time.Now()
 	d := now.Sub(l.start)
-	l.Target.passive(!failed, int64(l.pool.cfg.PassiveFailures), l.pool.cfg.EjectFor.D())
+	// Passive ejection is for targets that cannot be reached; a model answering
+	// 5xx is the breaker's business.
+	unreachable := failed && o.Status == 0
+	l.Target.passive(!unreachable, int64(l.pool.cfg.PassiveFailures), l.pool.cfg.EjectFor.D())
 	l.Target.stats.record(now, d, failed)
 	l.pool.stats.record(now, d, failed)
 	l.pool.release(l.Target)
