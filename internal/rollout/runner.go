@@ -262,7 +262,7 @@ func (r *Runner) retire(ctx context.Context, j *Journal) (string, error) {
 	}
 	msg := fmt.Sprintf("keeping %d revision(s)", len(keep))
 	if j.From != nil {
-		msg = "stopped " + j.From.String() + ", " + msg
+		msg = "retired " + j.From.String() + ", " + msg
 	}
 	if removed > 0 {
 		msg += fmt.Sprintf(", removed %d", removed)
