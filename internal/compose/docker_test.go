@@ -78,6 +78,8 @@ func fakeModelImage(t *testing.T, c *client.Client, tag string, env map[string]s
 	}
 	var df strings.Builder
 	df.WriteString("FROM scratch\nCOPY fakemodel /fakemodel\nEXPOSE 8000\n")
+	// A label per tag keeps image IDs apart, so one test's cleanup never removes another's containers.
+	fmt.Fprintf(&df, "LABEL %s.tag=%q\n", testLabel, tag)
 	keys := make([]string, 0, len(env))
 	for k := range env {
 		keys = append(keys, k)
