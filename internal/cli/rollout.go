@@ -181,13 +181,13 @@ func execute(ctx context.Context, f *Factory, t *deployTarget, req rollout.Reque
 	start := time.Now()
 	res, err := r.Run(ctx, req)
 	prog.Close()
-	return report(f, res, err, time.Since(start))
+	return report(f, res, err, time.Since(start), req.DryRun)
 }
 
 // report prints the outcome: one summary line, or the failure paragraph and exit 1.
-func report(f *Factory, res rollout.Result, err error, took time.Duration) error {
+func report(f *Factory, res rollout.Result, err error, took time.Duration, dryRun bool) error {
 	if f.Output == "json" {
-		out := map[string]any{"result": res.Journal, "noop": res.NoOp, "resumed": res.Resumed, "summary": res.Summary,
+		out := map[string]any{"result": res.Journal, "noop": res.NoOp, "dryRun": dryRun, "resumed": res.Resumed, "summary": res.Summary,
 			"durationMs": took.Milliseconds(), "healthyToSwitchedMs": res.HealthyToSwitched.Milliseconds(),
 			"timeToFirstTokenMs": res.Warmup.TimeToFirstToken.Milliseconds()}
 		if err != nil {
@@ -210,6 +210,8 @@ func report(f *Factory, res rollout.Result, err error, took time.Duration) error
 		switch {
 		case res.NoOp:
 			fmt.Fprintln(f.IO.Out, res.Summary)
+		case dryRun:
+			fmt.Fprintf(f.IO.Out, "dry run: %s; nothing was changed\n", res.Summary)
 		default:
 			line := fmt.Sprintf("%s done in %s: %s serves all traffic", res.Journal.Op, took.Round(100*time.Millisecond), res.Journal.To)
 			if res.Warmup.TimeToFirstToken > 0 {

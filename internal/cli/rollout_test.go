@@ -162,3 +162,44 @@ gateway pool default: http://127.0.0.1:4001 (healthy yes, in flight 3); 0 queued
 		t.Errorf("status:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
+
+func TestReport(t *testing.T) {
+	t.Parallel()
+	v2 := rollout.Deployment{Color: rollout.Green, Revision: 2, Image: "m:v2", Replicas: 1}
+	v1 := rollout.Deployment{Color: rollout.Blue, Revision: 1, Image: "m:v1", Replicas: 1}
+	fail := &rollout.Failure{Op: rollout.OpRollout, Step: rollout.StepHealthy, Err: errors.New("x exited with code 1"),
+		To: v2, From: &v1, Active: &v1, RolledBack: true}
+	tests := []struct {
+		name     string
+		res      rollout.Result
+		err      error
+		dryRun   bool
+		wantCode int
+		wantOut  string
+		wantErr  string
+	}{
+		{"success", rollout.Result{Journal: rollout.Journal{Op: rollout.OpRollout, To: v2}, Warmup: rollout.WarmupResult{TimeToFirstToken: 12 * time.Millisecond}}, nil, false, 0,
+			"rollout done in 3s: green r2 (m:v2) serves all traffic (warm-up time to first token 12ms)\n", ""},
+		{"dry run", rollout.Result{Summary: "rollout from blue r1 (m:v1) to green r2 (m:v2)"}, nil, true, 0,
+			"dry run: rollout from blue r1 (m:v1) to green r2 (m:v2); nothing was changed\n", ""},
+		{"failure", rollout.Result{}, fail, false, ExitFailed, "",
+			"\nrollout to green r2 (m:v2) failed at step healthy: x exited with code 1\nblue r1 (m:v1) still serves all traffic; the new colour was removed.\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			io, _, out, errOut := iostreams.Test()
+			f := NewFactory(io)
+			err := report(f, tt.res, tt.err, 3*time.Second, tt.dryRun)
+			if code := ExitCode(io, err); code != tt.wantCode {
+				t.Errorf("exit code %d, want %d", code, tt.wantCode)
+			}
+			if out.String() != tt.wantOut {
+				t.Errorf("out %q, want %q", out.String(), tt.wantOut)
+			}
+			if !strings.HasPrefix(errOut.String(), tt.wantErr) {
+				t.Errorf("err out %q, want it to start with %q", errOut.String(), tt.wantErr)
+			}
+		})
+	}
+}
