@@ -29,7 +29,7 @@ import (
 const testLabel = "aideploy.test"
 
 // fakeModelBinary builds the fake model server as a static binary once per test binary.
-func fakeModelBinary(t *testing.T) string {
+func fakeModelBinary(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv("AIDEPLOY_TEST_BIN_DIR")
 	if dir == "" {
@@ -51,7 +51,7 @@ func fakeModelBinary(t *testing.T) string {
 }
 
 // dockerClient connects to the local engine or fails the test with what to do.
-func dockerClient(t *testing.T) *client.Client {
+func dockerClient(t testing.TB) *client.Client {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs the Docker engine; skipped under -short")
@@ -70,7 +70,7 @@ func dockerClient(t *testing.T) *client.Client {
 
 // fakeModelImage builds a FROM scratch image of the fake model with env baked in,
 // removed when the test ends.
-func fakeModelImage(t *testing.T, c *client.Client, tag string, env map[string]string) string {
+func fakeModelImage(t testing.TB, c *client.Client, tag string, env map[string]string) string {
 	t.Helper()
 	bin, err := os.ReadFile(fakeModelBinary(t))
 	if err != nil {
@@ -125,7 +125,7 @@ func fakeModelImage(t *testing.T, c *client.Client, tag string, env map[string]s
 }
 
 // testPlatform returns a platform for a fresh service name, and removes all its containers afterwards.
-func testPlatform(t *testing.T, c *client.Client, change func(*Options)) *Platform {
+func testPlatform(t testing.TB, c *client.Client, change func(*Options)) *Platform {
 	t.Helper()
 	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-", " ", "-").Replace(t.Name()))
 	if len(name) > 40 {
@@ -152,7 +152,7 @@ func testPlatform(t *testing.T, c *client.Client, change func(*Options)) *Platfo
 }
 
 // leftovers lists containers of p's service that still exist.
-func leftovers(t *testing.T, c *client.Client, p *Platform) []string {
+func leftovers(t testing.TB, c *client.Client, p *Platform) []string {
 	t.Helper()
 	cs, err := c.ContainerList(context.Background(), container.ListOptions{All: true,
 		Filters: filters.NewArgs(filters.Arg("label", LabelService+"="+p.opts.Service), filters.Arg("label", LabelKind+"="+kindReplica))})

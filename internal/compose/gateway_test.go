@@ -22,7 +22,7 @@ import (
 
 // startTestGateway runs the real gateway in-process on loopback with an empty
 // default pool and no cache, so every answer comes from a model replica.
-func startTestGateway(t *testing.T) (listen string, admin *adminapi.Client) {
+func startTestGateway(t testing.TB) (listen string, admin *adminapi.Client) {
 	t.Helper()
 	cfg := gateway.Default()
 	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
@@ -76,7 +76,7 @@ type load struct {
 	done    chan struct{}
 }
 
-func startLoad(t *testing.T, addr string, rate int) *load {
+func startLoad(t testing.TB, addr string, rate int) *load {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &load{stop: cancel, done: make(chan struct{})}

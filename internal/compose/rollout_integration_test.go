@@ -15,7 +15,7 @@ import (
 
 // env is one service with its gateway, ready for rollouts.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	p      *Platform
 	addr   string // gateway listen address
 	mu     sync.Mutex
@@ -23,7 +23,7 @@ type env struct {
 	config rollout.Config
 }
 
-func newEnv(t *testing.T, change func(*rollout.Config)) *env {
+func newEnv(t testing.TB, change func(*rollout.Config)) *env {
 	t.Helper()
 	c := dockerClient(t)
 	addr, admin := startTestGateway(t)
