@@ -83,7 +83,11 @@ func (p *Platform) Lock(ctx context.Context, h rollout.Holder, force bool) error
 		if !force && !dead {
 			return &rollout.LockedError{Service: p.opts.Service, Holder: *held}
 		}
-		p.logf("breaking the lock of %s (%s)", held, map[bool]string{true: "its process is gone", false: "--force-unlock"}[dead])
+		why := "--force-unlock"
+		if dead {
+			why = "its process is gone"
+		}
+		p.logf("breaking the lock of %s (%s)", held, why)
 		force = false // break at most once
 		if err := p.docker.ContainerRemove(ctx, p.lockName(), container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("breaking the lock: %w", err)

@@ -79,7 +79,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (Result, error) {
 		return Result{}, fmt.Errorf("reading the current deployment: %w", err)
 	}
 	if pending := st.Pending(); pending != nil {
-		res, done, err := r.recover(ctx, *pending, req, h)
+		res, done, err := r.recoverPending(ctx, *pending, req, h)
 		if err != nil || done {
 			return res, err
 		}
@@ -97,10 +97,10 @@ func (r *Runner) Run(ctx context.Context, req Request) (Result, error) {
 	return r.execute(ctx, p.journal, StepCheck)
 }
 
-// recover deals with a run that was interrupted: the same request resumes it,
+// recoverPending deals with a run that was interrupted: the same request resumes it,
 // a different one undoes it (or finishes it when traffic may already have moved).
 // done reports that the request itself is satisfied.
-func (r *Runner) recover(ctx context.Context, j Journal, req Request, h Holder) (Result, bool, error) {
+func (r *Runner) recoverPending(ctx context.Context, j Journal, req Request, h Holder) (Result, bool, error) {
 	j.Holder = h
 	same := req.Op == j.Op && (req.Image == "" || req.Image == j.To.Image) && (req.Op == OpRollout || req.Image == "")
 	mayHaveSwitched := j.Switched || !j.Step.Before(StepSwitch)
