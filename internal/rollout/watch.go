@@ -18,7 +18,7 @@ func (e *WatchError) Error() string { return e.Reason }
 // as soon as the error rate or p99 crosses its threshold.
 func (r *Runner) watch(ctx context.Context) (string, error) {
 	window := r.Config.Watch.Window.D()
-	poll := min(max(window/10, 100*time.Millisecond), 2*time.Second)
+	poll := min(max(window/10, 100*time.Millisecond), time.Second)
 	start := r.now()
 	var last Stats
 	var lastErr error
