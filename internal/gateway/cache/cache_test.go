@@ -1,0 +1,249 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aideploy/aideploy/internal/units"
+)
+
+// fakeClock is a settable clock for freshness decisions.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func testConfig() Config {
+	cfg := Default()
+	cfg.TTL = units.Duration(time.Minute)
+	cfg.StaleFor = units.Duration(time.Minute)
+	cfg.L2.Timeout = units.Duration(100 * time.Millisecond)
+	return cfg
+}
+
+func newTestCache(t *testing.T, cfg Config, rdb redis.UniversalClient) (*Cache, *Metrics, *fakeClock) {
+	t.Helper()
+	m := NewMetrics(prometheus.NewRegistry())
+	c := New(cfg, rdb, m)
+	clk := &fakeClock{t: time.Now()}
+	c.now = clk.Now
+	t.Cleanup(c.Close)
+	return c, m, clk
+}
+
+func mustFloat(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
+
+func answer(body string) Entry {
+	return Entry{Status: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(body)}
+}
+
+func TestL1FreshStaleExpired(t *testing.T) {
+	t.Parallel()
+	c, m, clk := newTestCache(t, testConfig(), nil)
+	ctx := context.Background()
+	if _, _, _, ok := c.Get(ctx, "k"); ok {
+		t.Fatalf("empty cache found an entry")
+	}
+	c.Set(ctx, "k", answer(`{"a":1}`), time.Minute)
+	steps := []struct {
+		advance time.Duration
+		found   bool
+		fresh   Freshness
+	}{
+		{0, true, Fresh},
+		{59 * time.Second, true, Fresh},
+		{2 * time.Second, true, Stale},
+		{time.Minute, false, Fresh},
+	}
+	for i, s := range steps {
+		clk.Add(s.advance)
+		e, level, f, ok := c.Get(ctx, "k")
+		if ok != s.found || (ok && (f != s.fresh || level != LevelL1 || string(e.Body) != `{"a":1}`)) {
+			t.Errorf("step %d: Get = (%q, %s, %s, %v), want found=%v %s from L1", i, e.Body, level, f, ok, s.found, s.fresh)
+		}
+	}
+	if got := testutil.ToFloat64(m.hits.WithLabelValues(LevelL1)); got != 2 {
+		t.Errorf("L1 hits = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(m.staleHits.WithLabelValues(LevelL1)); got != 1 {
+		t.Errorf("L1 stale hits = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.misses); got != 2 {
+		t.Errorf("misses = %v, want 2", got)
+	}
+}
+
+func TestSetSkipsLargeAndZeroTTL(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.MaxEntryBytes = 1024
+	c, _, _ := newTestCache(t, cfg, nil)
+	ctx := context.Background()
+	c.Set(ctx, "big", Entry{Status: 200, Body: make([]byte, 2048)}, time.Minute)
+	c.Set(ctx, "nottl", answer("{}"), 0)
+	for _, k := range []string{"big", "nottl"} {
+		if _, _, _, ok := c.Get(ctx, k); ok {
+			t.Errorf("%s was stored", k)
+		}
+	}
+}
+
+func TestL1BoundedByBytes(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.L1MaxBytes = 1 << 20
+	cfg.MaxEntryBytes = 64 << 10
+	c, m, _ := newTestCache(t, cfg, nil)
+	body := bytes.Repeat([]byte("x"), 60<<10)
+	for i := range 100 {
+		c.Set(context.Background(), string(rune('a'+i%26))+string(rune(i)), Entry{Status: 200, Body: body}, time.Minute)
+	}
+	c.l1.CleanUp()
+	if got := c.l1.WeightedSize(); got > 1<<20 {
+		t.Errorf("L1 holds %d bytes, bound is %d", got, 1<<20)
+	}
+	if n := c.l1.EstimatedSize(); n < 5 || n > 17 {
+		t.Errorf("L1 holds %d entries of 60Ki under a 1Mi bound, want 5..17", n)
+	}
+	if got := testutil.ToFloat64(m.l1Bytes); got <= 0 || got > 1<<20 {
+		t.Errorf("l1 bytes gauge = %v, want within (0, 1Mi]", got)
+	}
+}
+
+func TestL2BackfillAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	cfg := testConfig()
+	a, _, _ := newTestCache(t, cfg, rdb)
+	b, mb, _ := newTestCache(t, cfg, rdb)
+	ctx := context.Background()
+
+	a.Set(ctx, "k", answer(`{"from":"a"}`), 30*time.Second)
+	if ttl := mr.TTL(cfg.L2.KeyPrefix + "k"); ttl < 89*time.Second || ttl > 90*time.Second {
+		t.Errorf("L2 TTL = %s, want ttl+staleFor = 90s", ttl)
+	}
+	for i, want := range []Level{LevelL2, LevelL1} {
+		e, level, f, ok := b.Get(ctx, "k")
+		if !ok || level != want || f != Fresh || string(e.Body) != `{"from":"a"}` || e.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("get %d from the other replica = (%q, %s, %s, %v), want fresh from %s", i, e.Body, level, f, ok, want)
+		}
+	}
+	if got := testutil.ToFloat64(mb.hits.WithLabelValues(LevelL2)); got != 1 {
+		t.Errorf("L2 hits = %v, want 1", got)
+	}
+}
+
+func TestStaleL1PrefersFreshL2(t *testing.T) {
+	t.Parallel()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	cfg := testConfig()
+	a, _, clkA := newTestCache(t, cfg, rdb)
+	b, _, clkB := newTestCache(t, cfg, rdb)
+	ctx := context.Background()
+
+	b.Set(ctx, "k", answer(`"old"`), time.Minute)
+	clkA.Add(90 * time.Second)
+	clkB.Add(90 * time.Second)
+	a.Set(ctx, "k", answer(`"new"`), time.Minute) // another replica refreshed it
+	e, level, f, ok := b.Get(ctx, "k")
+	if !ok || f != Fresh || level != LevelL2 || string(e.Body) != `"new"` {
+		t.Errorf("Get = (%q, %s, %s, %v), want the fresh answer from L2", e.Body, level, f, ok)
+	}
+}
+
+func TestCorruptL2EntryIsAMiss(t *testing.T) {
+	t.Parallel()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	cfg := testConfig()
+	c, m, _ := newTestCache(t, cfg, rdb)
+	if err := mr.Set(cfg.L2.KeyPrefix+"k", "\x01garbage"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, ok := c.Get(context.Background(), "k"); ok {
+		t.Errorf("corrupt L2 entry was returned")
+	}
+	if got := testutil.ToFloat64(m.l2Errors); got != 1 {
+		t.Errorf("l2 errors = %v, want 1", got)
+	}
+}
+
+// TestSlowRedisCostsAtMostTheTimeout points L2 at a server that accepts and never answers.
+func TestSlowRedisCostsAtMostTheTimeout(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	rdb := redis.NewClient(&redis.Options{Addr: l.Addr().String(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { rdb.Close() })
+	cfg := testConfig()
+	cfg.L2.Timeout = units.Duration(20 * time.Millisecond)
+	cfg.L2.BreakAfter = 3
+	c, m, _ := newTestCache(t, cfg, rdb)
+	ctx := context.Background()
+
+	c.Set(ctx, "k", answer(`1`), time.Minute)
+	start := time.Now()
+	for range 10 {
+		if _, level, _, ok := c.Get(ctx, "k"); !ok || level != LevelL1 {
+			t.Fatalf("Get with a hung Redis = (%s, %v), want an L1 hit", level, ok)
+		}
+		if _, _, _, ok := c.Get(ctx, "missing"); ok {
+			t.Fatalf("found a missing key")
+		}
+	}
+	// Set and the first two misses wait for the timeout; then L2 is skipped.
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("20 lookups took %s with a hung Redis; the L2 circuit should skip it", d)
+	}
+	if got := testutil.ToFloat64(m.l2Errors); got != 3 {
+		t.Errorf("l2 errors = %v, want 3 (then skipped)", got)
+	}
+	if got := testutil.ToFloat64(m.l2Skipped); got < 5 {
+		t.Errorf("l2 skipped = %v, want the rest of the misses", got)
+	}
+}

@@ -1,0 +1,12 @@
+// Package cache owns the gateway's response cache: the canonical cache key (tenant, method,
+// route, model and canonical JSON body hashed with SHA-256), the versioned binary envelope for
+// stored answers, and the two tiers — L1 in process (otter, bounded by bytes) and L2 in Redis.
+//
+// Get and Set never fail the caller: Redis errors are counted and L2 is skipped for a while
+// after repeated errors. Get reports Fresh or Stale; a Stale entry (past its TTL but within
+// staleFor) is meant to be served only when every upstream is down. Single-flight is the HTTP
+// layer's job. Entry.TTL is filled by Cache.Set so that the envelope carries its own freshness.
+//
+// The Redis client given to New must be built with ContextTimeoutEnabled: true; go-redis
+// ignores context deadlines otherwise, and a hung Redis would cost its ReadTimeout (3s).
+package cache
