@@ -49,17 +49,10 @@ type deployTarget struct {
 	hash     string
 }
 
-// rolloutSettings are the rollout settings of cfg: rollout.Default(), with the
-// health path and startup budget aideploy.yaml sets for the service.
+// rolloutSettings are the rollout settings of cfg; the config loader has
+// already derived the health path and startup budget from the service's own.
 func rolloutSettings(cfg *config.Config) rollout.Config {
-	s := rollout.Default()
-	if cfg.Health.ReadyPath != "" {
-		s.HealthCheck.Path = cfg.Health.ReadyPath
-	}
-	if cfg.Startup.Budget > 0 {
-		s.StartupBudget = cfg.Startup.Budget
-	}
-	return s
+	return cfg.Rollout
 }
 
 // newDeployTarget loads aideploy.yaml and the service, and connects to Docker.
