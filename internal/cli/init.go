@@ -14,6 +14,7 @@ import (
 
 	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/render"
+	"github.com/aideploy/aideploy/internal/units"
 )
 
 // initOptions are init's flags; each has a field of aideploy.yaml behind it.
@@ -35,6 +36,8 @@ type initOptions struct {
 	MinReplicas   int
 	MaxReplicas   int
 	RPSTarget     int
+	CPU           string
+	Memory        string
 	Autoscaling   bool
 	CUDAVersion   string
 
@@ -61,6 +64,10 @@ func flagFor(path string) (string, bool) {
 		return "--context-length", true
 	case "replicas":
 		return "--replicas", true
+	case "resources.cpu":
+		return "--cpu", true
+	case "resources.memory":
+		return "--memory", true
 	case "autoscaling.minReplicas":
 		return "--min-replicas", true
 	case "autoscaling.maxReplicas":
@@ -110,6 +117,8 @@ The service name defaults to DIR's name when that is a valid DNS label.`,
 	fl.StringVar(&opts.ModelParams, "model-params", def.Model.Params, "parameter count, e.g. 8B, 70B, 350M")
 	fl.StringVar(&opts.DType, "dtype", def.Model.DType, "weight precision: "+strings.Join(config.DTypes, ", "))
 	fl.IntVar(&opts.ContextLength, "context-length", def.Model.ContextLength, "maximum sequence length")
+	fl.StringVar(&opts.CPU, "cpu", def.Resources.CPU, "CPU request per replica, e.g. 1, 4 or 500m")
+	fl.StringVar(&opts.Memory, "memory", "", "memory request per replica, e.g. 16Gi (default: the weights' size, at least 4Gi)")
 	fl.IntVar(&opts.Replicas, "replicas", def.Replicas, "steady-state replicas")
 	fl.IntVar(&opts.MinReplicas, "min-replicas", def.Autoscaling.MinReplicas, "autoscaling floor")
 	fl.IntVar(&opts.MaxReplicas, "max-replicas", def.Autoscaling.MaxReplicas, "autoscaling ceiling")
@@ -147,6 +156,17 @@ func (o *initOptions) buildConfig(dirName string) (*config.Config, error) {
 	cfg.Model.Params = o.ModelParams
 	cfg.Model.DType = o.DType
 	cfg.Model.ContextLength = o.ContextLength
+	cfg.Resources.CPU = o.CPU
+	if o.Memory != "" {
+		m, err := units.ParseByteSize(o.Memory)
+		if err != nil {
+			return nil, UsageErrorf("--memory: %v", err)
+		}
+		cfg.Resources.Memory = m
+	} else if w, err := cfg.Model.WeightBytes(); err == nil && units.ByteSize(w) > cfg.Resources.Memory {
+		// The weights pass through host memory while loading: a smaller limit is an OOM kill.
+		cfg.Resources.Memory = units.ByteSize((w + 1<<30 - 1) / (1 << 30) * (1 << 30))
+	}
 	cfg.Replicas = o.Replicas
 	cfg.Autoscaling.Enabled = o.Autoscaling
 	cfg.Autoscaling.MinReplicas = o.MinReplicas
