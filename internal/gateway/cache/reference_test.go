@@ -70,4 +70,3 @@ func refValue(dst []byte, v any) []byte {
 	// The decoder produces only the types above.
 	panic(fmt.Sprintf("cache: unexpected JSON value of type %T", v))
 }
-

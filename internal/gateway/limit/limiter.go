@@ -43,9 +43,9 @@ func (r Reservation) Tokens() int64 { return r.tokens }
 type Limiter struct {
 	cfg      Config
 	routes   map[string]Rule // cfg.Routes by route template
-	redis    *redisBackend // nil: local only
-	local    *localStore   // full limits (backend local)
-	fallback *localStore   // limits at localShare (backend redis, while Redis fails)
+	redis    *redisBackend   // nil: local only
+	local    *localStore     // full limits (backend local)
+	fallback *localStore     // limits at localShare (backend redis, while Redis fails)
 	m        *Metrics
 	log      *slog.Logger
 	now      func() time.Time
