@@ -32,7 +32,7 @@ func ParseByteSize(s string) (ByteSize, error) {
 	}
 	n, err := strconv.ParseFloat(t, 64)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a size; use e.g. 512Mi, 16Gi or 8G", s)
+		return 0, fmt.Errorf("(%q) is not a size; use e.g. 512Mi, 16Gi or 8G", s)
 	}
 	return ByteSize(n * float64(mult)), nil
 }

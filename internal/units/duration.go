@@ -44,7 +44,7 @@ func FormatDuration(d time.Duration) string {
 func ParseDuration(s string) (Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration; use a number with a unit, e.g. 30s, 5m, 1h", s)
+		return 0, fmt.Errorf("(%q) is not a duration; use a number with a unit, e.g. 30s, 5m, 1h", s)
 	}
 	return Duration(d), nil
 }

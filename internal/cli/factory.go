@@ -1,0 +1,52 @@
+package cli
+
+import (
+	"io"
+	"log/slog"
+
+	"github.com/aideploy/aideploy/internal/config"
+	"github.com/aideploy/aideploy/internal/iostreams"
+)
+
+// Factory hands commands what they need, built lazily once per invocation.
+// Tests replace any field.
+type Factory struct {
+	IO *iostreams.IOStreams
+
+	// Set from global flags before a command runs.
+	ConfigPath string
+	Output     string
+	Verbose    bool
+
+	// Config loads and validates aideploy.yaml from ConfigPath.
+	Config func() (*config.Config, error)
+	// Logger writes structured logs to the error stream.
+	Logger func() *slog.Logger
+}
+
+// NewFactory returns the production factory.
+func NewFactory(streams *iostreams.IOStreams) *Factory {
+	f := &Factory{IO: streams, ConfigPath: config.DefaultFile, Output: "table"}
+	var cached *config.Config
+	f.Config = func() (*config.Config, error) {
+		if cached != nil {
+			return cached, nil
+		}
+		c, err := config.Load(f.ConfigPath)
+		if err != nil {
+			return nil, err
+		}
+		cached = c
+		return c, nil
+	}
+	f.Logger = func() *slog.Logger { return newLogger(streams.ErrOut, f.Verbose) }
+	return f
+}
+
+func newLogger(w io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}

@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+)
+
+const rootLong = `aideploy takes an AI model service from a laptop demo to a production
+deployment that survives its first traffic peak. aideploy.yaml is the one source
+of truth; every command reads it.
+
+Exit codes:
+  0  the operation succeeded
+  1  the operation ran and failed (a check failed, a rollout rolled back)
+  2  bad flags, arguments or configuration; nothing was changed`
+
+// NewRootCmd builds the command tree.
+func NewRootCmd(f *Factory) *cobra.Command {
+	var noColor bool
+	root := &cobra.Command{
+		Use:           "aideploy",
+		Short:         "Deploy, scale and protect AI model services",
+		Long:          rootLong,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if noColor {
+				f.IO.DisableColor()
+			}
+			return validateOutput(f.Output)
+		},
+	}
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &UsageError{Err: err}
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&f.ConfigPath, "config", f.ConfigPath, "path of aideploy.yaml")
+	pf.StringVar(&f.Output, "output", f.Output, "output format: table, json or yaml")
+	pf.BoolVar(&noColor, "no-color", false, "never write colour (also NO_COLOR)")
+	pf.BoolVarP(&f.Verbose, "verbose", "v", false, "log more detail to stderr")
+	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputFormats, cobra.ShellCompDirectiveNoFileComp))
+
+	root.AddCommand(
+		newCmdInit(f, nil),
+		newCmdRender(f, nil),
+		newCmdVersion(f, nil),
+		newCmdValidate(f, nil),
+		newCmdSchema(f),
+	)
+	return root
+}
+
+// noArgs is cobra.NoArgs returning a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return UsageErrorf("%s takes no arguments, got %q", cmd.CommandPath(), args)
+	}
+	return nil
+}
+
+// maxArgs is cobra.MaximumNArgs returning a usage error.
+func maxArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > n {
+			return UsageErrorf("%s takes at most %d argument(s), got %q", cmd.CommandPath(), n, args)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,167 @@
+package config
+
+import (
+	"github.com/aideploy/aideploy/internal/units"
+)
+
+// DefaultFile is where commands look for the configuration.
+const DefaultFile = "aideploy.yaml"
+
+// APIVersion is the schema version written at the top of aideploy.yaml.
+const APIVersion = "aideploy.dev/v1"
+
+// Config is the whole of aideploy.yaml.
+type Config struct {
+	// APIVersion names the schema of this file.
+	APIVersion string `yaml:"apiVersion" json:"apiVersion"`
+	// Name of the service: a DNS label used for containers, Deployments and metrics.
+	Name string `yaml:"name" json:"name"`
+	// Image is the model server image as repository:tag; "latest" and untagged images are refused.
+	Image string `yaml:"image" json:"image"`
+	// Port the model server listens on inside the container.
+	Port int `yaml:"port" json:"port"`
+	// Health says where the server reports liveness and readiness.
+	Health Health `yaml:"health" json:"health"`
+	// Model describes the weights, for memory estimates and the model volume.
+	Model Model `yaml:"model" json:"model"`
+	// Resources per replica.
+	Resources Resources `yaml:"resources" json:"resources"`
+	// Replicas is the steady-state number of replicas.
+	Replicas int `yaml:"replicas" json:"replicas"`
+	// Autoscaling configures the HorizontalPodAutoscaler.
+	Autoscaling Autoscaling `yaml:"autoscaling" json:"autoscaling"`
+	// Startup sizes the wait for slow model loads.
+	Startup Startup `yaml:"startup" json:"startup"`
+	// Build configures the rendered Dockerfile.
+	Build Build `yaml:"build" json:"build"`
+	// Env is the model server's environment; secrets only by reference.
+	Env []EnvVar `yaml:"env,omitempty" json:"env,omitempty"`
+	// Prewarm lists planned peaks to scale up for ahead of time.
+	Prewarm []PrewarmEvent `yaml:"prewarm,omitempty" json:"prewarm,omitempty"`
+}
+
+// Health holds the probe paths.
+type Health struct {
+	// Path answers liveness: 200 while the process is alive, even while loading.
+	Path string `yaml:"path" json:"path"`
+	// ReadyPath answers readiness: 200 only when the model can serve.
+	ReadyPath string `yaml:"readyPath" json:"readyPath"`
+}
+
+// Model describes the model being served.
+type Model struct {
+	// Path of the weights inside the container; mounted read-only.
+	Path string `yaml:"path" json:"path"`
+	// HostPath is where the weights live on a Docker host (compose bind mount); empty uses Volume.
+	HostPath string `yaml:"hostPath,omitempty" json:"hostPath,omitempty"`
+	// Volume is the named Docker volume or Kubernetes PersistentVolumeClaim holding the weights.
+	Volume string `yaml:"volume,omitempty" json:"volume,omitempty"`
+	// Params is the parameter count, e.g. 8B, 70B, 350M.
+	Params string `yaml:"params" json:"params"`
+	// DType is the weight precision: fp32, fp16, bf16, fp8, int8 or int4.
+	DType string `yaml:"dtype" json:"dtype"`
+	// ContextLength is the maximum sequence length, for the KV-cache estimate.
+	ContextLength int `yaml:"contextLength" json:"contextLength"`
+	// Concurrency is the number of sequences served at once per replica.
+	Concurrency int `yaml:"concurrency" json:"concurrency"`
+	// TensorParallel splits the model across this many GPUs; 0 means all GPUs of a replica.
+	TensorParallel int `yaml:"tensorParallel,omitempty" json:"tensorParallel,omitempty"`
+}
+
+// Resources are what one replica asks for.
+type Resources struct {
+	// CPU request in cores, e.g. "1" or "500m".
+	CPU string `yaml:"cpu" json:"cpu"`
+	// CPULimit in cores; empty means twice the request.
+	CPULimit string `yaml:"cpuLimit,omitempty" json:"cpuLimit,omitempty"`
+	// Memory request.
+	Memory units.ByteSize `yaml:"memory" json:"memory"`
+	// MemoryLimit; empty means twice the request.
+	MemoryLimit units.ByteSize `yaml:"memoryLimit,omitempty" json:"memoryLimit,omitempty"`
+	// GPUs per replica (nvidia.com/gpu); request equals limit.
+	GPUs int `yaml:"gpus" json:"gpus"`
+	// GPUProduct pins the nvidia.com/gpu.product node label, e.g. NVIDIA-H100-80GB-HBM3.
+	GPUProduct string `yaml:"gpuProduct,omitempty" json:"gpuProduct,omitempty"`
+}
+
+// Autoscaling configures the HorizontalPodAutoscaler (autoscaling/v2).
+type Autoscaling struct {
+	// Enabled renders an HPA.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// MinReplicas is the floor; prewarm raises it for planned peaks.
+	MinReplicas int `yaml:"minReplicas" json:"minReplicas"`
+	// MaxReplicas is the ceiling.
+	MaxReplicas int `yaml:"maxReplicas" json:"maxReplicas"`
+	// CPUTarget is the average CPU utilisation target in percent; 0 disables it.
+	CPUTarget int `yaml:"cpuTarget" json:"cpuTarget"`
+	// MemoryTarget is the average memory utilisation target in percent; 0 disables it.
+	MemoryTarget int `yaml:"memoryTarget" json:"memoryTarget"`
+	// RequestsPerSecond per pod on the http_requests_per_second Pods metric; 0 disables it.
+	RequestsPerSecond int `yaml:"requestsPerSecond,omitempty" json:"requestsPerSecond,omitempty"`
+	// ScaleUp behaviour.
+	ScaleUp ScalingRule `yaml:"scaleUp" json:"scaleUp"`
+	// ScaleDown behaviour.
+	ScaleDown ScalingRule `yaml:"scaleDown" json:"scaleDown"`
+}
+
+// ScalingRule is one direction of HPA behaviour.
+type ScalingRule struct {
+	// StabilizationWindow before acting on a lower (or higher) recommendation.
+	StabilizationWindow units.Duration `yaml:"stabilizationWindow" json:"stabilizationWindow"`
+	// Percent of current replicas that may change per period.
+	Percent int `yaml:"percent" json:"percent"`
+	// Period of the percent policy.
+	Period units.Duration `yaml:"period" json:"period"`
+}
+
+// Startup sizes the wait for a model to load.
+type Startup struct {
+	// Budget is how long a replica may take to load its model before it is declared failed.
+	Budget units.Duration `yaml:"budget" json:"budget"`
+	// ColdStart is the expected time from scheduling to ready; prewarm starts this much early.
+	ColdStart units.Duration `yaml:"coldStart" json:"coldStart"`
+}
+
+// Build configures the rendered Dockerfile.
+type Build struct {
+	// CUDAVersion pins the nvidia/cuda runtime base image, e.g. 12.4.1.
+	CUDAVersion string `yaml:"cudaVersion" json:"cudaVersion"`
+	// BaseImage overrides the base image entirely (pinned by tag or digest).
+	BaseImage string `yaml:"baseImage,omitempty" json:"baseImage,omitempty"`
+	// PythonVersion installed in the image.
+	PythonVersion string `yaml:"pythonVersion" json:"pythonVersion"`
+	// Command starts the model server.
+	Command []string `yaml:"command" json:"command"`
+}
+
+// EnvVar is one environment variable: a plain value, or a reference to a secret.
+type EnvVar struct {
+	// Name of the variable.
+	Name string `yaml:"name" json:"name"`
+	// Value for non-secret settings.
+	Value string `yaml:"value,omitempty" json:"value,omitempty"`
+	// SecretRef takes the value from a Kubernetes Secret (and, on Docker, from FromEnv).
+	SecretRef *SecretRef `yaml:"secretRef,omitempty" json:"secretRef,omitempty"`
+	// FromEnv takes the value from this variable of the deploying shell (Docker targets).
+	FromEnv string `yaml:"fromEnv,omitempty" json:"fromEnv,omitempty"`
+}
+
+// SecretRef names a key of a Kubernetes Secret.
+type SecretRef struct {
+	Name string `yaml:"name" json:"name"`
+	Key  string `yaml:"key" json:"key"`
+}
+
+// PrewarmEvent is a planned peak.
+type PrewarmEvent struct {
+	// Name of the event, used in CronJob names.
+	Name string `yaml:"name" json:"name"`
+	// Start of the peak, local time in Timezone: 2006-01-02T15:04 (or with seconds).
+	Start string `yaml:"start" json:"start"`
+	// End of the peak; the floor is restored then.
+	End string `yaml:"end" json:"end"`
+	// Timezone is an IANA name such as Asia/Shanghai; default UTC.
+	Timezone string `yaml:"timezone,omitempty" json:"timezone,omitempty"`
+	// Replicas is the floor during the event.
+	Replicas int `yaml:"replicas" json:"replicas"`
+}

@@ -1,0 +1,48 @@
+package config
+
+import (
+	"time"
+
+	"github.com/aideploy/aideploy/internal/units"
+)
+
+// Default returns a configuration with every default filled in; decoding a
+// file overlays it, so a field left out keeps its default.
+func Default() *Config {
+	return &Config{
+		APIVersion: APIVersion,
+		Port:       8000,
+		Health:     Health{Path: "/health", ReadyPath: "/ready"},
+		Model: Model{
+			Path:          "/models",
+			Params:        "8B",
+			DType:         "bf16",
+			ContextLength: 8192,
+			Concurrency:   16,
+		},
+		Resources: Resources{CPU: "1", Memory: 4 * units.ByteSize(1<<30), GPUs: 1},
+		Replicas:  3,
+		Autoscaling: Autoscaling{
+			Enabled:      true,
+			MinReplicas:  2,
+			MaxReplicas:  20,
+			CPUTarget:    70,
+			MemoryTarget: 80,
+			// The seed's behaviour: scale up at once, scale down slowly.
+			ScaleUp:   ScalingRule{StabilizationWindow: 0, Percent: 100, Period: units.Duration(15 * time.Second)},
+			ScaleDown: ScalingRule{StabilizationWindow: units.Duration(300 * time.Second), Percent: 10, Period: units.Duration(60 * time.Second)},
+		},
+		Startup: Startup{Budget: units.Duration(10 * time.Minute), ColdStart: units.Duration(8 * time.Minute)},
+		Build: Build{
+			CUDAVersion:   "12.4.1",
+			PythonVersion: "3.11",
+			Command:       []string{"python3", "-m", "uvicorn", "server:app", "--host", "0.0.0.0", "--port", "8000"},
+		},
+	}
+}
+
+const (
+	units1s  = units.Duration(time.Second)
+	units30m = units.Duration(30 * time.Minute)
+	units1h  = units.Duration(time.Hour)
+)

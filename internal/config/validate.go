@@ -1,0 +1,276 @@
+package config
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	_ "time/tzdata" // prewarm timezones must resolve on hosts without zoneinfo
+
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/aideploy/aideploy/internal/validate"
+)
+
+var (
+	dnsLabel   = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	secretLike = regexp.MustCompile(`(?i)(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|PRIVATE_?KEY|CREDENTIAL)`)
+	cudaVer    = regexp.MustCompile(`^\d+\.\d+(\.\d+)?$`)
+)
+
+// DTypes are the weight precisions aideploy knows the size of.
+var DTypes = []string{"fp32", "fp16", "bf16", "fp8", "int8", "int4"}
+
+// Validate records every problem of the whole file; it does no I/O.
+func (c *Config) Validate(errs validate.Errors) {
+	if c.APIVersion != APIVersion {
+		errs.Addf("apiVersion", "(%q) must be %q", c.APIVersion, APIVersion)
+	}
+	switch {
+	case c.Name == "":
+		errs.Addf("name", "is required: a lower-case DNS label such as chat")
+	case len(c.Name) > 50 || !dnsLabel.MatchString(c.Name):
+		errs.Addf("name", "(%q) must be a lower-case DNS label of at most 50 characters: letters, digits and '-', starting with a letter", c.Name)
+	}
+	validateImage(errs, "image", c.Image)
+	if c.Port < 1 || c.Port > 65535 {
+		errs.Addf("port", "(%d) must be between 1 and 65535", c.Port)
+	}
+	validatePath(errs, "health.path", c.Health.Path)
+	validatePath(errs, "health.readyPath", c.Health.ReadyPath)
+	c.Model.validate(errs.At("model"))
+	c.Resources.validate(errs.At("resources"))
+	errs.NonNegative("replicas", c.Replicas)
+	c.Autoscaling.validate(errs.At("autoscaling"))
+	if c.Startup.Budget <= 0 {
+		errs.Addf("startup.budget", "(%s) must be positive, e.g. 10m for a large model", c.Startup.Budget)
+	}
+	if c.Startup.ColdStart < 0 {
+		errs.Addf("startup.coldStart", "(%s) must not be negative", c.Startup.ColdStart)
+	}
+	if !cudaVer.MatchString(c.Build.CUDAVersion) {
+		errs.Addf("build.cudaVersion", "(%q) must be a CUDA version such as 12.4.1", c.Build.CUDAVersion)
+	}
+	if c.Build.BaseImage != "" {
+		validateImage(errs, "build.baseImage", c.Build.BaseImage)
+	}
+	if len(c.Build.Command) == 0 {
+		errs.Addf("build.command", "is required: the command that starts the model server")
+	}
+	seen := map[string]bool{}
+	for i, e := range c.Env {
+		e.validate(errs.At("env").At("["+strconv.Itoa(i)+"]"), seen)
+	}
+	names := map[string]bool{}
+	for i, p := range c.Prewarm {
+		p.validate(errs.At("prewarm").At("["+strconv.Itoa(i)+"]"), names, c.Autoscaling)
+	}
+}
+
+func validateImage(errs validate.Errors, path, image string) {
+	if image == "" {
+		errs.Addf(path, "is required, as repository:tag, e.g. registry.example.com/chat:1.0.0")
+		return
+	}
+	if strings.ContainsAny(image, " \t") {
+		errs.Addf(path, "(%q) must not contain spaces", image)
+		return
+	}
+	if strings.Contains(image, "@sha256:") {
+		return
+	}
+	repo, tag := image, ""
+	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+		repo, tag = image[:i], image[i+1:]
+	}
+	switch {
+	case tag == "":
+		errs.Addf(path, "(%q) has no tag; pin a version such as %s:1.0.0 so every replica and rollback runs the same build", image, repo)
+	case tag == "latest":
+		errs.Addf(path, "(%q) uses the tag latest; pin a version such as %s:1.0.0 so every replica and rollback runs the same build", image, repo)
+	}
+}
+
+func validatePath(errs validate.Errors, path, v string) {
+	if !strings.HasPrefix(v, "/") {
+		errs.Addf(path, "(%q) must be an HTTP path starting with /", v)
+	}
+}
+
+func (m Model) validate(errs validate.Errors) {
+	if !strings.HasPrefix(m.Path, "/") {
+		errs.Addf("path", "(%q) must be an absolute path inside the container", m.Path)
+	}
+	if _, err := ParseParams(m.Params); err != nil {
+		errs.Addf("params", "%v", err)
+	}
+	errs.OneOf("dtype", m.DType, DTypes...)
+	errs.Positive("contextLength", m.ContextLength)
+	errs.Positive("concurrency", m.Concurrency)
+	errs.NonNegative("tensorParallel", m.TensorParallel)
+}
+
+// ParseParams reads a parameter count such as 8B, 1.5B, 350M or 7000000000.
+func ParseParams(s string) (float64, error) {
+	t := strings.TrimSpace(strings.ToUpper(s))
+	mult := 1.0
+	switch {
+	case strings.HasSuffix(t, "T"):
+		mult, t = 1e12, strings.TrimSuffix(t, "T")
+	case strings.HasSuffix(t, "B"):
+		mult, t = 1e9, strings.TrimSuffix(t, "B")
+	case strings.HasSuffix(t, "M"):
+		mult, t = 1e6, strings.TrimSuffix(t, "M")
+	case strings.HasSuffix(t, "K"):
+		mult, t = 1e3, strings.TrimSuffix(t, "K")
+	}
+	n, err := strconv.ParseFloat(t, 64)
+	if err != nil || n <= 0 {
+		return 0, &paramsError{s}
+	}
+	return n * mult, nil
+}
+
+type paramsError struct{ s string }
+
+func (e *paramsError) Error() string {
+	return "(" + strconv.Quote(e.s) + ") must be a parameter count such as 8B, 1.5B or 350M"
+}
+
+func (r Resources) validate(errs validate.Errors) {
+	for _, q := range []struct{ path, v string }{{"cpu", r.CPU}, {"cpuLimit", r.CPULimit}} {
+		if q.v == "" && q.path == "cpuLimit" {
+			continue
+		}
+		if _, err := resource.ParseQuantity(q.v); err != nil {
+			errs.Addf(q.path, "(%q) must be a CPU quantity such as 1, 2 or 500m", q.v)
+		}
+	}
+	if r.Memory <= 0 {
+		errs.Addf("memory", "(%s) must be positive, e.g. 16Gi", r.Memory)
+	}
+	if r.MemoryLimit != 0 && r.MemoryLimit < r.Memory {
+		errs.Addf("memoryLimit", "(%s) is below resources.memory (%s)", r.MemoryLimit, r.Memory)
+	}
+	errs.NonNegative("gpus", r.GPUs)
+}
+
+func (a Autoscaling) validate(errs validate.Errors) {
+	if !a.Enabled {
+		return
+	}
+	errs.Positive("minReplicas", a.MinReplicas)
+	if a.MaxReplicas < a.MinReplicas {
+		errs.Addf("maxReplicas", "(%d) is below autoscaling.minReplicas (%d)", a.MaxReplicas, a.MinReplicas)
+	}
+	for _, t := range []struct {
+		path string
+		v    int
+	}{{"cpuTarget", a.CPUTarget}, {"memoryTarget", a.MemoryTarget}} {
+		if t.v < 0 || t.v > 100 {
+			errs.Addf(t.path, "(%d) must be a percentage between 1 and 100, or 0 to disable it", t.v)
+		}
+	}
+	errs.NonNegative("requestsPerSecond", a.RequestsPerSecond)
+	if a.CPUTarget == 0 && a.MemoryTarget == 0 && a.RequestsPerSecond == 0 {
+		errs.Addf("cpuTarget", "is 0 and so are memoryTarget and requestsPerSecond; set at least one target or disable autoscaling")
+	}
+	for _, r := range []struct {
+		path string
+		rule ScalingRule
+	}{{"scaleUp", a.ScaleUp}, {"scaleDown", a.ScaleDown}} {
+		if r.rule.Percent < 1 || r.rule.Percent > 1000 {
+			errs.Addf(r.path+".percent", "(%d) must be between 1 and 1000", r.rule.Percent)
+		}
+		if r.rule.Period < units1s || r.rule.Period > units30m {
+			errs.Addf(r.path+".period", "(%s) must be between 1s and 30m", r.rule.Period)
+		}
+		if r.rule.StabilizationWindow < 0 || r.rule.StabilizationWindow > units1h {
+			errs.Addf(r.path+".stabilizationWindow", "(%s) must be between 0s and 1h", r.rule.StabilizationWindow)
+		}
+	}
+}
+
+func (e EnvVar) validate(errs validate.Errors, seen map[string]bool) {
+	if !envName.MatchString(e.Name) {
+		errs.Addf("name", "(%q) must be a variable name: letters, digits and _", e.Name)
+	}
+	if seen[e.Name] {
+		errs.Addf("name", "(%q) is set twice", e.Name)
+	}
+	seen[e.Name] = true
+	sources := 0
+	if e.Value != "" {
+		sources++
+	}
+	if e.SecretRef != nil {
+		sources++
+		if e.SecretRef.Name == "" || e.SecretRef.Key == "" {
+			errs.Addf("secretRef", "needs both name and key")
+		}
+	}
+	if e.FromEnv != "" {
+		sources++
+	}
+	if sources > 1 && !(e.SecretRef != nil && e.FromEnv != "" && e.Value == "") {
+		errs.Addf("value", "is given together with secretRef or fromEnv; use one source")
+	}
+	if e.Value != "" && secretLike.MatchString(e.Name) {
+		errs.Addf("value", "holds what looks like a secret (%s); never write secrets in aideploy.yaml: use secretRef (Kubernetes) and fromEnv (Docker)", e.Name)
+	}
+}
+
+// PrewarmTimeLayouts are the accepted forms of prewarm start and end.
+var PrewarmTimeLayouts = []string{"2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02 15:04"}
+
+// ParsePrewarmTime reads a wall-clock time in the event's timezone.
+func ParsePrewarmTime(s string, loc *time.Location) (time.Time, bool) {
+	for _, l := range PrewarmTimeLayouts {
+		if t, err := time.ParseInLocation(l, s, loc); err == nil {
+			return t, true
+		}
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, true
+	}
+	return time.Time{}, false
+}
+
+// Location returns the event's timezone, UTC when unset.
+func (p PrewarmEvent) Location() (*time.Location, error) {
+	if p.Timezone == "" {
+		return time.UTC, nil
+	}
+	return time.LoadLocation(p.Timezone)
+}
+
+func (p PrewarmEvent) validate(errs validate.Errors, names map[string]bool, a Autoscaling) {
+	if !dnsLabel.MatchString(p.Name) || len(p.Name) > 40 {
+		errs.Addf("name", "(%q) must be a lower-case DNS label of at most 40 characters", p.Name)
+	}
+	if names[p.Name] {
+		errs.Addf("name", "(%q) is used by another prewarm event", p.Name)
+	}
+	names[p.Name] = true
+	loc, err := p.Location()
+	if err != nil {
+		errs.Addf("timezone", "(%q) is not an IANA timezone such as Asia/Shanghai or Europe/Berlin", p.Timezone)
+		loc = time.UTC
+	}
+	start, okStart := ParsePrewarmTime(p.Start, loc)
+	if !okStart {
+		errs.Addf("start", "(%q) must be a time such as 2026-12-31T23:30", p.Start)
+	}
+	end, okEnd := ParsePrewarmTime(p.End, loc)
+	if !okEnd {
+		errs.Addf("end", "(%q) must be a time such as 2027-01-01T03:00", p.End)
+	}
+	if okStart && okEnd && !end.After(start) {
+		errs.Addf("end", "(%s) must be after prewarm start (%s)", p.End, p.Start)
+	}
+	errs.Positive("replicas", p.Replicas)
+	if a.Enabled && p.Replicas > 0 && p.Replicas < a.MinReplicas {
+		errs.Addf("replicas", "(%d) is below autoscaling.minReplicas (%d); a prewarm only raises the floor", p.Replicas, a.MinReplicas)
+	}
+}
