@@ -45,6 +45,12 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newCmdVersion(f, nil),
 		newCmdValidate(f, nil),
 		newCmdSchema(f),
+		newCmdGateway(f),
+		newCmdRollout(f, nil),
+		newCmdRollback(f, nil),
+		newCmdStatus(f, nil),
+		newCmdHistory(f, nil),
+		newCmdDown(f, nil),
 	)
 	return root
 }

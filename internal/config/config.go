@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/aideploy/aideploy/internal/gateway"
+	"github.com/aideploy/aideploy/internal/rollout"
 	"github.com/aideploy/aideploy/internal/units"
 )
 
@@ -38,6 +40,10 @@ type Config struct {
 	Env []EnvVar `yaml:"env,omitempty" json:"env,omitempty"`
 	// Prewarm lists planned peaks to scale up for ahead of time.
 	Prewarm []PrewarmEvent `yaml:"prewarm,omitempty" json:"prewarm,omitempty"`
+	// Gateway configures `aideploy gateway serve`: cache, limits, breaker, pools.
+	Gateway gateway.Config `yaml:"gateway" json:"gateway"`
+	// Rollout configures `aideploy rollout`: strategy, target, health gate, warm-up, drain, watch.
+	Rollout rollout.Config `yaml:"rollout" json:"rollout"`
 }
 
 // Health holds the probe paths.

@@ -1,0 +1,426 @@
+// Command gateway benchmarks the aideploy gateway against the upstream alone and
+// nginx proxy_pass on loopback, with the fake model as upstream, and prints a table.
+//
+//	go run ./bench/gateway [-duration 5s] [-concurrency 64] [-streams 5000]
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	duration    time.Duration
+	concurrency int
+	streams     int
+	nginx       string
+}
+
+func run(ctx context.Context) error {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "how long each throughput run lasts")
+	flag.IntVar(&o.concurrency, "concurrency", 64, "concurrent connections of the load generator")
+	flag.IntVar(&o.streams, "streams", 5000, "open streams for the RSS measurement")
+	flag.StringVar(&o.nginx, "nginx", "/usr/sbin/nginx", "nginx binary (Debian: apt-get install -y nginx-light)")
+	flag.Parse()
+
+	dir, err := os.MkdirTemp("", "gateway-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Fprintln(os.Stderr, "building the fake model and aideploy...")
+	for _, b := range []struct{ out, pkg string }{{"fakemodel", "./cmd/fakemodel"}, {"aideploy", "./cmd/aideploy"}} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("building %s (run from the repository root): %w", b.pkg, err)
+		}
+	}
+	var procs procs
+	defer procs.stopAll()
+
+	// The upstream: fast answers for throughput.
+	upPort := freePort()
+	up := "127.0.0.1:" + upPort
+	if err := procs.start(ctx, dir, "fakemodel", filepath.Join(dir, "fakemodel"), "-listen", up, "-tokens", "16"); err != nil {
+		return err
+	}
+	ngPort := freePort()
+	if err := startNginx(ctx, &procs, o.nginx, dir, ngPort, up); err != nil {
+		return err
+	}
+	gwPort, gwAdmin := freePort(), freePort()
+	if _, err := procs.startGateway(ctx, dir, "gateway", gwPort, gwAdmin, up); err != nil {
+		return err
+	}
+	for _, a := range []string{up, "127.0.0.1:" + ngPort, "127.0.0.1:" + gwPort} {
+		if err := waitHTTP(ctx, "http://"+a+"/health"); err != nil {
+			return err
+		}
+	}
+
+	unique := func(i int64) string {
+		return `{"model":"fake-model","messages":[{"role":"user","content":"question ` + strconv.FormatInt(i, 10) + `"}],"max_tokens":16}`
+	}
+	same := func(int64) string {
+		return `{"model":"fake-model","messages":[{"role":"user","content":"the same question"}],"max_tokens":16}`
+	}
+	rows := []result{}
+	for _, s := range []struct {
+		name, addr string
+		body       func(int64) string
+	}{
+		{"a upstream direct", up, unique},
+		{"b nginx proxy_pass", "127.0.0.1:" + ngPort, unique},
+		{"c gateway, cache miss", "127.0.0.1:" + gwPort, unique},
+		{"d gateway, cache hit", "127.0.0.1:" + gwPort, same},
+	} {
+		fmt.Fprintf(os.Stderr, "running %s for %s...\n", s.name, o.duration)
+		r, err := loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", s.body, o.concurrency, o.duration, 0)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r)
+	}
+	// Added p99 at half of nginx's peak rate.
+	half := rows[1].rps / 2
+	var paced []result
+	for _, s := range []struct{ name, addr string }{
+		{"b nginx at half its peak", "127.0.0.1:" + ngPort},
+		{"c gateway (miss) at nginx's half peak", "127.0.0.1:" + gwPort},
+	} {
+		fmt.Fprintf(os.Stderr, "running %s (%.0f req/s)...\n", s.name, half)
+		r, err := loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", unique, o.concurrency, o.duration, half)
+		if err != nil {
+			return err
+		}
+		paced = append(paced, r)
+	}
+	ttfbDirect, ttfbGW, err := streamTTFB(ctx, up, "127.0.0.1:"+gwPort, 300)
+	if err != nil {
+		return err
+	}
+	procs.stopAll()
+
+	rss, openN, err := streamsRSS(ctx, dir, o.streams)
+	if err != nil {
+		return err
+	}
+
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(w, "scenario\treq/s\tp50 ms\tp99 ms\terrors\t\n")
+	for _, r := range append(rows, paced...) {
+		fmt.Fprintf(w, "%s\t%.0f\t%.2f\t%.2f\t%d\t\n", r.name, r.rps, ms(r.p50), ms(r.p99), r.errors)
+	}
+	w.Flush()
+	fmt.Printf("\nratio c/b (gateway miss / nginx): %.2f (target >= 0.80)\n", rows[2].rps/rows[1].rps)
+	fmt.Printf("ratio d/b (gateway hit / nginx):  %.2f (target >= 1.50)\n", rows[3].rps/rows[1].rps)
+	fmt.Printf("p99 added at %.0f req/s (gateway - nginx): %.2f ms (target <= 1 ms)\n", half, ms(paced[1].p99-paced[0].p99))
+	fmt.Printf("stream first byte: direct p50 %.3f ms, via gateway p50 %.3f ms, added %.3f ms (target <= 1 ms)\n",
+		ms(ttfbDirect), ms(ttfbGW), ms(ttfbGW-ttfbDirect))
+	fmt.Printf("gateway RSS with %d open streams: %.1f MiB (target <= 512 MiB)\n", openN, float64(rss)/(1<<20))
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+type result struct {
+	name     string
+	rps      float64
+	p50, p99 time.Duration
+	errors   int64
+}
+
+// loadRun sends POSTs from conc workers for d; rate > 0 paces the total to rate per second.
+func loadRun(ctx context.Context, name, url string, body func(int64) string, conc int, d time.Duration, rate float64) (result, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: conc * 2, MaxConnsPerHost: conc, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	var seq, errs atomic.Int64
+	lat := make([][]time.Duration, conc)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var slot atomic.Int64
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				if rate > 0 {
+					// Open loop: request i is due at start + i/rate, whoever sends it.
+					due := start.Add(time.Duration(float64(slot.Add(1)) / rate * float64(time.Second)))
+					if due.After(deadline) {
+						return
+					}
+					time.Sleep(time.Until(due))
+				}
+				t0 := time.Now()
+				resp, err := client.Post(url, "application/json", strings.NewReader(body(seq.Add(1))))
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errs.Add(1)
+					continue
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	if len(all) == 0 {
+		return result{}, fmt.Errorf("%s: no request succeeded (%d errors)", name, errs.Load())
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	return result{name: name, rps: float64(len(all)) / elapsed.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100], errors: errs.Load()}, nil
+}
+
+// streamTTFB measures the p50 time to the first byte of a stream, direct and through the gateway.
+func streamTTFB(ctx context.Context, direct, gw string, n int) (time.Duration, time.Duration, error) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	measure := func(addr string, i int) (time.Duration, error) {
+		body := `{"model":"fake-model","stream":true,"max_tokens":4,"messages":[{"role":"user","content":"s` + strconv.Itoa(i) + `"}]}`
+		t0 := time.Now()
+		resp, err := client.Post("http://"+addr+"/v1/chat/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		if _, err := br.ReadByte(); err != nil {
+			return 0, err
+		}
+		d := time.Since(t0)
+		_, _ = io.Copy(io.Discard, br)
+		return d, nil
+	}
+	var a, b []time.Duration
+	for i := range n {
+		if ctx.Err() != nil {
+			return 0, 0, ctx.Err()
+		}
+		da, err := measure(direct, i)
+		if err != nil {
+			return 0, 0, err
+		}
+		db, err := measure(gw, i)
+		if err != nil {
+			return 0, 0, err
+		}
+		a, b = append(a, da), append(b, db)
+	}
+	med := func(s []time.Duration) time.Duration {
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return s[len(s)/2]
+	}
+	return med(a), med(b), nil
+}
+
+// streamsRSS opens n slow streams through a fresh gateway and reads its RSS.
+func streamsRSS(ctx context.Context, dir string, n int) (int64, int, error) {
+	var procs procs
+	defer procs.stopAll()
+	up := "127.0.0.1:" + freePort()
+	if err := procs.start(ctx, dir, "fakemodel-slow", filepath.Join(dir, "fakemodel"), "-listen", up, "-tokens", "60", "-token-delay", "500ms"); err != nil {
+		return 0, 0, err
+	}
+	gwPort := freePort()
+	pid, err := procs.startGateway(ctx, dir, "gateway-streams", gwPort, freePort(), up)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := waitHTTP(ctx, "http://127.0.0.1:"+gwPort+"/health"); err != nil {
+		return 0, 0, err
+	}
+	fmt.Fprintf(os.Stderr, "opening %d streams through the gateway...\n", n)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tr := &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	var open atomic.Int64
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := `{"model":"fake-model","stream":true,"messages":[{"role":"user","content":"s` + strconv.Itoa(i) + `"}]}`
+			req, _ := http.NewRequestWithContext(sctx, http.MethodPost, "http://127.0.0.1:"+gwPort+"/v1/chat/completions", strings.NewReader(body))
+			req.Header.Set("Cache-Control", "no-store")
+			resp, err := client.Do(req)
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			br := bufio.NewReader(resp.Body)
+			if _, err := br.ReadString('\n'); err == nil {
+				open.Add(1)
+			}
+			_, _ = io.Copy(io.Discard, br)
+		}()
+		if i%500 == 499 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for open.Load() < int64(n) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	rss, err := rssOf(pid)
+	cancel()
+	wg.Wait()
+	return rss, int(open.Load()), err
+}
+
+func rssOf(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}
+
+type procs struct{ list []*exec.Cmd }
+
+func (p *procs) start(ctx context.Context, dir, name, bin string, args ...string) error {
+	cmd := exec.Command(bin, args...)
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", name, err)
+	}
+	p.list = append(p.list, cmd)
+	return nil
+}
+
+func (p *procs) startGateway(ctx context.Context, dir, name, port, admin, up string) (int, error) {
+	err := p.start(ctx, dir, name, filepath.Join(dir, "aideploy"), "gateway", "serve", "--config", filepath.Join(dir, "none.yaml"),
+		"--listen", "127.0.0.1:"+port, "--admin-listen", "127.0.0.1:"+admin, "--upstream", "http://"+up)
+	if err != nil {
+		return 0, err
+	}
+	return p.list[len(p.list)-1].Process.Pid, nil
+}
+
+func (p *procs) stopAll() {
+	for _, c := range p.list {
+		_ = c.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = c.Process.Kill()
+			<-done
+		}
+	}
+	p.list = nil
+}
+
+func startNginx(ctx context.Context, p *procs, bin, dir, port, up string) error {
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("nginx is missing at %s; install it with: apt-get install -y nginx-light", bin)
+	}
+	conf := fmt.Sprintf(`worker_processes auto;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  upstream model { server %[2]s; keepalive 256; }
+  server {
+    listen 127.0.0.1:%[3]s;
+    location / {
+      proxy_pass http://model;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`, dir, up, port)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		return err
+	}
+	return p.start(ctx, dir, "nginx", bin, "-e", filepath.Join(dir, "nginx-error.log"), "-p", dir, "-c", path)
+}
+
+func waitHTTP(ctx context.Context, url string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%s did not answer: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freePort() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}

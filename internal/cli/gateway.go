@@ -1,0 +1,126 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aideploy/aideploy/internal/gateway"
+	"github.com/aideploy/aideploy/internal/gateway/upstream"
+	"github.com/aideploy/aideploy/internal/validate"
+)
+
+type gatewayServeOptions struct {
+	f           *Factory
+	listen      string
+	adminListen string
+	upstreams   []string
+	redis       string
+}
+
+func newCmdGateway(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Run the embedded AI gateway: cache, limits, breaker, metrics, traffic switch",
+	}
+	cmd.AddCommand(newCmdGatewayServe(f, nil))
+	return cmd
+}
+
+func newCmdGatewayServe(f *Factory, runF func(context.Context, *gatewayServeOptions) error) *cobra.Command {
+	opts := &gatewayServeOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the gateway in front of the model servers",
+		Long: `Serve the gateway. Settings come from the gateway section of aideploy.yaml
+(or --config FILE); flags override them. Without --redis the cache and limits
+live in memory. The admin API token is read from gateway.adminTokenFile or
+AIDEPLOY_ADMIN_TOKEN, never from a flag. SIGHUP reloads the configuration
+without dropping requests; SIGINT/SIGTERM drain in-flight requests and exit.`,
+		Example: `  aideploy gateway serve --upstream http://127.0.0.1:8000
+  aideploy gateway serve --upstream unix:///run/model.sock --redis redis://127.0.0.1:6379/0`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runGatewayServe(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&opts.listen, "listen", "", "address for clients (default from config, else 127.0.0.1:8080)")
+	fl.StringVar(&opts.adminListen, "admin-listen", "", "address of the admin API and /metrics (default 127.0.0.1:8081)")
+	fl.StringArrayVar(&opts.upstreams, "upstream", nil, "target of the default pool: http://HOST:PORT or unix:///path.sock (repeatable)")
+	fl.StringVar(&opts.redis, "redis", "", "redis://HOST:PORT/DB shared by replicas for cache and limits")
+	return cmd
+}
+
+// gatewayConfig loads the gateway section and applies the flags.
+func gatewayConfig(opts *gatewayServeOptions) (gateway.Config, error) {
+	cfg, _, err := gateway.LoadSection(opts.f.ConfigPath)
+	if err != nil {
+		return cfg, err
+	}
+	if opts.listen != "" {
+		cfg.Listen = opts.listen
+	}
+	if opts.adminListen != "" {
+		cfg.AdminListen = opts.adminListen
+	}
+	if opts.redis != "" {
+		cfg.RedisURL = opts.redis
+	}
+	if len(opts.upstreams) > 0 {
+		var targets []upstream.TargetConfig
+		for _, u := range opts.upstreams {
+			targets = append(targets, upstream.TargetConfig{URL: u})
+		}
+		i := -1
+		for j, p := range cfg.Pools {
+			if p.Name == "default" {
+				i = j
+			}
+		}
+		if i < 0 {
+			cfg.Pools = append(cfg.Pools, upstream.PoolConfig{Name: "default"})
+			i = len(cfg.Pools) - 1
+		}
+		cfg.Pools[i].Targets = targets
+	}
+	cfg.SetDefaults()
+	errs := validate.New()
+	if len(cfg.Pools) == 0 {
+		errs.Addf("gateway.pools", "needs at least one pool with a target; use --upstream URL")
+	}
+	cfg.Validate(errs.At("gateway"))
+	if list := errs.List(); len(list) > 0 {
+		msgs := make([]string, len(list))
+		for i, e := range list {
+			msgs[i] = e.Error()
+		}
+		return cfg, UsageErrorf("invalid gateway settings:\n  %s", strings.Join(msgs, "\n  "))
+	}
+	return cfg, nil
+}
+
+func runGatewayServe(ctx context.Context, opts *gatewayServeOptions) error {
+	cfg, err := gatewayConfig(opts)
+	if err != nil {
+		return err
+	}
+	reload := func() (gateway.Config, error) {
+		c, err := gatewayConfig(opts)
+		var ue *UsageError
+		if errors.As(err, &ue) {
+			return c, ue.Err
+		}
+		return c, err
+	}
+	err = gateway.Run(ctx, cfg, opts.f.Logger(), gateway.Options{Reload: reload})
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

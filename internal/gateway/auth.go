@@ -1,0 +1,49 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"strings"
+)
+
+// anonymous is the tenant of every request when auth is off.
+const anonymous = "anonymous"
+
+type apiKey struct {
+	tenant string
+	sum    [sha256.Size]byte
+	limits *TenantLimits
+}
+
+func parseKeys(keys []Key) []apiKey {
+	out := make([]apiKey, 0, len(keys))
+	for _, k := range keys {
+		b, err := hex.DecodeString(k.SHA256)
+		if err != nil || len(b) != sha256.Size {
+			continue // Validate reports it
+		}
+		ak := apiKey{tenant: k.Name, limits: k.Limits}
+		copy(ak.sum[:], b)
+		out = append(out, ak)
+	}
+	return out
+}
+
+// authenticate returns the key of the bearer token in the Authorization header.
+// Every configured key is compared in constant time, so timing tells nothing
+// about which key nearly matched.
+func authenticate(keys []apiKey, header string) (*apiKey, bool) {
+	token, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || token == "" {
+		return nil, false
+	}
+	sum := sha256.Sum256([]byte(token))
+	var found *apiKey
+	for i := range keys {
+		if subtle.ConstantTimeCompare(sum[:], keys[i].sum[:]) == 1 {
+			found = &keys[i]
+		}
+	}
+	return found, found != nil
+}

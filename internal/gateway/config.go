@@ -1,0 +1,202 @@
+package gateway
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/aideploy/aideploy/internal/gateway/breaker"
+	"github.com/aideploy/aideploy/internal/gateway/cache"
+	"github.com/aideploy/aideploy/internal/gateway/upstream"
+	"github.com/aideploy/aideploy/internal/units"
+	"github.com/aideploy/aideploy/internal/validate"
+)
+
+// Config is the gateway section of aideploy.yaml.
+type Config struct {
+	// Listen is the address clients connect to.
+	Listen string `yaml:"listen" json:"listen"`
+	// AdminListen is the admin API, /metrics and health address; loopback by default.
+	AdminListen string `yaml:"adminListen" json:"adminListen"`
+	// AdminTokenFile holds the admin bearer token; else AIDEPLOY_ADMIN_TOKEN is read.
+	AdminTokenFile string `yaml:"adminTokenFile,omitempty" json:"adminTokenFile,omitempty"`
+	// RedisURL shares cache and limits between replicas, e.g. redis://127.0.0.1:6379/0; empty runs in memory.
+	RedisURL string `yaml:"redisURL,omitempty" json:"redisURL,omitempty"`
+	// Pools are the upstream pools; the one named "default" serves every route not routed elsewhere.
+	Pools []upstream.PoolConfig `yaml:"pools" json:"pools"`
+	// Timeouts of upstream calls.
+	Timeouts upstream.Timeouts `yaml:"timeouts" json:"timeouts"`
+	// MaxBodyBytes bounds request bodies; larger ones get 413.
+	MaxBodyBytes units.ByteSize `yaml:"maxBodyBytes" json:"maxBodyBytes"`
+	// Auth turns on API keys.
+	Auth Auth `yaml:"auth" json:"auth"`
+	// Order is the order of the steps before the upstream: "cache", "limit", ending with "upstream".
+	Order []string `yaml:"order" json:"order"`
+	// Degraded is the answer when no upstream can take a request and nothing is cached.
+	Degraded Degraded `yaml:"degraded" json:"degraded"`
+	// Routes sends route templates to pools other than "default".
+	Routes []Route `yaml:"routes,omitempty" json:"routes,omitempty"`
+	// Cache is the answer cache: L1 in process, L2 in Redis.
+	Cache cache.Config `yaml:"cache" json:"cache"`
+	// Breaker opens per upstream target on failures and probes it again after a cooldown.
+	Breaker breaker.Config `yaml:"breaker" json:"breaker"`
+	// ShutdownTimeout bounds how long in-flight requests and streams may finish on shutdown.
+	ShutdownTimeout units.Duration `yaml:"shutdownTimeout" json:"shutdownTimeout"`
+}
+
+// Auth configures API keys.
+type Auth struct {
+	// Enabled requires a known key on every proxied request.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Keys are the accepted keys, stored as SHA-256 hashes.
+	Keys []Key `yaml:"keys,omitempty" json:"keys,omitempty"`
+}
+
+// Key is one API key.
+type Key struct {
+	// Name is the tenant the key belongs to: cache isolation and limits use it.
+	Name string `yaml:"name" json:"name"`
+	// SHA256 is the hex SHA-256 of the key (e.g. `printf %s KEY | sha256sum`).
+	SHA256 string `yaml:"sha256" json:"sha256"`
+	// Limits overrides the tenant's limits.
+	Limits *TenantLimits `yaml:"limits,omitempty" json:"limits,omitempty"`
+}
+
+// TenantLimits overrides the limits of one tenant.
+type TenantLimits struct {
+	// RequestsPerMinute bounds requests; 0 keeps the default.
+	RequestsPerMinute int `yaml:"requestsPerMinute,omitempty" json:"requestsPerMinute,omitempty"`
+	// TokensPerMinute bounds tokens; 0 keeps the default.
+	TokensPerMinute int `yaml:"tokensPerMinute,omitempty" json:"tokensPerMinute,omitempty"`
+}
+
+// Degraded is the "busy, try later" answer.
+type Degraded struct {
+	// Status is the HTTP status, 503 by default.
+	Status int `yaml:"status" json:"status"`
+	// RetryAfter is sent as Retry-After.
+	RetryAfter units.Duration `yaml:"retryAfter" json:"retryAfter"`
+	// Body is the JSON body; empty means an OpenAI-style "service busy" error.
+	Body string `yaml:"body,omitempty" json:"body,omitempty"`
+}
+
+// Route sends one route template to a pool.
+type Route struct {
+	// Path is a route template such as /v1/embeddings, or "other".
+	Path string `yaml:"path" json:"path"`
+	// Pool is the pool name that serves it.
+	Pool string `yaml:"pool" json:"pool"`
+}
+
+// Default returns the embedded default: loopback listeners, one pool, in-memory tiers.
+func Default() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080",
+		AdminListen:     "127.0.0.1:8081",
+		Timeouts:        upstream.DefaultTimeouts(),
+		MaxBodyBytes:    8 << 20,
+		Order:           []string{"cache", "limit", "upstream"},
+		Degraded:        Degraded{Status: 503, RetryAfter: units.Duration(5 * time.Second)},
+		ShutdownTimeout: units.Duration(60 * time.Second),
+		Cache:           cache.Default(),
+		Breaker:         breaker.Default(),
+	}
+}
+
+// SetDefaults fills fields left empty after loading.
+func (c *Config) SetDefaults() {
+	d := Default()
+	if c.Listen == "" {
+		c.Listen = d.Listen
+	}
+	if c.AdminListen == "" {
+		c.AdminListen = d.AdminListen
+	}
+	if c.Timeouts == (upstream.Timeouts{}) {
+		c.Timeouts = d.Timeouts
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if len(c.Order) == 0 {
+		c.Order = d.Order
+	}
+	if c.Degraded.Status == 0 {
+		c.Degraded.Status = d.Degraded.Status
+	}
+	if c.Degraded.RetryAfter == 0 {
+		c.Degraded.RetryAfter = d.Degraded.RetryAfter
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = d.ShutdownTimeout
+	}
+	for i := range c.Pools {
+		c.Pools[i].SetDefaults()
+	}
+}
+
+// Validate records every problem; it does no I/O.
+func (c Config) Validate(errs validate.Errors) {
+	for name, addr := range map[string]string{"listen": c.Listen, "adminListen": c.AdminListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs.Addf(name, "(%q) must be host:port, e.g. 127.0.0.1:8080", addr)
+		}
+	}
+	names := map[string]bool{}
+	for i, p := range c.Pools {
+		if names[p.Name] {
+			errs.At(fmt.Sprintf("pools[%d]", i)).Addf("name", "(%q) is used twice", p.Name)
+		}
+		names[p.Name] = true
+		p.Validate(errs.At(fmt.Sprintf("pools[%d]", i)))
+	}
+	if len(c.Pools) > 0 && !names["default"] {
+		errs.Addf("pools", "needs a pool named \"default\"")
+	}
+	c.Timeouts.Validate(errs.At("timeouts"))
+	if c.MaxBodyBytes <= 0 {
+		errs.Addf("maxBodyBytes", "(%s) must be positive", c.MaxBodyBytes)
+	}
+	seen := map[string]bool{}
+	for i, k := range c.Auth.Keys {
+		e := errs.At(fmt.Sprintf("auth.keys[%d]", i))
+		if k.Name == "" {
+			e.Addf("name", "must name the tenant")
+		}
+		if b, err := hex.DecodeString(k.SHA256); err != nil || len(b) != 32 {
+			e.Addf("sha256", "must be 64 hex digits (printf %%s KEY | sha256sum), never the key itself")
+		} else if seen[k.SHA256] {
+			e.Addf("sha256", "is listed twice")
+		}
+		seen[k.SHA256] = true
+	}
+	if c.Auth.Enabled && len(c.Auth.Keys) == 0 {
+		errs.At("auth").Addf("keys", "needs at least one key when auth is enabled")
+	}
+	c.validateOrder(errs)
+	c.Cache.Validate(errs.At("cache"))
+	c.Breaker.Validate(errs.At("breaker"))
+	if c.Degraded.Status < 400 || c.Degraded.Status > 599 {
+		errs.At("degraded").Addf("status", "(%d) must be a 4xx or 5xx status", c.Degraded.Status)
+	}
+	for i, r := range c.Routes {
+		if !names[r.Pool] {
+			errs.At(fmt.Sprintf("routes[%d]", i)).Addf("pool", "(%q) is not a configured pool", r.Pool)
+		}
+	}
+}
+
+func (c Config) validateOrder(errs validate.Errors) {
+	seen := map[string]bool{}
+	for i, s := range c.Order {
+		errs.OneOf(fmt.Sprintf("order[%d]", i), s, "cache", "limit", "upstream")
+		if seen[s] {
+			errs.Addf(fmt.Sprintf("order[%d]", i), "(%q) is listed twice", s)
+		}
+		seen[s] = true
+	}
+	if n := len(c.Order); n == 0 || c.Order[n-1] != "upstream" {
+		errs.Addf("order", "must end with \"upstream\", e.g. [cache, limit, upstream]")
+	}
+}

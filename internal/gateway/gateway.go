@@ -1,0 +1,324 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aideploy/aideploy/internal/gateway/cache"
+	"github.com/aideploy/aideploy/internal/gateway/metrics"
+	"github.com/aideploy/aideploy/internal/gateway/openai"
+	"github.com/aideploy/aideploy/internal/gateway/upstream"
+	"golang.org/x/sync/singleflight"
+)
+
+// Cache is the answer cache the gateway consults (the cache package's two tiers).
+type Cache interface {
+	Get(ctx context.Context, key string) (cache.Entry, cache.Level, cache.Freshness, bool)
+	Set(ctx context.Context, key string, e cache.Entry, ttl time.Duration)
+}
+
+// Deps are the shared pieces a Gateway uses; nil fields turn a feature off.
+type Deps struct {
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+	Cache   Cache
+	Limiter Limiter
+	// Breakers makes one breaker per upstream target.
+	Breakers upstream.BreakerFactory
+}
+
+// Gateway is one configured handler with its pools. A reload builds a new one.
+type Gateway struct {
+	cfg    Config
+	log    *slog.Logger
+	m      *metrics.Metrics
+	cache  Cache
+	limit  Limiter
+	pools  map[string]*upstream.Pool
+	routes map[string]*upstream.Pool
+	def    *upstream.Pool
+	keys   []apiKey
+	serve  func(*exchange)
+	flight singleflight.Group
+
+	degradedBody []byte
+	retryAfter   string
+	idPrefix     string
+	idSeq        atomic.Uint64
+	bufs         sync.Pool
+	inflight     atomic.Int64
+}
+
+// New builds a gateway from a validated cfg; Run starts its health checks.
+func New(cfg Config, d Deps) (*Gateway, error) {
+	cfg.SetDefaults()
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Metrics == nil {
+		d.Metrics = metrics.New()
+	}
+	g := &Gateway{
+		cfg: cfg, log: d.Logger, m: d.Metrics, cache: d.Cache, limit: d.Limiter,
+		pools: map[string]*upstream.Pool{}, routes: map[string]*upstream.Pool{},
+		keys: parseKeys(cfg.Auth.Keys),
+	}
+	for _, pc := range cfg.Pools {
+		p, err := upstream.NewPool(pc, cfg.Timeouts, d.Breakers)
+		if err != nil {
+			return nil, err
+		}
+		g.pools[pc.Name] = p
+	}
+	g.def = g.pools[upstreamDefault]
+	if g.def == nil {
+		return nil, errors.New("gateway needs a pool named \"default\"; add one or use --upstream URL")
+	}
+	for _, r := range cfg.Routes {
+		g.routes[r.Path] = g.pools[r.Pool]
+	}
+	g.degradedBody = []byte(cfg.Degraded.Body)
+	if len(g.degradedBody) == 0 {
+		g.degradedBody = openai.ErrorBody("server_busy", "service_unavailable", "The service is busy; try again later.")
+	}
+	g.retryAfter = strconv.FormatInt(max(1, cfg.Degraded.RetryAfter.Seconds()), 10)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	g.idPrefix = hex.EncodeToString(b[:]) + "-"
+	g.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
+	g.serve = g.chain(cfg.Order)
+	return g, nil
+}
+
+const upstreamDefault = "default"
+
+// Run runs the pools' health checks until ctx ends.
+func (g *Gateway) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, p := range g.pools {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.Run(ctx) }()
+	}
+	wg.Wait()
+}
+
+// Pools returns the pools by name.
+func (g *Gateway) Pools() map[string]*upstream.Pool { return g.pools }
+
+// Inflight is the number of proxied requests in progress.
+func (g *Gateway) Inflight() int64 { return g.inflight.Load() }
+
+// Ready says whether the default pool has a usable target.
+func (g *Gateway) Ready() bool {
+	for _, t := range g.def.Targets() {
+		if t.Healthy() {
+			return true
+		}
+	}
+	return false
+}
+
+// chain builds the steps before the upstream in the configured order: the
+// only place that decides what runs before what.
+func (g *Gateway) chain(order []string) func(*exchange) {
+	steps := map[string]func(x *exchange, next func(*exchange)){
+		"cache": g.cacheStep,
+		"limit": g.limitStep,
+	}
+	h := g.proxy
+	for i := len(order) - 1; i >= 0; i-- {
+		step, ok := steps[order[i]]
+		if !ok {
+			continue // "upstream" is the end of every chain
+		}
+		next := h
+		h = func(x *exchange) { step(x, next) }
+	}
+	return h
+}
+
+// exchange is one request on its way through the chain.
+type exchange struct {
+	w      responseWriter
+	r      *http.Request
+	start  time.Time
+	id     string
+	route  string
+	tenant string
+	key    *apiKey
+	body   []byte // the body of OpenAI routes, read whole
+	oa     openai.Request
+	isOA   bool
+
+	cacheKey  string
+	stale     *cache.Entry // an answer past its TTL, for when no upstream can answer
+	record    bool         // capture the answer for the cache
+	captured  []byte
+	overflow  bool
+	usage     openai.Usage
+	hasUsage  bool
+	upStatus  int
+	upHeader  http.Header
+	streamed  bool
+	abort     bool
+	complete  bool // the upstream body arrived whole
+	cacheRes  string
+	cacheLvl  string
+	onUsage   func(openai.Usage)
+	settleRes func()
+}
+
+// ServeHTTP proxies one request through the chain.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz":
+		writeText(w, http.StatusOK, "ok\n")
+		return
+	case "/readyz":
+		if g.Ready() {
+			writeText(w, http.StatusOK, "ready\n")
+		} else {
+			writeText(w, http.StatusServiceUnavailable, "no healthy upstream\n")
+		}
+		return
+	}
+	g.inflight.Add(1)
+	defer g.inflight.Add(-1)
+	x := &exchange{r: r, start: time.Now(), route: openai.RouteOf(r.URL.Path), tenant: anonymous}
+	x.w.reset(w)
+	x.id = r.Header.Get("X-Request-Id")
+	if x.id == "" || len(x.id) > 128 {
+		x.id = g.idPrefix + strconv.FormatUint(g.idSeq.Add(1), 10)
+	}
+	w.Header()["X-Request-Id"] = []string{x.id}
+	defer g.finish(x)
+
+	if g.cfg.Auth.Enabled {
+		k, ok := authenticate(g.keys, r.Header.Get("Authorization"))
+		if !ok {
+			openai.WriteError(&x.w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key", "Missing or unknown API key; send Authorization: Bearer KEY.")
+			return
+		}
+		x.key, x.tenant = k, k.tenant
+	}
+	limit := int64(g.cfg.MaxBodyBytes)
+	if r.ContentLength > limit {
+		openai.WriteError(&x.w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", fmt.Sprintf("The request body is larger than %d bytes.", limit))
+		return
+	}
+	x.isOA = x.route != openai.RouteOther && r.Method == http.MethodPost
+	if x.isOA {
+		if !g.readOpenAI(x, limit) {
+			return
+		}
+	} else if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(&x.w, r.Body, limit)
+	}
+	g.serve(x)
+}
+
+func (g *Gateway) readOpenAI(x *exchange, limit int64) bool {
+	r := x.r
+	n := r.ContentLength
+	if n < 0 {
+		n = 4 << 10
+	}
+	buf := make([]byte, 0, n+1)
+	for {
+		if int64(len(buf)) > limit {
+			openai.WriteError(&x.w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", fmt.Sprintf("The request body is larger than %d bytes.", limit))
+			return false
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		m, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			x.abort = true
+			return false
+		}
+	}
+	if int64(len(buf)) > limit {
+		openai.WriteError(&x.w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", fmt.Sprintf("The request body is larger than %d bytes.", limit))
+		return false
+	}
+	oa, err := openai.ParseRequest(buf)
+	if err != nil {
+		openai.WriteError(&x.w, http.StatusBadRequest, "invalid_request_error", "invalid_json", "The request body is not valid JSON: "+err.Error())
+		return false
+	}
+	x.body, x.oa = buf, oa
+	return true
+}
+
+// finish records metrics and the access log of one exchange.
+func (g *Gateway) finish(x *exchange) {
+	status := x.w.status
+	if !x.w.wroteHeader {
+		status = 499 // the client went away before an answer
+	}
+	d := time.Since(x.start)
+	g.m.Requests.WithLabelValues(x.route, methodLabel(x.r.Method), metrics.Status(status)).Inc()
+	g.m.Duration.WithLabelValues(x.route).Observe(d.Seconds())
+	if x.hasUsage {
+		model := g.m.Model(x.oa.Model)
+		g.m.Tokens.WithLabelValues(model, "input").Add(float64(x.usage.PromptTokens))
+		g.m.Tokens.WithLabelValues(model, "output").Add(float64(x.usage.CompletionTokens))
+	}
+	if x.settleRes != nil {
+		x.settleRes()
+	}
+	if g.log.Enabled(x.r.Context(), slog.LevelDebug) {
+		g.log.Debug("request", "request_id", x.id, "method", x.r.Method, "path", x.r.URL.Path, "status", status,
+			"tenant", x.tenant, "cache", x.cacheRes, "duration", d, "bytes", x.w.written)
+	}
+	if x.abort {
+		panic(http.ErrAbortHandler) // end the response uncleanly so the client sees the cut
+	}
+}
+
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodHead, http.MethodOptions, http.MethodPatch:
+		return m
+	}
+	return "OTHER"
+}
+
+func writeText(w http.ResponseWriter, code int, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, s)
+}
+
+// unavailable answers when no upstream can take the request: a stale cached
+// answer if there is one, else the degraded answer.
+func (g *Gateway) unavailable(x *exchange, reason string) {
+	if x.stale != nil {
+		g.m.Degraded.WithLabelValues("stale").Inc()
+		g.replay(x, *x.stale, "STALE", "")
+		return
+	}
+	g.m.Degraded.WithLabelValues(reason).Inc()
+	h := x.w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Retry-After", g.retryAfter)
+	h.Set("X-Degraded", "true")
+	h.Set("Content-Length", strconv.Itoa(len(g.degradedBody)))
+	x.w.WriteHeader(g.cfg.Degraded.Status)
+	_, _ = x.w.Write(g.degradedBody)
+}

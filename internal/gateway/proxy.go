@@ -1,0 +1,241 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aideploy/aideploy/internal/gateway/openai"
+	"github.com/aideploy/aideploy/internal/gateway/sse"
+	"github.com/aideploy/aideploy/internal/gateway/upstream"
+)
+
+// hopHeaders are connection-level headers that a proxy must not forward (RFC 9110 7.6.1).
+var hopHeaders = map[string]bool{
+	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+}
+
+// maxCapture bounds the bytes of an OpenAI answer kept for usage and the cache.
+const maxCapture = 4 << 20
+
+func (g *Gateway) poolFor(route string) *upstream.Pool {
+	if p, ok := g.routes[route]; ok {
+		return p
+	}
+	return g.def
+}
+
+// proxy is the last step of every chain: it sends the request to a target and
+// streams the answer back.
+func (g *Gateway) proxy(x *exchange) {
+	r := x.r
+	lease, err := g.poolFor(x.route).Acquire(r.Context())
+	if err != nil {
+		switch {
+		case errors.Is(err, upstream.ErrSaturated):
+			g.unavailable(x, "saturated")
+		case errors.Is(err, upstream.ErrUnavailable):
+			g.unavailable(x, "unavailable")
+		default: // the client went away while queued
+		}
+		return
+	}
+	var outcome upstream.Outcome
+	defer func() { lease.Done(outcome) }()
+
+	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.Timeouts.Request.D())
+	defer cancel()
+	out := r.WithContext(ctx)
+	out.URL = targetURL(lease.Target.Base(), r.URL)
+	out.Host = ""
+	out.RequestURI = ""
+	out.Close = false
+	out.Header = outHeader(r, x.id)
+	if x.body != nil {
+		out.Body = io.NopCloser(bytes.NewReader(x.body))
+		out.ContentLength = int64(len(x.body))
+	} else if r.ContentLength == 0 {
+		out.Body = nil
+	}
+	sent := time.Now()
+	resp, err := lease.Target.Transport().RoundTrip(out)
+	if err != nil {
+		outcome.Err = err
+		if r.Context().Err() != nil {
+			outcome.Err = context.Canceled
+			return
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			openai.WriteError(&x.w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", "The request body is too large.")
+			return
+		}
+		g.log.Warn("upstream request failed", "request_id", x.id, "target", lease.Target.URL(), "err", err)
+		if x.stale != nil {
+			g.unavailable(x, "upstream_error")
+			return
+		}
+		code, msg := http.StatusBadGateway, "The model server could not be reached."
+		if isTimeout(err) {
+			code, msg = http.StatusGatewayTimeout, "The model server did not answer in time."
+		}
+		openai.WriteError(&x.w, code, "upstream_error", "upstream_error", msg)
+		return
+	}
+	defer resp.Body.Close()
+	outcome.Status = resp.StatusCode
+	x.upStatus = resp.StatusCode
+
+	h := x.w.Header()
+	for k, v := range resp.Header {
+		if !hopHeaders[k] {
+			h[k] = v
+		}
+	}
+	if x.cacheRes != "" {
+		h["X-Cache"] = []string{x.cacheRes}
+	}
+	isSSE := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	stream := isSSE || resp.ContentLength < 0
+	x.streamed = isSSE
+	x.upHeader = resp.Header
+	x.w.WriteHeader(resp.StatusCode)
+	if stream {
+		x.w.Flush()
+	}
+	if err := g.copyBody(x, resp, stream, isSSE); err != nil {
+		outcome.Err = err
+	}
+	if x.isOA && resp.StatusCode/100 == 2 {
+		g.m.Inference.WithLabelValues(g.m.Model(x.oa.Model)).Observe(time.Since(sent).Seconds())
+	}
+}
+
+// copyBody streams the upstream body to the client, flushing each read of a
+// stream at once. A body cut by the upstream ends an SSE stream with an error
+// event and any other body uncleanly.
+func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool) error {
+	bp := g.bufs.Get().(*[]byte)
+	defer g.bufs.Put(bp)
+	buf := *bp
+	var sc *sse.Scanner
+	if x.isOA && isSSE {
+		sc = &sse.Scanner{}
+	}
+	capture := x.isOA || x.record
+	first := true
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			if capture {
+				g.capture(x, chunk)
+			}
+			if sc != nil {
+				sc.Feed(chunk, func(e sse.Event) {
+					if u, ok := openai.UsageOf(e.Data); ok {
+						x.usage, x.hasUsage = u, true
+					}
+				})
+			}
+			if _, werr := x.w.Write(chunk); werr != nil {
+				return context.Canceled // the client went away; the deferred cancel stops the upstream
+			}
+			if stream {
+				x.w.Flush()
+				if first && isSSE {
+					first = false
+					g.m.TTFT.WithLabelValues(g.m.Model(x.oa.Model)).Observe(time.Since(x.start).Seconds())
+				}
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			if x.r.Context().Err() != nil {
+				return context.Canceled
+			}
+			g.log.Warn("upstream cut the answer", "request_id", x.id, "err", rerr)
+			x.overflow = true // never cache a partial answer
+			if isSSE {
+				_ = sse.WriteError(&x.w, "upstream_error", "the model server ended the stream early")
+				x.w.Flush()
+			} else {
+				x.abort = true
+			}
+			return rerr
+		}
+	}
+	if x.isOA && !isSSE && !x.overflow {
+		if u, ok := openai.UsageOf(x.captured); ok {
+			x.usage, x.hasUsage = u, true
+		}
+	}
+	x.complete = true
+	if x.hasUsage && x.onUsage != nil {
+		x.onUsage(x.usage)
+	}
+	return nil
+}
+
+func (g *Gateway) capture(x *exchange, b []byte) {
+	if x.overflow {
+		return
+	}
+	if len(x.captured)+len(b) > maxCapture {
+		x.overflow = true
+		x.captured = nil
+		return
+	}
+	x.captured = append(x.captured, b...)
+}
+
+func targetURL(base, in *url.URL) *url.URL {
+	u := &url.URL{Scheme: base.Scheme, Host: base.Host, Path: in.Path, RawPath: in.RawPath, RawQuery: in.RawQuery}
+	if base.Path != "" {
+		u.Path = base.Path + in.Path
+		u.RawPath = ""
+	}
+	return u
+}
+
+func outHeader(r *http.Request, id string) http.Header {
+	h := make(http.Header, len(r.Header)+2)
+	for k, v := range r.Header {
+		if !hopHeaders[k] {
+			h[k] = v
+		}
+	}
+	if c := r.Header["Connection"]; len(c) > 0 {
+		for _, f := range strings.Split(c[0], ",") {
+			delete(h, http.CanonicalHeaderKey(strings.TrimSpace(f)))
+		}
+	}
+	if te := r.Header["Te"]; len(te) > 0 && strings.Contains(te[0], "trailers") {
+		h["Te"] = []string{"trailers"}
+	}
+	h["X-Request-Id"] = []string{id}
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
+		}
+		h["X-Forwarded-For"] = []string{ip}
+	}
+	return h
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,239 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/aideploy/aideploy/internal/gateway/admin"
+	"github.com/aideploy/aideploy/internal/gateway/adminapi"
+	"github.com/aideploy/aideploy/internal/gateway/breaker"
+	"github.com/aideploy/aideploy/internal/gateway/cache"
+	"github.com/aideploy/aideploy/internal/gateway/metrics"
+	"github.com/aideploy/aideploy/internal/gateway/upstream"
+	"github.com/redis/go-redis/v9"
+)
+
+// Options tune Run beyond the configuration.
+type Options struct {
+	// Reload loads the configuration again on SIGHUP; nil ignores SIGHUP.
+	Reload func() (Config, error)
+	// Started is called once both listeners accept connections, with their addresses.
+	Started func(addr, adminAddr string)
+}
+
+// Server swaps whole gateways atomically: a reload builds a new one and the
+// old one finishes its requests and streams.
+type Server struct {
+	cur  atomic.Pointer[Gateway]
+	deps Deps
+	log  *slog.Logger
+
+	mu     sync.Mutex // serialises reloads
+	ctx    context.Context
+	cancel context.CancelFunc // stops the current gateway's health checks
+	wg     sync.WaitGroup
+}
+
+// NewServer builds the first gateway; Start its health checks with Serve or Reload.
+func NewServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
+	g, err := New(cfg, d)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{deps: d, log: d.Logger, ctx: ctx}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.start(g)
+	return s, nil
+}
+
+func (s *Server) start(g *Gateway) {
+	gctx, cancel := context.WithCancel(s.ctx)
+	s.cur.Store(g)
+	s.cancel = cancel
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); g.Run(gctx) }()
+}
+
+// ServeHTTP hands the request to the current gateway.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.cur.Load().ServeHTTP(w, r) }
+
+// Gateway is the gateway serving now.
+func (s *Server) Gateway() *Gateway { return s.cur.Load() }
+
+// Reload builds a gateway from cfg and swaps it in; the old one keeps serving
+// the requests it holds and is retired once they end. Listeners, Redis, the
+// cache and the limiter are kept.
+func (s *Server) Reload(cfg Config) error {
+	g, err := New(cfg, s.deps)
+	if err != nil {
+		return fmt.Errorf("reloading the gateway: %w", err)
+	}
+	s.mu.Lock()
+	old, oldCancel := s.cur.Load(), s.cancel
+	s.start(g)
+	s.mu.Unlock()
+	go func() {
+		for old.Inflight() > 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		oldCancel()
+		for _, p := range old.Pools() {
+			p.CloseIdle()
+		}
+	}()
+	return nil
+}
+
+// Run serves cfg until ctx ends, then drains in-flight requests and streams
+// for up to cfg.ShutdownTimeout.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) error {
+	cfg.SetDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	token, err := adminToken(cfg.AdminTokenFile)
+	if err != nil {
+		return err
+	}
+	m := metrics.New()
+	d := Deps{Logger: logger, Metrics: m}
+	bm := breaker.NewMetrics(m.Registry)
+	bcfg := cfg.Breaker
+	d.Breakers = func(target string) upstream.Breaker { return breaker.New(target, bcfg, bm) }
+	var rdb *redis.Client
+	if cfg.RedisURL != "" {
+		ro, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("gateway.redisURL %q: %w (use redis://HOST:PORT/DB)", cfg.RedisURL, err)
+		}
+		ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = 200*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+		ro.MaxRetries = 0
+		rdb = redis.NewClient(ro)
+		defer rdb.Close()
+	}
+	if cfg.Cache.Enabled {
+		c := cache.New(cfg.Cache, redisOrNil(rdb), cache.NewMetrics(m.Registry))
+		defer c.Close()
+		d.Cache = c
+	}
+	bctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	srv, err := NewServer(bctx, cfg, d)
+	if err != nil {
+		return err
+	}
+	m.Registry.MustRegister(metrics.Upstreams(func() []adminapi.Pool {
+		var out []adminapi.Pool
+		for _, p := range srv.Gateway().Pools() {
+			out = append(out, p.Snapshot())
+		}
+		return out
+	}))
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w (is another gateway running? use --listen)", cfg.Listen, err)
+	}
+	aln, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("admin listener on %s: %w (use --admin-listen)", cfg.AdminListen, err)
+	}
+	if host, _, _ := net.SplitHostPort(cfg.AdminListen); !isLoopback(host) && token == "" {
+		logger.Warn("the admin listener is not on loopback and has no token: its API is refused", "addr", cfg.AdminListen)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
+	as := &http.Server{Handler: admin.Handler(admin.Options{
+		Pools: func() map[string]*upstream.Pool { return srv.Gateway().Pools() }, Token: token,
+		Registry: m.Registry, Ready: func() bool { return srv.Gateway().Ready() },
+	}), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- as.Serve(aln) }()
+	logger.Info("gateway serving", "listen", ln.Addr().String(), "admin", aln.Addr().String(), "redis", cfg.RedisURL != "")
+	if opts.Started != nil {
+		opts.Started(ln.Addr().String(), aln.Addr().String())
+	}
+
+	hup := make(chan os.Signal, 1)
+	if opts.Reload != nil {
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
+	for {
+		select {
+		case <-hup:
+			next, err := opts.Reload()
+			if err == nil {
+				err = srv.Reload(next)
+			}
+			if err != nil {
+				logger.Error("reload refused; the old configuration stays", "err", err)
+			} else {
+				logger.Info("configuration reloaded")
+			}
+			continue
+		case err := <-errc:
+			if !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving: %w", err)
+			}
+		case <-ctx.Done():
+		}
+		break
+	}
+	logger.Info("gateway shutting down; draining in-flight requests", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
+	defer cancel()
+	err = hs.Shutdown(sctx)
+	if err != nil {
+		hs.Close()
+	}
+	_ = as.Shutdown(sctx)
+	stop()
+	srv.wg.Wait()
+	if err != nil {
+		return fmt.Errorf("draining on shutdown: %w", err)
+	}
+	return nil
+}
+
+func redisOrNil(c *redis.Client) redis.UniversalClient {
+	if c == nil {
+		return nil
+	}
+	return c
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// adminToken reads the admin token from file, else from the environment.
+func adminToken(file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("reading gateway.adminTokenFile: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return strings.TrimSpace(os.Getenv(adminapi.TokenEnv)), nil
+}

@@ -1,0 +1,165 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aideploy/aideploy/internal/gateway/adminapi"
+	"golang.org/x/sync/errgroup"
+)
+
+// ErrUnknownTarget means a URL is not one of the pool's targets.
+var ErrUnknownTarget = errors.New("unknown target")
+
+// HealthGateError says which new target failed its health gate; nothing changed.
+type HealthGateError struct{ Err error }
+
+func (e *HealthGateError) Error() string { return e.Err.Error() }
+func (e *HealthGateError) Unwrap() error { return e.Err }
+
+// Replace swaps the pool's targets for req.Targets once every new one is
+// healthy. Targets present before and after keep their state and in-flight
+// requests. On a failed health gate nothing changes.
+func (p *Pool) Replace(ctx context.Context, req adminapi.ReplaceTargets) (adminapi.Pool, error) {
+	if len(req.Targets) == 0 {
+		return adminapi.Pool{}, errors.New("a pool needs at least one target")
+	}
+	old := p.Targets()
+	byURL := make(map[string]*Target, len(old))
+	for _, t := range old {
+		byURL[t.url] = t
+	}
+	next := make([]*Target, 0, len(req.Targets))
+	var fresh []*Target
+	seen := map[string]bool{}
+	for _, at := range req.Targets {
+		if seen[at.URL] {
+			return adminapi.Pool{}, fmt.Errorf("target %s is listed twice", at.URL)
+		}
+		seen[at.URL] = true
+		if t, ok := byURL[at.URL]; ok {
+			next = append(next, t)
+			continue
+		}
+		t, err := newTarget(TargetConfig{URL: at.URL, Weight: at.Weight}, p.timeout, p.bf)
+		if err != nil {
+			return adminapi.Pool{}, err
+		}
+		next = append(next, t)
+		fresh = append(fresh, t)
+	}
+	timeout := req.HealthTimeout.D()
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	gctx, cancel := context.WithTimeout(ctx, timeout)
+	g, gctx := errgroup.WithContext(gctx)
+	for _, t := range fresh {
+		g.Go(func() error { return p.waitHealthy(gctx, t) })
+	}
+	err := g.Wait()
+	cancel()
+	if err != nil {
+		for _, t := range fresh {
+			t.transport.CloseIdleConnections()
+		}
+		return adminapi.Pool{}, &HealthGateError{Err: err}
+	}
+	p.mu.Lock()
+	for i, at := range req.Targets {
+		w := at.Weight
+		if w <= 0 {
+			w = 1
+		}
+		next[i].weight.Store(int64(w))
+		next[i].draining.Store(false)
+	}
+	p.targets.Store(&next)
+	p.mu.Unlock()
+
+	var gone []*Target
+	for _, t := range old {
+		if !seen[t.url] {
+			gone = append(gone, t)
+		}
+	}
+	if req.Drain {
+		dt := req.DrainTimeout.D()
+		if dt <= 0 {
+			dt = 5 * time.Minute
+		}
+		for _, t := range gone {
+			drainTarget(ctx, t, dt)
+		}
+	}
+	for _, t := range gone {
+		go func() {
+			// Close idle connections once the last request ends.
+			drainTarget(context.Background(), t, 30*time.Minute)
+			t.transport.CloseIdleConnections()
+		}()
+	}
+	return p.Snapshot(), nil
+}
+
+// SetWeights changes the weights of existing targets; unknown URLs change nothing.
+func (p *Pool) SetWeights(w map[string]int) (adminapi.Pool, error) {
+	ts := p.Targets()
+	byURL := make(map[string]*Target, len(ts))
+	for _, t := range ts {
+		byURL[t.url] = t
+	}
+	for u, v := range w {
+		if _, ok := byURL[u]; !ok {
+			return adminapi.Pool{}, fmt.Errorf("%w %s", ErrUnknownTarget, u)
+		}
+		if v < 0 {
+			return adminapi.Pool{}, fmt.Errorf("weight of %s (%d) must not be negative", u, v)
+		}
+	}
+	for u, v := range w {
+		if v == 0 {
+			v = 1
+		}
+		byURL[u].weight.Store(int64(v))
+	}
+	return p.Snapshot(), nil
+}
+
+// Drain stops new requests to a target and waits until its in-flight ones end or timeout.
+func (p *Pool) Drain(ctx context.Context, url string, timeout time.Duration) (adminapi.DrainResult, error) {
+	var t *Target
+	for _, c := range p.Targets() {
+		if c.url == url {
+			t = c
+		}
+	}
+	if t == nil {
+		return adminapi.DrainResult{}, fmt.Errorf("%w %s", ErrUnknownTarget, url)
+	}
+	t.draining.Store(true)
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	left := drainTarget(ctx, t, timeout)
+	return adminapi.DrainResult{URL: url, Remaining: left, Drained: left == 0}, nil
+}
+
+func drainTarget(ctx context.Context, t *Target, timeout time.Duration) int64 {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n := t.inflight.Load()
+		if n == 0 || time.Now().After(deadline) {
+			return n
+		}
+		select {
+		case <-ctx.Done():
+			return t.inflight.Load()
+		case <-tick.C:
+		}
+	}
+}

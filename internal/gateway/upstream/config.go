@@ -1,0 +1,193 @@
+package upstream
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aideploy/aideploy/internal/units"
+	"github.com/aideploy/aideploy/internal/validate"
+)
+
+// PoolConfig describes one pool of upstream targets.
+type PoolConfig struct {
+	// Name identifies the pool in the admin API and metrics.
+	Name string `yaml:"name" json:"name"`
+	// Targets are the model servers: http://host:port or unix:///path.sock.
+	Targets []TargetConfig `yaml:"targets" json:"targets"`
+	// HealthCheck probes each target actively; an empty path turns it off.
+	HealthCheck HealthCheck `yaml:"healthCheck" json:"healthCheck"`
+	// MaxInflight bounds concurrent requests per target; 0 means unbounded.
+	MaxInflight int `yaml:"maxInflight" json:"maxInflight"`
+	// Queue bounds the requests that wait for a free slot.
+	Queue Queue `yaml:"queue" json:"queue"`
+	// PassiveFailures is how many consecutive connection failures eject a target.
+	PassiveFailures int `yaml:"passiveFailures" json:"passiveFailures"`
+	// EjectFor is how long a passively ejected target gets no traffic.
+	EjectFor units.Duration `yaml:"ejectFor" json:"ejectFor"`
+}
+
+// TargetConfig is one upstream address with its weight.
+type TargetConfig struct {
+	// URL is http://host:port or unix:///path.sock.
+	URL string `yaml:"url" json:"url"`
+	// Weight is the relative share of traffic; 0 means 1.
+	Weight int `yaml:"weight,omitempty" json:"weight,omitempty"`
+}
+
+// HealthCheck configures active probing.
+type HealthCheck struct {
+	// Path is probed with GET; 2xx is healthy. Empty disables active checks.
+	Path string `yaml:"path" json:"path"`
+	// Interval between probes.
+	Interval units.Duration `yaml:"interval" json:"interval"`
+	// Timeout of one probe.
+	Timeout units.Duration `yaml:"timeout" json:"timeout"`
+	// HealthyThreshold is how many consecutive passes make a target healthy.
+	HealthyThreshold int `yaml:"healthyThreshold" json:"healthyThreshold"`
+	// UnhealthyThreshold is how many consecutive failures make it unhealthy.
+	UnhealthyThreshold int `yaml:"unhealthyThreshold" json:"unhealthyThreshold"`
+}
+
+// Queue bounds waiting for a free slot when every target is at MaxInflight.
+type Queue struct {
+	// Size is how many requests may wait; past it requests get a fast 503.
+	Size int `yaml:"size" json:"size"`
+	// Timeout is how long one request may wait before a 503.
+	Timeout units.Duration `yaml:"timeout" json:"timeout"`
+}
+
+// Timeouts of upstream calls. Generations are slow, so the defaults are generous
+// where the model works and short where only the network is involved.
+type Timeouts struct {
+	// Connect bounds establishing a connection.
+	Connect units.Duration `yaml:"connect" json:"connect"`
+	// ResponseHeader bounds the wait for the status line: the model's queue.
+	ResponseHeader units.Duration `yaml:"responseHeader" json:"responseHeader"`
+	// Request bounds the whole exchange, streams included.
+	Request units.Duration `yaml:"request" json:"request"`
+	// Idle is how long an unused keep-alive connection is kept.
+	Idle units.Duration `yaml:"idle" json:"idle"`
+}
+
+// DefaultTimeouts suit slow generations: 5s connect, 2m to the first header,
+// 10m for a whole stream, 90s idle.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{
+		Connect:        units.Duration(5 * time.Second),
+		ResponseHeader: units.Duration(2 * time.Minute),
+		Request:        units.Duration(10 * time.Minute),
+		Idle:           units.Duration(90 * time.Second),
+	}
+}
+
+// DefaultHealthCheck probes /health every 5s.
+func DefaultHealthCheck() HealthCheck {
+	return HealthCheck{
+		Path:               "/health",
+		Interval:           units.Duration(5 * time.Second),
+		Timeout:            units.Duration(2 * time.Second),
+		HealthyThreshold:   1,
+		UnhealthyThreshold: 3,
+	}
+}
+
+// SetDefaults fills zero fields.
+func (c *PoolConfig) SetDefaults() {
+	if c.Name == "" {
+		c.Name = "default"
+	}
+	d := DefaultHealthCheck()
+	if c.HealthCheck == (HealthCheck{}) {
+		c.HealthCheck = d
+	}
+	if c.HealthCheck.Interval == 0 {
+		c.HealthCheck.Interval = d.Interval
+	}
+	if c.HealthCheck.Timeout == 0 {
+		c.HealthCheck.Timeout = d.Timeout
+	}
+	if c.HealthCheck.HealthyThreshold == 0 {
+		c.HealthCheck.HealthyThreshold = d.HealthyThreshold
+	}
+	if c.HealthCheck.UnhealthyThreshold == 0 {
+		c.HealthCheck.UnhealthyThreshold = d.UnhealthyThreshold
+	}
+	if c.Queue.Timeout == 0 {
+		c.Queue.Timeout = units.Duration(5 * time.Second)
+	}
+	if c.PassiveFailures == 0 {
+		c.PassiveFailures = 5
+	}
+	if c.EjectFor == 0 {
+		c.EjectFor = units.Duration(10 * time.Second)
+	}
+}
+
+// Validate records every problem of the pool.
+func (c PoolConfig) Validate(errs validate.Errors) {
+	if c.Name == "" {
+		errs.Addf("name", "must not be empty")
+	}
+	if len(c.Targets) == 0 {
+		errs.Addf("targets", "needs at least one target, e.g. http://127.0.0.1:8000")
+	}
+	for i, t := range c.Targets {
+		e := errs.At(fmt.Sprintf("targets[%d]", i))
+		if _, err := ParseTargetURL(t.URL); err != nil {
+			e.Addf("url", "%v", err)
+		}
+		e.NonNegative("weight", t.Weight)
+	}
+	if c.HealthCheck.Path != "" {
+		h := errs.At("healthCheck")
+		if !strings.HasPrefix(c.HealthCheck.Path, "/") {
+			h.Addf("path", "(%q) must start with /", c.HealthCheck.Path)
+		}
+		if c.HealthCheck.Interval <= 0 {
+			h.Addf("interval", "(%s) must be positive", c.HealthCheck.Interval)
+		}
+		if c.HealthCheck.Timeout <= 0 {
+			h.Addf("timeout", "(%s) must be positive", c.HealthCheck.Timeout)
+		}
+		h.Positive("healthyThreshold", c.HealthCheck.HealthyThreshold)
+		h.Positive("unhealthyThreshold", c.HealthCheck.UnhealthyThreshold)
+	}
+	errs.NonNegative("maxInflight", c.MaxInflight)
+	errs.At("queue").NonNegative("size", c.Queue.Size)
+	if c.Queue.Timeout < 0 {
+		errs.At("queue").Addf("timeout", "(%s) must not be negative", c.Queue.Timeout)
+	}
+	errs.NonNegative("passiveFailures", c.PassiveFailures)
+}
+
+// Validate records every problem of the timeouts.
+func (t Timeouts) Validate(errs validate.Errors) {
+	for name, d := range map[string]units.Duration{"connect": t.Connect, "responseHeader": t.ResponseHeader, "request": t.Request, "idle": t.Idle} {
+		if d <= 0 {
+			errs.Addf(name, "(%s) must be positive", d)
+		}
+	}
+}
+
+// ParseTargetURL accepts http://host:port[/prefix] and unix:///path.sock.
+func ParseTargetURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a URL: %v", s, err)
+	}
+	switch u.Scheme {
+	case "http":
+		if u.Host == "" {
+			return nil, fmt.Errorf("%q has no host; use http://host:port", s)
+		}
+	case "unix":
+		if u.Path == "" || u.Host != "" {
+			return nil, fmt.Errorf("%q has no socket path; use unix:///path/to.sock", s)
+		}
+	default:
+		return nil, fmt.Errorf("%q: scheme must be http or unix (https upstreams are not supported)", s)
+	}
+	return u, nil
+}

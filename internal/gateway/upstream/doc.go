@@ -1,0 +1,4 @@
+// Package upstream owns pools of model servers: targets over http:// or unix
+// sockets, least-outstanding selection with two random choices and weights,
+// bounded in-flight work with a wait queue, health checks, draining and stats.
+package upstream

@@ -1,0 +1,277 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aideploy/aideploy/internal/gateway/adminapi"
+	"github.com/aideploy/aideploy/internal/units"
+)
+
+var (
+	// ErrSaturated means every usable target is at its limit and the queue is full or timed out.
+	ErrSaturated = errors.New("upstream saturated")
+	// ErrUnavailable means no target is healthy, undrained and with a closed breaker.
+	ErrUnavailable = errors.New("no upstream available")
+)
+
+// Pool is a set of targets that share a queue.
+type Pool struct {
+	cfg     PoolConfig
+	timeout Timeouts
+	bf      BreakerFactory
+
+	mu      sync.Mutex // serialises changes of the target list
+	targets atomic.Pointer[[]*Target]
+	queued  atomic.Int64
+	wake    chan struct{}
+	stats   ring
+}
+
+// NewPool builds a pool; Run starts its health checks.
+func NewPool(cfg PoolConfig, to Timeouts, bf BreakerFactory) (*Pool, error) {
+	cfg.SetDefaults()
+	p := &Pool{cfg: cfg, timeout: to, bf: bf, wake: make(chan struct{}, max(1, cfg.Queue.Size))}
+	ts := make([]*Target, 0, len(cfg.Targets))
+	for _, tc := range cfg.Targets {
+		t, err := newTarget(tc, to, bf)
+		if err != nil {
+			return nil, fmt.Errorf("pool %s: %w", cfg.Name, err)
+		}
+		ts = append(ts, t)
+	}
+	p.targets.Store(&ts)
+	return p, nil
+}
+
+// Name of the pool.
+func (p *Pool) Name() string { return p.cfg.Name }
+
+// Targets returns the current targets.
+func (p *Pool) Targets() []*Target { return *p.targets.Load() }
+
+// Queued is the number of requests waiting for a slot.
+func (p *Pool) Queued() int64 { return p.queued.Load() }
+
+// Lease is one reserved slot on a target; Done must be called exactly once.
+type Lease struct {
+	Target  *Target
+	pool    *Pool
+	start   time.Time
+	breaker func(bool)
+}
+
+// Acquire picks a target and reserves a slot, waiting in the bounded queue
+// when every usable target is full.
+func (p *Pool) Acquire(ctx context.Context) (Lease, error) {
+	l, err := p.tryPick()
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return l, err
+	}
+	if p.cfg.Queue.Size <= 0 {
+		return Lease{}, ErrSaturated
+	}
+	if p.queued.Add(1) > int64(p.cfg.Queue.Size) {
+		p.queued.Add(-1)
+		return Lease{}, ErrSaturated
+	}
+	defer p.queued.Add(-1)
+	timer := time.NewTimer(p.cfg.Queue.Timeout.D())
+	defer timer.Stop()
+	for {
+		select {
+		case <-p.wake:
+		case <-timer.C:
+			return Lease{}, ErrSaturated
+		case <-ctx.Done():
+			return Lease{}, ctx.Err()
+		}
+		l, err := p.tryPick()
+		if err == nil || errors.Is(err, ErrUnavailable) {
+			return l, err
+		}
+	}
+}
+
+// tryPick returns ErrUnavailable when nothing is usable and ErrSaturated when
+// usable targets are all full.
+func (p *Pool) tryPick() (Lease, error) {
+	ts := *p.targets.Load()
+	max := int64(p.cfg.MaxInflight)
+	// Two random choices, weighted; fall back to a scan when they are unusable.
+	for attempt := 0; attempt < 3; attempt++ {
+		a, b := pickWeighted(ts), pickWeighted(ts)
+		if a == nil {
+			break
+		}
+		t := better(a, b)
+		if t == nil {
+			continue
+		}
+		if l, ok := p.lease(t, max); ok {
+			return l, nil
+		}
+	}
+	anyUsable := false
+	var best *Target
+	for _, t := range ts {
+		if !t.usable() {
+			continue
+		}
+		anyUsable = true
+		if max > 0 && t.inflight.Load() >= max {
+			continue
+		}
+		best = better(best, t)
+	}
+	if best != nil {
+		if l, ok := p.lease(best, max); ok {
+			return l, nil
+		}
+	}
+	if !anyUsable {
+		return Lease{}, ErrUnavailable
+	}
+	return Lease{}, ErrSaturated
+}
+
+func (p *Pool) lease(t *Target, max int64) (Lease, bool) {
+	if !t.tryAcquire(max) {
+		return Lease{}, false
+	}
+	l := Lease{Target: t, pool: p, start: time.Now()}
+	if t.breaker != nil {
+		done, err := t.breaker.Allow()
+		if err != nil {
+			p.release(t)
+			return Lease{}, false
+		}
+		l.breaker = done
+	}
+	return l, true
+}
+
+// better returns the usable target with fewer requests per unit of weight.
+func better(a, b *Target) *Target {
+	switch {
+	case a == nil || !a.usable():
+		if b != nil && b.usable() {
+			return b
+		}
+		return nil
+	case b == nil || !b.usable():
+		return a
+	}
+	if a.inflight.Load()*b.weight.Load() <= b.inflight.Load()*a.weight.Load() {
+		return a
+	}
+	return b
+}
+
+func pickWeighted(ts []*Target) *Target {
+	switch len(ts) {
+	case 0:
+		return nil
+	case 1:
+		return ts[0]
+	}
+	var total int64
+	for _, t := range ts {
+		total += t.weight.Load()
+	}
+	n := rand.Int64N(total)
+	for _, t := range ts {
+		n -= t.weight.Load()
+		if n < 0 {
+			return t
+		}
+	}
+	return ts[len(ts)-1]
+}
+
+// Outcome is how a proxied request ended, for breakers, ejection and stats.
+type Outcome struct {
+	Status int   // the upstream's status; 0 when none arrived
+	Err    error // transport error or a stream cut
+}
+
+// Failed says whether the outcome counts against the target.
+func (o Outcome) Failed() bool {
+	return o.Err != nil || o.Status >= 500
+}
+
+// Done releases the slot and records the outcome.
+func (l Lease) Done(o Outcome) {
+	if l.Target == nil {
+		return
+	}
+	failed := o.Failed()
+	if errors.Is(o.Err, context.Canceled) {
+		failed = false // the client went away; not the target's fault
+	}
+	if l.breaker != nil {
+		l.breaker(!failed)
+	}
+	now := time.Now()
+	d := now.Sub(l.start)
+	// Passive ejection is for targets that cannot be reached; a model answering
+	// 5xx is the breaker's business.
+	unreachable := failed && o.Status == 0
+	l.Target.passive(!unreachable, int64(l.pool.cfg.PassiveFailures), l.pool.cfg.EjectFor.D())
+	l.Target.stats.record(now, d, failed)
+	l.pool.stats.record(now, d, failed)
+	l.pool.release(l.Target)
+}
+
+func (p *Pool) release(t *Target) {
+	t.inflight.Add(-1)
+	if p.queued.Load() > 0 {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Snapshot describes the pool for the admin API.
+func (p *Pool) Snapshot() adminapi.Pool {
+	ts := p.Targets()
+	out := adminapi.Pool{Name: p.cfg.Name, Queued: p.queued.Load(), Targets: make([]adminapi.Target, 0, len(ts))}
+	for _, t := range ts {
+		out.Targets = append(out.Targets, adminapi.Target{
+			URL:      t.url,
+			Weight:   int(t.weight.Load()),
+			Healthy:  t.Healthy(),
+			Draining: t.draining.Load(),
+			Inflight: t.inflight.Load(),
+			Breaker:  t.BreakerState(),
+		})
+	}
+	return out
+}
+
+// Stats sums the window for the pool and each current target.
+func (p *Pool) Stats(window time.Duration) adminapi.Stats {
+	now := time.Now()
+	var s summary
+	p.stats.sum(now, window, &s)
+	out := adminapi.Stats{Window: units.Duration(window), Requests: s.req, Errors: s.errs, P99Seconds: s.p99()}
+	for _, t := range p.Targets() {
+		var ts summary
+		t.stats.sum(now, window, &ts)
+		out.ByTarget = append(out.ByTarget, adminapi.TargetStats{URL: t.url, Requests: ts.req, Errors: ts.errs, P99Seconds: ts.p99()})
+	}
+	return out
+}
+
+// CloseIdle closes idle connections of every target, after the pool is retired.
+func (p *Pool) CloseIdle() {
+	for _, t := range p.Targets() {
+		t.transport.CloseIdleConnections()
+	}
+}

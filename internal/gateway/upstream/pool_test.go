@@ -1,0 +1,190 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aideploy/aideploy/internal/gateway/adminapi"
+	"github.com/aideploy/aideploy/internal/units"
+)
+
+func healthServer(t *testing.T, ok *atomic.Bool) string {
+	t.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ok != nil && !ok.Load() {
+			w.WriteHeader(503)
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s.URL
+}
+
+func newTestPool(t *testing.T, cfg PoolConfig) *Pool {
+	t.Helper()
+	cfg.SetDefaults()
+	cfg.HealthCheck.Interval = units.Duration(20 * time.Millisecond)
+	p, err := NewPool(cfg, DefaultTimeouts(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSelectionFollowsWeightsAndLoad(t *testing.T) {
+	t.Parallel()
+	p := newTestPool(t, PoolConfig{Targets: []TargetConfig{{URL: "http://a:1", Weight: 3}, {URL: "http://b:1", Weight: 1}}})
+	counts := map[string]int{}
+	for range 4000 {
+		l, err := p.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[l.Target.URL()]++
+		l.Done(Outcome{Status: 200})
+	}
+	// With nothing in flight, ties go to the first pick: shares follow weights, roughly 3:1 or more.
+	if counts["http://a:1"] < 2*counts["http://b:1"] {
+		t.Fatalf("weights 3:1 gave %v", counts)
+	}
+	// Under load, least-outstanding spreads: hold 8 leases and see both targets used in proportion.
+	var held []Lease
+	for range 8 {
+		l, _ := p.Acquire(context.Background())
+		held = append(held, l)
+	}
+	a := p.Targets()[0].Inflight()
+	if a < 5 || a > 7 {
+		t.Fatalf("8 concurrent leases put %d on the weight-3 target, want about 6", a)
+	}
+	for _, l := range held {
+		l.Done(Outcome{Status: 200})
+	}
+}
+
+func TestQueueBoundsAndTimesOut(t *testing.T) {
+	t.Parallel()
+	p := newTestPool(t, PoolConfig{Targets: []TargetConfig{{URL: "http://a:1"}}, MaxInflight: 1,
+		Queue: Queue{Size: 1, Timeout: units.Duration(100 * time.Millisecond)}})
+	l, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		l2, err := p.Acquire(context.Background()) // waits in the queue
+		if err == nil {
+			l2.Done(Outcome{Status: 200})
+		}
+		got <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if _, err := p.Acquire(context.Background()); !errors.Is(err, ErrSaturated) {
+		t.Fatalf("third acquire with a full queue: %v, want ErrSaturated", err)
+	}
+	l.Done(Outcome{Status: 200})
+	if err := <-got; err != nil {
+		t.Fatalf("queued acquire should get the freed slot: %v", err)
+	}
+	l, _ = p.Acquire(context.Background())
+	start := time.Now()
+	if _, err := p.Acquire(context.Background()); !errors.Is(err, ErrSaturated) || time.Since(start) < 90*time.Millisecond {
+		t.Fatalf("queue timeout: %v after %v", err, time.Since(start))
+	}
+	l.Done(Outcome{Status: 200})
+}
+
+func TestPassiveEjection(t *testing.T) {
+	t.Parallel()
+	p := newTestPool(t, PoolConfig{Targets: []TargetConfig{{URL: "http://a:1"}}, PassiveFailures: 3, EjectFor: units.Duration(time.Hour)})
+	for range 3 {
+		l, _ := p.Acquire(context.Background())
+		l.Done(Outcome{Err: errors.New("connection refused")})
+	}
+	if _, err := p.Acquire(context.Background()); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("after 3 failures: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestReplaceIsHealthGated(t *testing.T) {
+	t.Parallel()
+	var bad atomic.Bool
+	good, sick := healthServer(t, nil), healthServer(t, &bad)
+	p := newTestPool(t, PoolConfig{Targets: []TargetConfig{{URL: good}}})
+	_, err := p.Replace(context.Background(), adminapi.ReplaceTargets{
+		Targets: []adminapi.Target{{URL: sick}}, HealthTimeout: units.Duration(200 * time.Millisecond)})
+	var hg *HealthGateError
+	if !errors.As(err, &hg) {
+		t.Fatalf("replace with an unhealthy target: %v, want a HealthGateError", err)
+	}
+	if ts := p.Targets(); len(ts) != 1 || ts[0].URL() != good {
+		t.Fatalf("a failed replace changed the pool: %v", p.Snapshot())
+	}
+	bad.Store(false)
+	other := healthServer(t, nil)
+	snap, err := p.Replace(context.Background(), adminapi.ReplaceTargets{Targets: []adminapi.Target{{URL: other, Weight: 2}}})
+	if err != nil || len(snap.Targets) != 1 || snap.Targets[0].URL != other || snap.Targets[0].Weight != 2 {
+		t.Fatalf("replace: %v %+v", err, snap)
+	}
+}
+
+func TestDrainWaitsForInflight(t *testing.T) {
+	t.Parallel()
+	p := newTestPool(t, PoolConfig{Targets: []TargetConfig{{URL: "http://a:1"}, {URL: "http://b:1"}}})
+	var held []Lease
+	for range 4 {
+		l, _ := p.Acquire(context.Background())
+		held = append(held, l)
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		for _, l := range held {
+			l.Done(Outcome{Status: 200})
+		}
+	}()
+	res, err := p.Drain(context.Background(), "http://a:1", time.Second)
+	if err != nil || !res.Drained || res.Remaining != 0 {
+		t.Fatalf("drain: %+v %v", res, err)
+	}
+	for range 10 {
+		l, _ := p.Acquire(context.Background())
+		if l.Target.URL() == "http://a:1" {
+			t.Fatal("a drained target got a new request")
+		}
+		l.Done(Outcome{Status: 200})
+	}
+	res, _ = p.Drain(context.Background(), "http://b:1", 10*time.Millisecond)
+	if !res.Drained {
+		t.Fatalf("drain with nothing in flight should be drained at once: %+v", res)
+	}
+}
+
+func TestStatsWindow(t *testing.T) {
+	t.Parallel()
+	var r ring
+	now := time.Now()
+	for i := range 100 {
+		d := 10 * time.Millisecond
+		if i == 99 {
+			d = 2 * time.Second
+		}
+		r.record(now, d, i%10 == 0)
+	}
+	var s summary
+	r.sum(now, 30*time.Second, &s)
+	if s.req != 100 || s.errs != 10 {
+		t.Fatalf("sum %+v", s)
+	}
+	if p := s.p99(); p < 0.01 || p > 0.02 {
+		t.Fatalf("p99 of 99×10ms and 1×2s = %v, want about 10ms", p)
+	}
+	var old summary
+	r.sum(now.Add(10*time.Minute), 30*time.Second, &old)
+	if old.req != 0 {
+		t.Fatalf("a window in the future still sees old seconds: %+v", old)
+	}
+}

@@ -1,0 +1,158 @@
+package upstream
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"time"
+)
+
+// Breaker guards one target; it is the two-step breaker of the breaker package.
+type Breaker interface {
+	// Allow asks to send one request; done reports its outcome.
+	Allow() (done func(success bool), err error)
+	// State is "closed", "half-open" or "open".
+	State() string
+}
+
+// BreakerFactory makes the breaker of a target, named by its URL.
+type BreakerFactory func(target string) Breaker
+
+// Target is one upstream server of a pool.
+type Target struct {
+	url       string
+	base      *url.URL // scheme+host that requests are sent to (http://unix for sockets)
+	transport *http.Transport
+	breaker   Breaker
+
+	weight      atomic.Int64
+	inflight    atomic.Int64
+	healthy     atomic.Bool
+	draining    atomic.Bool
+	ejectedTill atomic.Int64 // unix nanos; passive ejection
+	fails       atomic.Int64 // consecutive passive failures
+	hcPass      int          // consecutive active passes, owned by the health loop
+	hcFail      int
+
+	stats ring
+}
+
+func newTarget(tc TargetConfig, to Timeouts, bf BreakerFactory) (*Target, error) {
+	u, err := ParseTargetURL(tc.URL)
+	if err != nil {
+		return nil, err
+	}
+	dialer := &net.Dialer{Timeout: to.Connect.D(), KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   4096,
+		IdleConnTimeout:       to.Idle.D(),
+		ResponseHeaderTimeout: to.ResponseHeader.D(),
+		ForceAttemptHTTP2:     false,
+		DisableCompression:    true, // pass the client's Accept-Encoding through untouched
+		WriteBufferSize:       16 << 10,
+		ReadBufferSize:        16 << 10,
+	}
+	base := &url.URL{Scheme: "http", Host: u.Host, Path: u.Path}
+	if u.Scheme == "unix" {
+		path := u.Path
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, "unix", path)
+		}
+		base = &url.URL{Scheme: "http", Host: "unix"}
+	}
+	if base.Path == "/" {
+		base.Path = ""
+	}
+	t := &Target{url: tc.URL, base: base, transport: tr}
+	if bf != nil {
+		t.breaker = bf(tc.URL)
+	}
+	w := tc.Weight
+	if w <= 0 {
+		w = 1
+	}
+	t.weight.Store(int64(w))
+	t.healthy.Store(true)
+	return t, nil
+}
+
+// URL is the configured address of the target.
+func (t *Target) URL() string { return t.url }
+
+// Base is the scheme, host and path prefix requests go to.
+func (t *Target) Base() *url.URL { return t.base }
+
+// Transport sends requests to the target.
+func (t *Target) Transport() http.RoundTripper { return t.transport }
+
+// Inflight is the number of requests in progress.
+func (t *Target) Inflight() int64 { return t.inflight.Load() }
+
+// Healthy reports the active and passive verdicts together.
+func (t *Target) Healthy() bool {
+	if !t.healthy.Load() {
+		return false
+	}
+	if till := t.ejectedTill.Load(); till != 0 {
+		if time.Now().UnixNano() < till {
+			return false
+		}
+		t.ejectedTill.CompareAndSwap(till, 0)
+	}
+	return true
+}
+
+// BreakerState is the breaker's state, or "closed" without one.
+func (t *Target) BreakerState() string {
+	if t.breaker == nil {
+		return "closed"
+	}
+	return t.breaker.State()
+}
+
+// usable says whether the target may take a new request, ignoring capacity.
+func (t *Target) usable() bool {
+	if t.draining.Load() || !t.Healthy() {
+		return false
+	}
+	return t.breaker == nil || t.breaker.State() != "open"
+}
+
+// tryAcquire reserves a slot unless the target is at max.
+func (t *Target) tryAcquire(max int64) bool {
+	if max <= 0 {
+		t.inflight.Add(1)
+		return true
+	}
+	for {
+		n := t.inflight.Load()
+		if n >= max {
+			return false
+		}
+		if t.inflight.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// passive records the outcome of a proxied request for passive ejection.
+func (t *Target) passive(ok bool, threshold int64, ejectFor time.Duration) {
+	if ok {
+		if t.fails.Load() != 0 {
+			t.fails.Store(0)
+		}
+		return
+	}
+	if threshold > 0 && t.fails.Add(1) >= threshold {
+		t.fails.Store(0)
+		t.ejectedTill.Store(time.Now().Add(ejectFor).UnixNano())
+	}
+}
+
+// SetHealthyForTest forces the active verdict; tests use it to take a target down.
+func (t *Target) SetHealthyForTest(ok bool) { t.healthy.Store(ok) }
