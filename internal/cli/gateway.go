@@ -91,6 +91,9 @@ func gatewayConfig(opts *gatewayServeOptions) (gateway.Config, error) {
 	}
 	cfg.SetDefaults()
 	errs := validate.New()
+	if len(cfg.Pools) == 0 {
+		errs.Addf("gateway.pools", "needs at least one pool with a target; use --upstream URL")
+	}
 	cfg.Validate(errs.At("gateway"))
 	if list := errs.List(); len(list) > 0 {
 		msgs := make([]string, len(list))

@@ -34,16 +34,23 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&f.ConfigPath, "config", f.ConfigPath, "path of aideploy.yaml")
-	pf.StringVarP(&f.Output, "output", "o", f.Output, "output format: table, json or yaml")
+	pf.StringVar(&f.Output, "output", f.Output, "output format: table, json or yaml")
 	pf.BoolVar(&noColor, "no-color", false, "never write colour (also NO_COLOR)")
 	pf.BoolVarP(&f.Verbose, "verbose", "v", false, "log more detail to stderr")
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputFormats, cobra.ShellCompDirectiveNoFileComp))
 
 	root.AddCommand(
+		newCmdInit(f, nil),
+		newCmdRender(f, nil),
 		newCmdVersion(f, nil),
 		newCmdValidate(f, nil),
 		newCmdSchema(f),
 		newCmdGateway(f),
+		newCmdRollout(f, nil),
+		newCmdRollback(f, nil),
+		newCmdStatus(f, nil),
+		newCmdHistory(f, nil),
+		newCmdDown(f, nil),
 	)
 	return root
 }

@@ -1,6 +1,10 @@
 package config
 
 import (
+	"fmt"
+
+	"github.com/aideploy/aideploy/internal/gateway"
+	"github.com/aideploy/aideploy/internal/rollout"
 	"github.com/aideploy/aideploy/internal/units"
 )
 
@@ -38,6 +42,10 @@ type Config struct {
 	Env []EnvVar `yaml:"env,omitempty" json:"env,omitempty"`
 	// Prewarm lists planned peaks to scale up for ahead of time.
 	Prewarm []PrewarmEvent `yaml:"prewarm,omitempty" json:"prewarm,omitempty"`
+	// Gateway configures `aideploy gateway serve`: cache, limits, breaker, pools.
+	Gateway gateway.Config `yaml:"gateway" json:"gateway"`
+	// Rollout configures `aideploy rollout`: strategy, target, health gate, warm-up, drain, watch.
+	Rollout rollout.Config `yaml:"rollout" json:"rollout"`
 }
 
 // Health holds the probe paths.
@@ -164,4 +172,20 @@ type PrewarmEvent struct {
 	Timezone string `yaml:"timezone,omitempty" json:"timezone,omitempty"`
 	// Replicas is the floor during the event.
 	Replicas int `yaml:"replicas" json:"replicas"`
+}
+
+// BytesPerParam is the size of one weight in each known dtype.
+var BytesPerParam = map[string]float64{"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1, "int4": 0.5}
+
+// WeightBytes is the size of the weights: parameters × bytes per parameter.
+func (m Model) WeightBytes() (int64, error) {
+	n, err := ParseParams(m.Params)
+	if err != nil {
+		return 0, err
+	}
+	b, ok := BytesPerParam[m.DType]
+	if !ok {
+		return 0, fmt.Errorf("unknown dtype %q", m.DType)
+	}
+	return int64(n * b), nil
 }

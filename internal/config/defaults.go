@@ -3,13 +3,28 @@ package config
 import (
 	"time"
 
+	"github.com/aideploy/aideploy/internal/gateway"
+	"github.com/aideploy/aideploy/internal/rollout"
 	"github.com/aideploy/aideploy/internal/units"
 )
 
-// Default returns a configuration with every default filled in; decoding a
-// file overlays it, so a field left out keeps its default.
+// Default returns a configuration with every default filled in, as a file
+// that sets only name and image would give.
 func Default() *Config {
+	c := base()
+	c.derive()
+	return c
+}
+
+// base is Default before derived fields are filled; decoding a file overlays
+// it, so a field left out keeps its default and derived ones follow the file.
+func base() *Config {
+	ro := rollout.Default()
+	ro.HealthCheck.Path = "" // derived from health.readyPath unless set
+	ro.StartupBudget = 0     // derived from startup.budget unless set
 	return &Config{
+		Gateway:    gateway.Default(),
+		Rollout:    ro,
 		APIVersion: APIVersion,
 		Port:       8000,
 		Health:     Health{Path: "/health", ReadyPath: "/ready"},
@@ -46,3 +61,16 @@ const (
 	units30m = units.Duration(30 * time.Minute)
 	units1h  = units.Duration(time.Hour)
 )
+
+// derive fills settings that default to another field of the file, so a value
+// is written once: the rollout's health gate uses the readiness path and the
+// startup budget unless the rollout section sets its own.
+func (c *Config) derive() {
+	if c.Rollout.HealthCheck.Path == "" {
+		c.Rollout.HealthCheck.Path = c.Health.ReadyPath
+	}
+	if c.Rollout.StartupBudget == 0 {
+		c.Rollout.StartupBudget = c.Startup.Budget
+	}
+	c.Gateway.SetDefaults()
+}

@@ -57,13 +57,14 @@ func Parse(name string, data []byte) (*Config, error) {
 		e.add(1, 1, "", "holds no settings; run `aideploy init` to write a starting configuration")
 		return nil, e
 	}
-	cfg := Default()
+	cfg := base()
 	d := &decoder{err: e, positions: map[string]position{}}
 	d.decode(&root, reflect.ValueOf(cfg).Elem(), "")
 	broken := map[string]bool{}
 	for _, p := range e.Problems {
 		broken[p.Path] = true
 	}
+	cfg.derive()
 	errs := validate.New()
 	cfg.Validate(errs)
 	for _, p := range errs.List() {

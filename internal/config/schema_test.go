@@ -12,7 +12,7 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files")
 
 func withComments(r *jsonschema.Reflector) error {
-	for _, dir := range []string{".", "../units"} {
+	for _, dir := range []string{".", "../units", "../gateway", "../rollout"} {
 		if err := r.AddGoComments("github.com/aideploy/aideploy/internal/config", dir); err != nil {
 			return err
 		}

@@ -62,6 +62,8 @@ func (c *Config) Validate(errs validate.Errors) {
 	for i, e := range c.Env {
 		e.validate(errs.At("env").At("["+strconv.Itoa(i)+"]"), seen)
 	}
+	c.Gateway.Validate(errs.At("gateway"))
+	c.Rollout.Validate(errs.At("rollout"))
 	names := map[string]bool{}
 	for i, p := range c.Prewarm {
 		p.validate(errs.At("prewarm").At("["+strconv.Itoa(i)+"]"), names, c.Autoscaling)

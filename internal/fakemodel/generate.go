@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strings"
@@ -140,7 +141,13 @@ func stringsOf(raw json.RawMessage) ([]string, error) {
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20)).Decode(v); err != nil {
+	// read to EOF, not just one JSON value: only then does the server watch for a client
+	// that goes away and cancel the request context
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 8<<20))
+	if err == nil {
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("reading request body: %v", err), "invalid_request_error")
 		return false
 	}

@@ -2,6 +2,7 @@ package fakemodel
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			defer h.inflight.Add(-1)
 			defer h.cancelled.Add(1)
 		}
+		// the server notices a client that went away only once the body is read
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 8<<20))
 		<-r.Context().Done()
 		return
 	}

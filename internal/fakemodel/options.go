@@ -74,12 +74,15 @@ func (o Options) Validate(errs validate.Errors) {
 	if o.FailureRate < 0 || o.FailureRate > 1 {
 		errs.Addf("failureRate", "(%v) must be between 0 and 1", o.FailureRate)
 	}
-	for name, d := range map[string]time.Duration{
-		"tokenDelay": o.TokenDelay, "firstTokenDelay": o.FirstTokenDelay, "startupDelay": o.StartupDelay,
-		"failAfter": o.FailAfter, "crashAfter": o.CrashAfter, "shutdownTimeout": o.ShutdownTimeout,
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"tokenDelay", o.TokenDelay}, {"firstTokenDelay", o.FirstTokenDelay}, {"startupDelay", o.StartupDelay},
+		{"failAfter", o.FailAfter}, {"crashAfter", o.CrashAfter}, {"shutdownTimeout", o.ShutdownTimeout},
 	} {
-		if d < 0 {
-			errs.Addf(name, "(%s) must not be negative", d)
+		if d.v < 0 {
+			errs.Addf(d.name, "(%s) must not be negative", d.v)
 		}
 	}
 }

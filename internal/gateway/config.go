@@ -139,9 +139,6 @@ func (c Config) Validate(errs validate.Errors) {
 			errs.Addf(name, "(%q) must be host:port, e.g. 127.0.0.1:8080", addr)
 		}
 	}
-	if len(c.Pools) == 0 {
-		errs.Addf("pools", "needs at least one pool with a target; use --upstream URL")
-	}
 	names := map[string]bool{}
 	for i, p := range c.Pools {
 		if names[p.Name] {

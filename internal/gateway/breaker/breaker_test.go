@@ -13,9 +13,13 @@ import (
 	"github.com/aideploy/aideploy/internal/validate"
 )
 
+// cooldown is short enough for a quick test and long enough that a busy machine does not
+// pass it between two steps that expect the breaker still open.
+const cooldown = 300 * time.Millisecond
+
 func testConfig() Config {
 	cfg := Default()
-	cfg.Cooldown = units.Duration(50 * time.Millisecond)
+	cfg.Cooldown = units.Duration(cooldown)
 	return cfg
 }
 
@@ -53,8 +57,8 @@ func TestOpensAfterConsecutiveFailures(t *testing.T) {
 	if _, err := b.Allow(); !errors.Is(err, ErrOpen) {
 		t.Errorf("Allow when open = %v, want ErrOpen", err)
 	}
-	if d := b.RetryAfter(); d <= 0 || d > 50*time.Millisecond {
-		t.Errorf("RetryAfter = %s, want within the 50ms cooldown", d)
+	if d := b.RetryAfter(); d <= 0 || d > cooldown {
+		t.Errorf("RetryAfter = %s, want within the %s cooldown", d, cooldown)
 	}
 }
 
@@ -95,7 +99,7 @@ func TestHalfOpenRecoversOrReopens(t *testing.T) {
 			for range 5 {
 				call(t, b, false)
 			}
-			time.Sleep(60 * time.Millisecond)
+			time.Sleep(cooldown + 20*time.Millisecond)
 			if s := b.State(); s != StateHalfOpen {
 				t.Fatalf("after the cooldown: %s, want half-open", s)
 			}
@@ -131,7 +135,7 @@ ai_gateway_breaker_state{upstream="b"} 0
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ai_gateway_breaker_state"); err != nil {
 		t.Error(err)
 	}
-	time.Sleep(60 * time.Millisecond)
+	time.Sleep(cooldown + 20*time.Millisecond)
 	b.Close()
 	want = `
 # HELP ai_gateway_breaker_state Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open.

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/aideploy/aideploy/internal/units"
 	"github.com/aideploy/aideploy/internal/validate"
 )
@@ -58,5 +60,34 @@ func TestRoutePolicy(t *testing.T) {
 		if got := cfg.Route(route); got != want {
 			t.Errorf("Route(%s) = %+v, want %+v", route, got, want)
 		}
+	}
+}
+
+func TestConfigYAML(t *testing.T) {
+	t.Parallel()
+	src := `
+enabled: true
+ttl: 30m
+staleFor: 5m
+l1MaxBytes: 64Mi
+maxEntryBytes: 1Mi
+l2: {enabled: true, timeout: 20ms, keyPrefix: "c:", breakAfter: 3, breakFor: 2s}
+routes:
+  /v1/embeddings: {ttl: 24h, shared: true}
+  /v1/chat/completions: {enabled: false}
+`
+	cfg := Default()
+	if err := yaml.Unmarshal([]byte(src), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	errs := validate.New()
+	cfg.Validate(errs)
+	if len(errs.List()) != 0 {
+		t.Fatalf("valid YAML gives errors: %v", errs.List())
+	}
+	if cfg.L1MaxBytes != 64<<20 || cfg.L2.Timeout.D() != 20*time.Millisecond ||
+		cfg.Route("/v1/embeddings") != (Policy{Enabled: true, TTL: 24 * time.Hour, Shared: true}) ||
+		cfg.Route("/v1/chat/completions").Enabled {
+		t.Errorf("decoded %+v", cfg)
 	}
 }

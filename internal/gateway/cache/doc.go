@@ -4,8 +4,12 @@
 //
 // Get and Set never fail the caller: Redis errors are counted and L2 is skipped for a while
 // after repeated errors. Get reports Fresh or Stale; a Stale entry (past its TTL but within
-// staleFor) is meant to be served only when every upstream is down. Single-flight is the HTTP
-// layer's job. Entry.TTL is filled by Cache.Set so that the envelope carries its own freshness.
+// staleFor) is meant to be served only when every upstream is down, so on a normal request
+// treat it as a miss. Single-flight is the HTTP layer's job.
+//
+// Entries are shared between callers: treat what Get returns as read-only, and do not change
+// an Entry's Header or Body after passing it to Set. Set fills Entry.TTL, so the envelope
+// carries its own freshness. Use KeepHeaders to choose the headers worth storing.
 //
 // The Redis client given to New must be built with ContextTimeoutEnabled: true; go-redis
 // ignores context deadlines otherwise, and a hung Redis would cost its ReadTimeout (3s).

@@ -1,16 +1,10 @@
 package cache
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"slices"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -18,22 +12,21 @@ import (
 const keyVersion = "aideploy-cache-key/1"
 
 // Key returns the cache key of a request: SHA-256, in hex, of the tenant, method, route
-// template, model and canonical JSON body, each length-prefixed so that no two different
-// requests frame to the same bytes. Shared routes pass tenant "". An empty body hashes as
-// such; a body that is not valid JSON is an error (the request should be refused with 400).
+// template and model, each length-prefixed, followed by the canonical JSON body, so that no
+// two different requests frame to the same bytes. Shared routes pass tenant "". An empty
+// body hashes as such; a body that is not valid JSON is an error (refuse it with 400).
 func Key(tenant, method, route, model string, body []byte) (string, error) {
-	canon, err := appendCanonical(make([]byte, 0, len(body)), body)
+	buf := make([]byte, 0, len(keyVersion)+len(tenant)+len(method)+len(route)+len(model)+len(body)+5*binary.MaxVarintLen64)
+	for _, part := range [...]string{keyVersion, tenant, method, route, model} {
+		buf = binary.AppendUvarint(buf, uint64(len(part)))
+		buf = append(buf, part...)
+	}
+	buf, err := appendCanonical(buf, body)
 	if err != nil {
 		return "", err
 	}
-	h := sha256.New()
-	var lenBuf [binary.MaxVarintLen64]byte
-	for _, part := range [][]byte{[]byte(keyVersion), []byte(tenant), []byte(method), []byte(route), []byte(model), canon} {
-		h.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(part)))])
-		h.Write(part)
-	}
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0])), nil
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // Canonical rewrites a JSON document with sorted object keys, no insignificant whitespace,
@@ -44,69 +37,29 @@ func Canonical(body []byte) ([]byte, error) {
 }
 
 func appendCanonical(dst, body []byte) ([]byte, error) {
-	if len(bytes.TrimSpace(body)) == 0 {
+	// Sized so that a typical request body never grows them.
+	c := canonicalizer{src: body, members: make([]member, 0, 16), keys: make([]byte, 0, 256), scratch: make([]byte, 0, len(body))}
+	c.skipSpace()
+	if c.pos == len(body) {
 		return dst, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	out, err := c.value(dst)
+	if err == nil {
+		if c.skipSpace(); c.pos != len(body) {
+			err = c.fail("more than one value")
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("reading the request body as JSON: %w", err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("reading the request body as JSON: more than one value")
-	}
-	return appendValue(dst, v), nil
-}
-
-func appendValue(dst []byte, v any) []byte {
-	switch v := v.(type) {
-	case nil:
-		return append(dst, "null"...)
-	case bool:
-		if v {
-			return append(dst, "true"...)
-		}
-		return append(dst, "false"...)
-	case json.Number:
-		return append(dst, v...)
-	case string:
-		return appendString(dst, v)
-	case []any:
-		dst = append(dst, '[')
-		for i, e := range v {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendValue(dst, e)
-		}
-		return append(dst, ']')
-	case map[string]any:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, strings.Compare)
-		dst = append(dst, '{')
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, k)
-			dst = append(dst, ':')
-			dst = appendValue(dst, v[k])
-		}
-		return append(dst, '}')
-	}
-	// The decoder produces only the types above.
-	panic(fmt.Sprintf("cache: unexpected JSON value of type %T", v))
+	return out, nil
 }
 
 const hexDigits = "0123456789abcdef"
 
 // appendString writes s with the minimal escapes: quote, backslash and control characters.
 // The decoder has already replaced invalid UTF-8 with U+FFFD, so s is valid UTF-8.
-func appendString(dst []byte, s string) []byte {
+func appendString[T string | []byte](dst []byte, s T) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {

@@ -20,7 +20,12 @@ func TestCanonical(t *testing.T) {
 		{"control characters", `"\u0001\t"`, `"\u0001\t"`},
 		{"scalar", ` 42 `, `42`},
 		{"empty body", "  ", ``},
-		{"duplicate key keeps last", `{"a":1,"a":2}`, `{"a":2}`},
+		{"duplicate key keeps last", `{"a":1,"b":0,"a":2}`, `{"a":2,"b":0}`},
+		{"surrogate pair", `"\ud83d\ude00"`, "\"\U0001F600\""},
+		{"lone surrogate", `"\ud83dx"`, "\"\uFFFDx\""},
+		{"invalid UTF-8", "\"a\xffb\"", "\"a\uFFFDb\""},
+		{"escaped key order", `{"\u0062":1,"a\"":2,"a":3}`, `{"a":3,"a\"":2,"b":1}`},
+		{"empty containers", `{"a":{},"b":[]}`, `{"a":{},"b":[]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -38,7 +43,8 @@ func TestCanonical(t *testing.T) {
 
 func TestCanonicalRejectsInvalidJSON(t *testing.T) {
 	t.Parallel()
-	for _, in := range []string{`{`, `{"a":}`, `{"a":1}{"b":2}`, `{"a":1} x`, `[1,]`, "\"a\x01\"", `nul`} {
+	for _, in := range []string{`{`, `{"a":}`, `{"a":1}{"b":2}`, `{"a":1} x`, `[1,]`, "\"a\x01\"", `nul`,
+		`01`, `1.`, `-`, `1e`, `"\x"`, `"\u12"`, `{"a" 1}`, `{1:2}`, `[1 2]`, strings.Repeat("[", 10001) + strings.Repeat("]", 10001)} {
 		if got, err := Canonical([]byte(in)); err == nil {
 			t.Errorf("Canonical(%q) = %q, want an error", in, got)
 		}
@@ -142,6 +148,10 @@ func FuzzCanonical(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte, seed uint64) {
 		canon, err := Canonical(body)
+		ref, refErr := referenceCanonical(nil, body)
+		if (err == nil) != (refErr == nil) || !bytes.Equal(canon, ref) {
+			t.Fatalf("Canonical(%q) = %q, %v; the encoding/json reference gives %q, %v", body, canon, err, ref, refErr)
+		}
 		if err != nil {
 			if json.Valid(body) {
 				t.Fatalf("Canonical rejects valid JSON %q: %v", body, err)

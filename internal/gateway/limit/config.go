@@ -159,3 +159,19 @@ func (r Rule) share(f float64) Rule {
 	r.Requests, r.Burst, r.TokensPerMinute = scale(r.Requests), scale(r.Burst), scale(r.TokensPerMinute)
 	return r
 }
+
+// WithPerMinute returns r with its own requests and tokens per minute where they are
+// positive (the request window becomes one minute, the burst the new count); zeros keep
+// r's. It turns an API key's limits into an entry of Config.Tenants.
+func (r Rule) WithPerMinute(requests, tokens int64) Rule {
+	if requests > 0 {
+		r.Requests, r.Window, r.Burst = requests, units.Duration(time.Minute), 0
+		if r.Algorithm == "" {
+			r.Algorithm = SlidingWindow
+		}
+	}
+	if tokens > 0 {
+		r.TokensPerMinute = tokens
+	}
+	return r
+}

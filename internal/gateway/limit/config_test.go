@@ -75,3 +75,24 @@ func TestLocalKeysBounded(t *testing.T) {
 		t.Errorf("%d counters kept, bound is 100", n)
 	}
 }
+
+func TestWithPerMinute(t *testing.T) {
+	t.Parallel()
+	base := Rule{Algorithm: TokenBucket, Requests: 10, Window: units.Duration(time.Second), Burst: 50, TokensPerMinute: 1000}
+	tests := []struct {
+		name             string
+		base             Rule
+		requests, tokens int64
+		want             Rule
+	}{
+		{"both", base, 120, 5000, Rule{Algorithm: TokenBucket, Requests: 120, Window: units.Duration(time.Minute), TokensPerMinute: 5000}},
+		{"tokens only", base, 0, 5000, Rule{Algorithm: TokenBucket, Requests: 10, Window: units.Duration(time.Second), Burst: 50, TokensPerMinute: 5000}},
+		{"none", base, 0, 0, base},
+		{"from no rule", Rule{}, 60, 0, Rule{Algorithm: SlidingWindow, Requests: 60, Window: units.Duration(time.Minute)}},
+	}
+	for _, tt := range tests {
+		if got := tt.base.WithPerMinute(tt.requests, tt.tokens); got != tt.want {
+			t.Errorf("%s: got %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -10,4 +10,7 @@
 //
 // A rule listed for a route replaces the tenant's rule on that route (keyed by tenant and
 // route); otherwise the tenant's own rule, or the default rule, applies per tenant.
+// AllowRequest and Reserve are separate checks: a request that AllowRequest admits and
+// Reserve then rejects has been counted as a request. A refund whose Redis call fails is
+// dropped (the budget errs on the strict side).
 package limit

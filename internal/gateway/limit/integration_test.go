@@ -75,8 +75,14 @@ func TestIntegrationRedisLimitAcrossReplicas(t *testing.T) {
 			close(start)
 			wg.Wait()
 			took := time.Since(began)
-			if got := admitted.Load(); got < 100 || got > 101 {
-				t.Errorf("%s: %d of %d requests admitted across 3 replicas, want 100 (at most 101)", alg, got, total.Load())
+			// A token bucket earns one request back every 600ms; on a loaded machine (the race
+			// detector) the run may last long enough for that to count.
+			most := int64(101)
+			if alg == TokenBucket {
+				most += int64(took / (time.Minute / 100))
+			}
+			if got := admitted.Load(); got < 100 || got > most {
+				t.Errorf("%s: %d of %d requests admitted across 3 replicas in %s, want 100 (at most %d)", alg, got, total.Load(), took, most)
 			}
 			t.Logf("%s: %d of 300 admitted in %s", alg, admitted.Load(), took)
 			var rejected float64
@@ -95,7 +101,7 @@ func TestIntegrationRedisLimitAcrossReplicas(t *testing.T) {
 func TestIntegrationRedisKilledDuringLoad(t *testing.T) {
 	srv := redistest.New(t)
 	cfg := sharedConfig(SlidingWindow, 100)
-	cfg.Redis.Timeout = units.Duration(200 * time.Millisecond)
+	// A killed Redis refuses connections at once; the timeout is for a hung one.
 	cfg.Redis.RetryAfter = units.Duration(100 * time.Millisecond)
 	cfg.LocalShare = 0.5
 	var logs syncBuffer

@@ -42,9 +42,10 @@ func (r Reservation) Tokens() int64 { return r.tokens }
 // Limiter decides admissions. It is safe for concurrent use; build one per configuration.
 type Limiter struct {
 	cfg      Config
-	redis    *redisBackend // nil: local only
-	local    *localStore   // full limits (backend local)
-	fallback *localStore   // limits at localShare (backend redis, while Redis fails)
+	routes   map[string]Rule // cfg.Routes by route template
+	redis    *redisBackend   // nil: local only
+	local    *localStore     // full limits (backend local)
+	fallback *localStore     // limits at localShare (backend redis, while Redis fails)
 	m        *Metrics
 	log      *slog.Logger
 	now      func() time.Time
@@ -63,7 +64,10 @@ func New(cfg Config, rdb redis.UniversalClient, m *Metrics, log *slog.Logger) *L
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	l := &Limiter{cfg: cfg, m: m, log: log, now: time.Now}
+	l := &Limiter{cfg: cfg, m: m, log: log, now: time.Now, routes: make(map[string]Rule, len(cfg.Routes))}
+	for _, r := range cfg.Routes {
+		l.routes[r.Route] = r.Rule
+	}
 	switch {
 	case cfg.Backend != BackendRedis:
 		l.local = newLocalStore(cfg.MaxKeys)
@@ -89,10 +93,8 @@ func (l *Limiter) Close() {
 
 // rule resolves the rule of a request and the key its counters live under.
 func (l *Limiter) rule(tenant, route string) (Rule, string) {
-	for _, r := range l.cfg.Routes {
-		if r.Route == route {
-			return r.Rule, strconv.Itoa(len(tenant)) + ":" + tenant + ":" + route
-		}
+	if r, ok := l.routes[route]; ok {
+		return r, strconv.Itoa(len(tenant)) + ":" + tenant + ":" + route
 	}
 	if r, ok := l.cfg.Tenants[tenant]; ok {
 		return r, strconv.Itoa(len(tenant)) + ":" + tenant

@@ -120,12 +120,17 @@ func TestRequestLimits(t *testing.T) {
 				if ok, _ := admit(e, "b", "/v1/x", 5); ok != 5 {
 					t.Errorf("another tenant got %d of 5: tenants must not share a limit", ok)
 				}
-				e.advance(d.RetryAfter)
+				// RetryAfter is neither early nor late by more than the clock's step.
+				e.advance(d.RetryAfter - 10*time.Millisecond)
+				if ok, _ := admit(e, "a", "/v1/x", 1); ok != 0 {
+					t.Errorf("10ms before RetryAfter (%s) a request was admitted", d.RetryAfter)
+				}
+				e.advance(10 * time.Millisecond)
 				if ok, _ := admit(e, "a", "/v1/x", 1); ok != 1 {
 					t.Errorf("after RetryAfter (%s) the request was still rejected", d.RetryAfter)
 				}
-				if got := testutil.ToFloat64(e.m.decisions.WithLabelValues("rejected", KindRequests, backend)); got != 3 {
-					t.Errorf("rejected decisions = %v, want 3", got)
+				if got := testutil.ToFloat64(e.m.decisions.WithLabelValues("rejected", KindRequests, backend)); got != 4 {
+					t.Errorf("rejected decisions = %v, want 4", got)
 				}
 			})
 		}

@@ -38,11 +38,11 @@ func newLocalStore(maxKeys int) *localStore {
 	})}
 }
 
-func (s *localStore) get(key string, make func() counter) counter {
+func (s *localStore) get(key string, newCounter func() counter) counter {
 	if c, ok := s.c.GetIfPresent(key); ok {
 		return c
 	}
-	c, _ := s.c.SetIfAbsent(key, make())
+	c, _ := s.c.SetIfAbsent(key, newCounter())
 	return c
 }
 

@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // Metrics are the limiter's Prometheus series; build them once per registry with NewMetrics.
 type Metrics struct {
 	decisions         *prometheus.CounterVec
+	byOutcome         map[outcome]prometheus.Counter // decisions' children, resolved once
 	fallback          prometheus.Gauge
 	fallbackDecisions prometheus.Counter
 	redisErrors       prometheus.Counter
@@ -30,16 +31,26 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Redis calls of the rate limiter that failed or timed out.",
 		}),
 	}
+	m.byOutcome = map[outcome]prometheus.Counter{}
+	for _, result := range []string{"allowed", "rejected"} {
+		for _, kind := range []string{KindRequests, KindTokens} {
+			for _, backend := range []string{BackendLocal, BackendRedis, BackendFallback} {
+				m.byOutcome[outcome{result == "allowed", kind, backend}] = m.decisions.WithLabelValues(result, kind, backend)
+			}
+		}
+	}
 	if reg != nil {
 		reg.MustRegister(m.decisions, m.fallback, m.fallbackDecisions, m.redisErrors)
 	}
 	return m
 }
 
+// outcome is the label set of one decision.
+type outcome struct {
+	allowed       bool
+	kind, backend string
+}
+
 func (m *Metrics) decision(d Decision) {
-	result := "allowed"
-	if !d.Allowed {
-		result = "rejected"
-	}
-	m.decisions.WithLabelValues(result, d.Kind, d.Backend).Inc()
+	m.byOutcome[outcome{d.Allowed, d.Kind, d.Backend}].Inc()
 }

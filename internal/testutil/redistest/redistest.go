@@ -29,6 +29,7 @@ type Server struct {
 // Start runs a fresh redis-server and returns its address and a stop function (also
 // registered with t.Cleanup, so calling it is optional).
 func Start(t testing.TB) (addr string, stop func()) {
+	t.Helper()
 	s := New(t)
 	return s.Addr, s.Stop
 }

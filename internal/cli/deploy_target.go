@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/user"
+	"time"
+
+	composetypes "github.com/compose-spec/compose-go/v2/types"
+	"github.com/spf13/cobra"
+
+	"github.com/aideploy/aideploy/internal/compose"
+	"github.com/aideploy/aideploy/internal/config"
+	"github.com/aideploy/aideploy/internal/gateway/adminapi"
+	"github.com/aideploy/aideploy/internal/rollout"
+)
+
+// Environment variables read by the deploy commands.
+const (
+	envGatewayAdmin = "AIDEPLOY_GATEWAY_ADMIN" // admin API base URL of the gateway
+)
+
+// targetFlags are the flags every deploy command shares.
+type targetFlags struct {
+	ComposeFile  string
+	GatewayAdmin string
+	Pool         string
+}
+
+func (t *targetFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&t.ComposeFile, "compose-file", "", "rendered compose file defining the service; empty builds it from aideploy.yaml")
+	admin := os.Getenv(envGatewayAdmin)
+	if admin == "" {
+		admin = "http://127.0.0.1:8081"
+	}
+	fs.StringVar(&t.GatewayAdmin, "gateway-admin", admin, "admin API of the gateway that switches traffic (also "+envGatewayAdmin+")")
+	fs.StringVar(&t.Pool, "pool", adminapi.DefaultPool, "gateway pool that serves the service")
+}
+
+// deployTarget is what a deploy command works on.
+type deployTarget struct {
+	cfg      *config.Config
+	settings rollout.Config
+	platform *compose.Platform
+	gateway  *adminapi.Client
+	hash     string
+}
+
+// rolloutSettings are the rollout settings of cfg; the config loader has
+// already derived the health path and startup budget from the service's own.
+func rolloutSettings(cfg *config.Config) rollout.Config {
+	return cfg.Rollout
+}
+
+// newDeployTarget loads aideploy.yaml and the service, and connects to Docker.
+func newDeployTarget(ctx context.Context, f *Factory, t targetFlags, tweak func(*rollout.Config)) (*deployTarget, error) {
+	cfg, err := f.Config()
+	if err != nil {
+		return nil, err
+	}
+	settings := rolloutSettings(cfg)
+	if tweak != nil {
+		tweak(&settings)
+	}
+	if settings.Target != rollout.TargetDocker {
+		return nil, UsageErrorf("--target %s is not supported by this command yet; use --target docker", settings.Target)
+	}
+	spec, volumes, networks, err := serviceSpec(ctx, cfg, t.ComposeFile)
+	if err != nil {
+		return nil, err
+	}
+	docker, err := compose.NewDockerClient()
+	if err != nil {
+		return nil, err
+	}
+	gw := &adminapi.Client{BaseURL: t.GatewayAdmin, Token: os.Getenv(adminapi.TokenEnv),
+		HTTP: &http.Client{Timeout: settings.DrainTimeout.D() + time.Minute}}
+	p := compose.New(docker, compose.Options{
+		Project: cfg.Name, Service: cfg.Name, Spec: spec, Volumes: volumes, Networks: networks,
+		Rollout: settings, Port: cfg.Port, Gateway: gw, Pool: t.Pool,
+		Logf: func(format string, args ...any) { fmt.Fprintf(f.IO.ErrOut, format+"\n", args...) },
+	})
+	return &deployTarget{cfg: cfg, settings: settings, platform: p, gateway: gw, hash: compose.ConfigHash(spec)}, nil
+}
+
+// serviceSpec reads the service from a compose file, or builds it from aideploy.yaml.
+func serviceSpec(ctx context.Context, cfg *config.Config, file string) (composetypes.ServiceConfig, map[string]composetypes.VolumeConfig, map[string]composetypes.NetworkConfig, error) {
+	if file != "" {
+		proj, svc, err := compose.LoadService(ctx, []string{file}, cfg.Name, cfg.Name)
+		if err != nil {
+			return svc, nil, nil, err
+		}
+		vols := map[string]composetypes.VolumeConfig{}
+		for k, v := range proj.Volumes {
+			vols[k] = v
+		}
+		nets := map[string]composetypes.NetworkConfig{}
+		for k, v := range proj.Networks {
+			nets[k] = v
+		}
+		return svc, vols, nets, nil
+	}
+	var svc composetypes.ServiceConfig
+	svc.Name = cfg.Name
+	svc.Image = cfg.Image
+	svc.Environment = composetypes.MappingWithEquals{}
+	for _, e := range cfg.Env {
+		v := e.Value
+		if e.FromEnv != "" {
+			v = os.Getenv(e.FromEnv)
+		}
+		svc.Environment[e.Name] = &v
+	}
+	if cfg.Resources.MemoryLimit > 0 {
+		svc.MemLimit = composetypes.UnitBytes(cfg.Resources.MemoryLimit)
+	}
+	if cfg.Resources.GPUs > 0 {
+		svc.Deploy = &composetypes.DeployConfig{Resources: composetypes.Resources{Reservations: &composetypes.Resource{
+			Devices: []composetypes.DeviceRequest{{Capabilities: []string{"gpu"}, Driver: "nvidia", Count: composetypes.DeviceCount(cfg.Resources.GPUs)}},
+		}}}
+	}
+	if cfg.Model.HostPath != "" {
+		svc.Volumes = append(svc.Volumes, composetypes.ServiceVolumeConfig{Type: "bind", Source: cfg.Model.HostPath, Target: cfg.Model.Path, ReadOnly: true})
+	} else if cfg.Model.Volume != "" {
+		svc.Volumes = append(svc.Volumes, composetypes.ServiceVolumeConfig{Type: "volume", Source: cfg.Model.Volume, Target: cfg.Model.Path, ReadOnly: true})
+	}
+	return svc, nil, nil, nil
+}
+
+// holder says who runs this command, for the lock.
+func holder() rollout.Holder {
+	host, _ := os.Hostname()
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	return rollout.Holder{Owner: name + "@" + host, Host: host, PID: os.Getpid()}
+}

@@ -1,0 +1,117 @@
+package compose
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/aideploy/aideploy/internal/rollout"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/errdefs"
+)
+
+// Check refuses a deployment whose image is missing or whose GPUs do not fit
+// next to the colour that keeps serving during the rollout.
+func (p *Platform) Check(ctx context.Context, to rollout.Deployment, from *rollout.Deployment) error {
+	if _, err := p.docker.ImageInspect(ctx, to.Image); err != nil {
+		if errdefs.IsNotFound(err) {
+			return fmt.Errorf("image %s is not present on this Docker host; build or pull it first (docker pull %s)", to.Image, to.Image)
+		}
+		return fmt.Errorf("inspecting image %s: %w", to.Image, err)
+	}
+	per := gpusPerReplica(p.opts.Spec)
+	if per == 0 {
+		return nil
+	}
+	host := p.opts.HostGPUs()
+	if per < 0 {
+		per = max(host, 1) // "all" takes every GPU of the host
+	}
+	used, err := p.gpusInUse(ctx, to.Revision)
+	if err != nil {
+		return err
+	}
+	need := per * to.Replicas
+	if free := host - used; need > free {
+		keeps := ""
+		if from != nil {
+			keeps = fmt.Sprintf(" while %s keeps its GPUs until the switch", from)
+		}
+		return fmt.Errorf("not enough free GPUs: %s needs %d (%d replica(s) × %d)%s; the host has %d, %d in use, %d free. "+
+			"Free GPUs, lower --replicas, or replace one replica at a time with --surge 1",
+			to, need, to.Replicas, per, keeps, host, used, max(free, 0))
+	}
+	return nil
+}
+
+// gpusInUse counts GPUs requested by running containers other than revision rev of this service.
+func (p *Platform) gpusInUse(ctx context.Context, rev int) (int, error) {
+	cs, err := p.docker.ContainerList(ctx, container.ListOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("listing running containers: %w", err)
+	}
+	used := 0
+	for _, c := range cs {
+		if c.Labels[LabelService] == p.opts.Service && c.Labels[LabelProject] == p.opts.Project && c.Labels[LabelRevision] == fmt.Sprint(rev) {
+			continue
+		}
+		in, err := p.docker.ContainerInspect(ctx, c.ID)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		for _, d := range in.HostConfig.DeviceRequests {
+			if !hasGPU(d.Capabilities) {
+				continue
+			}
+			switch {
+			case len(d.DeviceIDs) > 0:
+				used += len(d.DeviceIDs)
+			case d.Count < 0:
+				used += p.opts.HostGPUs()
+			default:
+				used += d.Count
+			}
+		}
+	}
+	return used, nil
+}
+
+// countHostGPUs counts NVIDIA GPU device nodes; 0 on a host without GPUs.
+func countHostGPUs() int {
+	re := regexp.MustCompile(`^nvidia[0-9]+$`)
+	matches, _ := filepath.Glob("/dev/nvidia*")
+	n := 0
+	for _, m := range matches {
+		if re.MatchString(filepath.Base(m)) {
+			if _, err := os.Stat(m); err == nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func (p *Platform) ensureNetwork(ctx context.Context, key string, n types.NetworkConfig) error {
+	name := n.Name
+	if name == "" {
+		name = p.opts.Project + "_" + key
+	}
+	if _, err := p.docker.NetworkInspect(ctx, name, network.InspectOptions{}); err == nil {
+		return nil
+	} else if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("inspecting network %s: %w", name, err)
+	}
+	labels := map[string]string{"com.docker.compose.project": p.opts.Project, "com.docker.compose.network": key, LabelManaged: "true"}
+	for k, v := range n.Labels {
+		labels[k] = v
+	}
+	_, err := p.docker.NetworkCreate(ctx, name, network.CreateOptions{Driver: n.Driver, Internal: n.Internal, Labels: labels})
+	if err != nil && !errdefs.IsConflict(err) {
+		return fmt.Errorf("creating network %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package rollout
+
+import (
+	"errors"
+	"fmt"
+)
+
+type plan struct {
+	journal Journal
+	noop    bool
+	summary string
+}
+
+// plan decides what req does against st; it changes nothing.
+func (r *Runner) plan(st State, req Request) (plan, error) {
+	active := st.Active()
+	var to Deployment
+	switch req.Op {
+	case OpRollout:
+		image := req.Image
+		if image == "" {
+			if active == nil {
+				return plan{}, errors.New("nothing is deployed yet: give the image to deploy with --image IMAGE:TAG")
+			}
+			image = active.Image
+		}
+		replicas := req.Replicas
+		if replicas <= 0 {
+			replicas = 1
+			if active != nil {
+				replicas = active.Replicas
+			}
+		}
+		if active != nil && st.Pending() == nil && active.Image == image && active.Replicas == replicas && active.ConfigHash == req.ConfigHash {
+			return plan{noop: true, journal: Journal{To: *active, Active: active},
+				summary: fmt.Sprintf("%s already serves %s with %d replica(s) and the same configuration: nothing to do", active.Color, image, replicas)}, nil
+		}
+		var c Color
+		if active != nil {
+			c = active.Color
+		}
+		to = Deployment{Color: c.Other(), Revision: maxRevision(st) + 1, Image: image, Replicas: replicas, ConfigHash: req.ConfigHash}
+	case OpRollback:
+		if p := st.Pending(); p != nil {
+			return plan{journal: *p, summary: fmt.Sprintf("roll back the interrupted %s to %s", p.Op, p.To)}, nil
+		}
+		if active == nil {
+			return plan{}, errors.New("nothing is deployed: there is nothing to roll back")
+		}
+		prev := previous(st, *active)
+		if prev == nil {
+			return plan{}, fmt.Errorf("%s is the only revision on record: there is nothing to roll back to", active)
+		}
+		to = *prev
+	default:
+		return plan{}, fmt.Errorf("unknown operation %q", req.Op)
+	}
+	j := Journal{
+		ID:      fmt.Sprintf("r%d-%s-%d", to.Revision, req.Op, r.now().UnixMilli()),
+		Op:      req.Op,
+		Step:    StepCheck,
+		Status:  StatusRunning,
+		To:      to,
+		Started: r.now(),
+	}
+	summary := fmt.Sprintf("first deploy: %s", to)
+	if active != nil {
+		a := *active
+		j.From, j.Active = &a, &a
+		summary = fmt.Sprintf("%s from %s to %s", req.Op, a, to)
+	}
+	return plan{journal: j, summary: summary}, nil
+}
+
+// previous returns the deployment that served before active, newest first in the journals.
+func previous(st State, active Deployment) *Deployment {
+	for _, j := range st.Journals {
+		cands := []*Deployment{j.From}
+		if j.Status == StatusSucceeded {
+			cands = []*Deployment{&j.To, j.From}
+		}
+		for _, d := range cands {
+			if d != nil && d.Revision != active.Revision {
+				c := *d
+				return &c
+			}
+		}
+	}
+	return nil
+}
+
+func maxRevision(st State) int {
+	n := 0
+	for _, in := range st.Instances {
+		n = max(n, in.Revision)
+	}
+	for _, j := range st.Journals {
+		n = max(n, j.To.Revision)
+		if j.From != nil {
+			n = max(n, j.From.Revision)
+		}
+	}
+	return n
+}

@@ -1,0 +1,153 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Color names one of the two slots of a blue/green service.
+type Color string
+
+// The two colours.
+const (
+	Blue  Color = "blue"
+	Green Color = "green"
+)
+
+// Other returns the colour that is not c; the first deploy (c empty) is blue.
+func (c Color) Other() Color {
+	if c == Blue {
+		return Green
+	}
+	return Blue
+}
+
+// Deployment is one revision of the service in one colour.
+type Deployment struct {
+	Color      Color  `json:"color"`
+	Revision   int    `json:"revision"`
+	Image      string `json:"image"`
+	Replicas   int    `json:"replicas"`
+	ConfigHash string `json:"configHash,omitempty"`
+}
+
+func (d Deployment) String() string {
+	return fmt.Sprintf("%s r%d (%s)", d.Color, d.Revision, d.Image)
+}
+
+// Instance is what a platform finds of one revision: its deployment and its replicas.
+type Instance struct {
+	Deployment
+	Running int       `json:"running"` // replicas running now
+	Total   int       `json:"total"`   // replicas that exist, running or stopped
+	Created time.Time `json:"created"`
+}
+
+// Holder says who holds a service's rollout lock.
+type Holder struct {
+	Owner   string    `json:"owner"` // user@host
+	Host    string    `json:"host"`
+	PID     int       `json:"pid"`
+	Since   time.Time `json:"since"`
+	Image   string    `json:"image"`
+	Op      Op        `json:"op"`
+	Started uint64    `json:"started,omitempty"` // process start time, so a reused pid is not mistaken for the holder
+}
+
+func (h Holder) String() string {
+	return fmt.Sprintf("%s (pid %d, %s of %s since %s)", h.Owner, h.PID, h.Op, h.Image, h.Since.UTC().Format(time.RFC3339))
+}
+
+// LockedError says that another rollout holds the lock.
+type LockedError struct {
+	Service string
+	Holder  Holder
+	Dead    bool // the holder's process is gone
+}
+
+func (e *LockedError) Error() string {
+	if e.Dead {
+		return fmt.Sprintf("service %s is locked by %s, whose process is gone; rerun with --force-unlock to break the lock", e.Service, e.Holder)
+	}
+	return fmt.Sprintf("service %s is locked by %s; wait for it to finish, or rerun with --force-unlock if you are sure it is gone", e.Service, e.Holder)
+}
+
+// State is what a platform knows about a service, read at the start of every run.
+type State struct {
+	Journals  []Journal  // newest first
+	Instances []Instance // every revision that still has containers or pods, newest first
+}
+
+// Active returns the deployment that serves traffic according to the journal, or nil.
+func (s State) Active() *Deployment {
+	if len(s.Journals) == 0 {
+		return nil
+	}
+	return s.Journals[0].Active
+}
+
+// Pending returns the newest journal when it never finished, or nil.
+func (s State) Pending() *Journal {
+	if len(s.Journals) == 0 || s.Journals[0].Finished() {
+		return nil
+	}
+	j := s.Journals[0]
+	return &j
+}
+
+// Instance returns what exists of revision rev.
+func (s State) Instance(rev int) (Instance, bool) {
+	for _, in := range s.Instances {
+		if in.Revision == rev {
+			return in, true
+		}
+	}
+	return Instance{}, false
+}
+
+// Stats is traffic through the service over a recent window.
+type Stats struct {
+	Requests  int64
+	Errors    int64
+	P99       time.Duration
+	Targets   int // targets behind the switch
+	Unhealthy int // of them, how many take no traffic (failed health checks, ejected, breaker open)
+}
+
+// WarmupResult reports the warm-up requests of a new colour.
+type WarmupResult struct {
+	TimeToFirstToken time.Duration // slowest replica
+	Total            time.Duration // slowest replica
+}
+
+// Platform runs a service's colours; internal/compose and internal/k8s implement it.
+// Every method must be idempotent: a resumed rollout calls it again.
+type Platform interface {
+	// Lock takes the service's rollout lock for h, or returns a *LockedError; force breaks any holder.
+	Lock(ctx context.Context, h Holder, force bool) error
+	// Unlock releases the lock if h still holds it.
+	Unlock(ctx context.Context, h Holder) error
+	// Current reads the journals and every revision that still exists.
+	Current(ctx context.Context) (State, error)
+	// Record stores j, replacing an earlier record with the same ID.
+	Record(ctx context.Context, j Journal) error
+	// Check refuses a deployment the platform cannot run next to from (image missing, not enough GPUs).
+	Check(ctx context.Context, to Deployment, from *Deployment) error
+	// Create starts d's replicas, reusing any that exist already (retired ones are started again).
+	Create(ctx context.Context, d Deployment) error
+	// WaitHealthy waits until every replica of d is ready; it fails fast when one dies.
+	WaitHealthy(ctx context.Context, d Deployment, budget time.Duration) error
+	// Warmup sends the configured request to every replica of d.
+	Warmup(ctx context.Context, d Deployment) (WarmupResult, error)
+	// Switch sends all traffic to "to", atomically; from is what served before, or nil.
+	Switch(ctx context.Context, to Deployment, from *Deployment) error
+	// Stats reads traffic figures over the last window.
+	Stats(ctx context.Context, window time.Duration) (Stats, error)
+	// Drain waits until d has no requests in flight, or the timeout passes.
+	Drain(ctx context.Context, d Deployment, timeout time.Duration) error
+	// Stop retires d's replicas (stopped or paused) and keeps them for a rollback.
+	Stop(ctx context.Context, d Deployment) error
+	// Remove deletes every replica of d.
+	Remove(ctx context.Context, d Deployment) error
+}

@@ -1,0 +1,67 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// WatchError says why the watch window switched back.
+type WatchError struct {
+	Reason string
+	Stats  Stats
+}
+
+func (e *WatchError) Error() string { return e.Reason }
+
+// watch polls traffic figures through the window after the switch and fails
+// as soon as the error rate or p99 crosses its threshold.
+func (r *Runner) watch(ctx context.Context) (string, error) {
+	window := r.Config.Watch.Window.D()
+	poll := min(max(window/10, 100*time.Millisecond), time.Second)
+	start := r.now()
+	var last Stats
+	var lastErr error
+	read := false
+	for {
+		if err := r.sleep(ctx, poll); err != nil {
+			return "", err
+		}
+		elapsed := min(r.since(start), window)
+		st, err := r.Platform.Stats(ctx, elapsed)
+		if err != nil {
+			lastErr = err
+		} else {
+			read, last = true, st
+			if reason := r.verdict(st, elapsed); reason != "" {
+				return "", &WatchError{Reason: reason, Stats: st}
+			}
+		}
+		if elapsed >= window {
+			break
+		}
+	}
+	if !read {
+		return "", fmt.Errorf("no traffic figures could be read during the watch window: %w", lastErr)
+	}
+	return fmt.Sprintf("%d requests, %d errors, p99 %s over %s", last.Requests, last.Errors, round(last.P99), window), nil
+}
+
+// verdict names the threshold st crosses, or returns "".
+func (r *Runner) verdict(st Stats, over time.Duration) string {
+	w := r.Config.Watch
+	if st.Targets > 0 && st.Unhealthy >= st.Targets {
+		return fmt.Sprintf("no target of the new colour takes traffic (%d of %d unhealthy or ejected by the gateway)", st.Unhealthy, st.Targets)
+	}
+	if st.Requests > 0 && st.Requests >= int64(w.MinRequests) {
+		rate := float64(st.Errors) / float64(st.Requests)
+		if rate > w.MaxErrorRate {
+			return fmt.Sprintf("error rate %.1f%% (%d of %d requests in %s) is above watch.maxErrorRate %.1f%%",
+				rate*100, st.Errors, st.Requests, round(over), w.MaxErrorRate*100)
+		}
+	}
+	if w.MaxP99 > 0 && st.P99 > w.MaxP99.D() {
+		return fmt.Sprintf("p99 latency %s (over %s) is above watch.maxP99 %s", round(st.P99), round(over), w.MaxP99)
+	}
+	return ""
+}
