@@ -3,10 +3,14 @@ package cli
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/gateway"
 	"github.com/aideploy/aideploy/internal/gateway/upstream"
 	"github.com/aideploy/aideploy/internal/validate"
@@ -14,6 +18,7 @@ import (
 
 type gatewayServeOptions struct {
 	f           *Factory
+	reloading   bool // a SIGHUP reload reads the file again rather than the factory's cached copy
 	listen      string
 	adminListen string
 	upstreams   []string
@@ -57,9 +62,28 @@ without dropping requests; SIGINT/SIGTERM drain in-flight requests and exit.`,
 	return cmd
 }
 
+// load returns the gateway section of the configuration file, or the defaults
+// when there is no file: `gateway serve --upstream URL` needs none.
+func (opts *gatewayServeOptions) load() (gateway.Config, error) {
+	if _, err := os.Stat(opts.f.ConfigPath); errors.Is(err, fs.ErrNotExist) {
+		return gateway.Default(), nil
+	}
+	var c *config.Config
+	var err error
+	if opts.reloading {
+		c, err = config.Load(opts.f.ConfigPath)
+	} else {
+		c, err = opts.f.Config()
+	}
+	if err != nil {
+		return gateway.Config{}, err
+	}
+	return c.Gateway, nil
+}
+
 // gatewayConfig loads the gateway section and applies the flags.
 func gatewayConfig(opts *gatewayServeOptions) (gateway.Config, error) {
-	cfg, _, err := gateway.LoadSection(opts.f.ConfigPath)
+	cfg, err := opts.load()
 	if err != nil {
 		return cfg, err
 	}
@@ -73,6 +97,7 @@ func gatewayConfig(opts *gatewayServeOptions) (gateway.Config, error) {
 		cfg.RedisURL = opts.redis
 	}
 	if len(opts.upstreams) > 0 {
+		cfg.Pools = slices.Clone(cfg.Pools)
 		var targets []upstream.TargetConfig
 		for _, u := range opts.upstreams {
 			targets = append(targets, upstream.TargetConfig{URL: u})
@@ -91,6 +116,9 @@ func gatewayConfig(opts *gatewayServeOptions) (gateway.Config, error) {
 	}
 	cfg.SetDefaults()
 	errs := validate.New()
+	if !hasDefaultTarget(cfg) {
+		errs.At("gateway").Addf("pools", "needs a pool named \"default\" with a target; add one or pass --upstream URL")
+	}
 	if len(cfg.Pools) == 0 {
 		errs.Addf("gateway.pools", "needs at least one pool with a target; use --upstream URL")
 	}
@@ -111,6 +139,7 @@ func runGatewayServe(ctx context.Context, opts *gatewayServeOptions) error {
 		return err
 	}
 	reload := func() (gateway.Config, error) {
+		opts.reloading = true
 		c, err := gatewayConfig(opts)
 		var ue *UsageError
 		if errors.As(err, &ue) {
@@ -123,4 +152,13 @@ func runGatewayServe(ctx context.Context, opts *gatewayServeOptions) error {
 		return nil
 	}
 	return err
+}
+
+func hasDefaultTarget(cfg gateway.Config) bool {
+	for _, p := range cfg.Pools {
+		if p.Name == "default" && len(p.Targets) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -82,7 +82,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 	}
 	g.def = g.pools[upstreamDefault]
 	if g.def == nil {
-		return nil, errors.New("gateway needs a pool named \"default\"; add one or use --upstream URL")
+		return nil, errors.New("the gateway needs a pool named \"default\" with a target; add gateway.pools or use --upstream URL")
 	}
 	for _, r := range cfg.Routes {
 		g.routes[r.Path] = g.pools[r.Pool]

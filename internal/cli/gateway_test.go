@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/aideploy/aideploy/internal/iostreams"
+)
+
+func TestGatewayServeFlags(t *testing.T) {
+	t.Parallel()
+	streams, _, _, _ := iostreams.Test()
+	f := NewFactory(streams)
+	f.ConfigPath = filepath.Join(t.TempDir(), "missing.yaml")
+	var got *gatewayServeOptions
+	cmd := newCmdGatewayServe(f, func(_ context.Context, o *gatewayServeOptions) error { got = o; return nil })
+	cmd.SetArgs([]string{"--upstream", "http://127.0.0.1:8000", "--upstream", "unix:///run/m.sock", "--listen", "127.0.0.1:9", "--redis", "redis://127.0.0.1:6379/0"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := gatewayConfig(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:9" || cfg.RedisURL != "redis://127.0.0.1:6379/0" || len(cfg.Pools) != 1 ||
+		len(cfg.Pools[0].Targets) != 2 || cfg.Pools[0].Targets[1].URL != "unix:///run/m.sock" || cfg.AdminListen != "127.0.0.1:8081" {
+		t.Fatalf("config from flags: %+v", cfg)
+	}
+}
+
+func TestGatewayServeConfigErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		upstreams []string
+	}{
+		{"no upstream at all", nil},
+		{"bad scheme", []string{"ftp://x"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			streams, _, _, _ := iostreams.Test()
+			f := NewFactory(streams)
+			f.ConfigPath = filepath.Join(t.TempDir(), "missing.yaml")
+			_, err := gatewayConfig(&gatewayServeOptions{f: f, upstreams: tt.upstreams})
+			var ue *UsageError
+			if !errors.As(err, &ue) {
+				t.Fatalf("got %v, want a usage error", err)
+			}
+		})
+	}
+}
+
+func TestGatewayServeReadsTheGatewaySection(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "aideploy.yaml")
+	yaml := "apiVersion: aideploy.dev/v1\nname: demo\nimage: example/model:1.0\ngateway:\n  listen: 127.0.0.1:7000\n  pools:\n    - name: default\n      targets:\n        - url: http://127.0.0.1:8000\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	streams, _, _, _ := iostreams.Test()
+	f := NewFactory(streams)
+	f.ConfigPath = path
+	cfg, err := gatewayConfig(&gatewayServeOptions{f: f, adminListen: "127.0.0.1:7001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:7000" || cfg.AdminListen != "127.0.0.1:7001" || cfg.Pools[0].Targets[0].URL != "http://127.0.0.1:8000" {
+		t.Fatalf("got %+v", cfg)
+	}
+}
