@@ -171,8 +171,8 @@ type result struct {
 	name      string
 	rps       float64
 	cpuPerReq time.Duration // CPU time of the serving process (and its children) per request
-	p50, p99 time.Duration
-	errors   int64
+	p50, p99  time.Duration
+	errors    int64
 }
 
 // loadRun sends POSTs from conc workers for d; rate > 0 paces the total to rate per second.
