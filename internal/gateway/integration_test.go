@@ -30,6 +30,9 @@ type running struct {
 // runGateway runs Run on free loopback ports until the test ends.
 func runGateway(t *testing.T, cfg Config, opts Options) *running {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: runs whole gateways under load; skipped under -short")
+	}
 	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{stop: cancel, done: make(chan error, 1)}
