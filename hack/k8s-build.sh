@@ -8,10 +8,13 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/hack/k8s-tools"
 bin="${K8S_BIN_DIR:-$root/.cache/k8s/bin}"
 kube_version="v1.37.2"
-binaries=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok certs)
 
 stamp() {
-	cat "$tools/go.mod" "$tools/go.sum" "$tools/etcd/main.go" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1
+	(
+		cd "$tools"
+		find . -name '*.go' | LC_ALL=C sort | xargs cat go.mod go.sum "$root/hack/k8s-build.sh"
+	) | sha256sum | cut -d' ' -f1
 }
 
 up_to_date() {
@@ -35,9 +38,11 @@ major="${kube_version#v}"
 major="${major%%.*}"
 minor="${kube_version#v*.}"
 minor="${minor%%.*}"
-pkg="k8s.io/component-base/version"
-ldflags="-s -w -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
-ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+	ldflags+=" -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+	ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+done
 
 echo "k8s-build: building ${binaries[*]} into $bin (about 12 minutes the first time)" >&2
 mkdir -p "$bin"
@@ -49,8 +54,10 @@ start=$SECONDS
 		k8s.io/kubernetes/cmd/kube-apiserver \
 		k8s.io/kubernetes/cmd/kube-controller-manager \
 		k8s.io/kubernetes/cmd/kube-scheduler \
+		k8s.io/kubernetes/cmd/kubectl \
 		sigs.k8s.io/kwok/cmd/kwok \
-		./etcd
+		./etcd \
+		./certs
 )
 stamp >"$bin/.stamp"
 echo "k8s-build: done in $((SECONDS - start))s" >&2
