@@ -10,7 +10,7 @@ PKG        = github.com/aideploy/aideploy/internal/buildinfo
 LDFLAGS    = -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PKG).Date=$(DATE)
 FUZZTIME  ?= 10s
 
-.PHONY: all build test unit fuzz vet lint bench demo cluster-up cluster-down clean
+.PHONY: all build test unit fuzz vet lint bench demo k8s-tools cluster-up cluster-down clean
 
 all: build
 
@@ -19,7 +19,7 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/aideploy ./cmd/aideploy
 
 ## test: vet, unit and integration tests (Redis, Docker, Kubernetes), then short fuzzing
-test: vet
+test: vet k8s-tools
 	$(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) fuzz
 
@@ -52,6 +52,10 @@ bench: build
 ## demo: scaffold, build, deploy, roll out and serve through the gateway on the local Docker engine
 demo:
 	./hack/demo.sh
+
+## k8s-tools: build the Kubernetes control plane for the tests once (cached in .cache/k8s)
+k8s-tools:
+	./hack/k8s-build.sh
 
 cluster-up:
 	./hack/cluster.sh up
