@@ -132,5 +132,9 @@ func skipOrFail(required bool, id, subject, reason, remedy string) Result {
 }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("%d passed, %d warnings, %d failed, %d skipped", s.Pass, s.Warn, s.Fail, s.Skip)
+	warnings := "warnings"
+	if s.Warn == 1 {
+		warnings = "warning"
+	}
+	return fmt.Sprintf("%d passed, %d %s, %d failed, %d skipped", s.Pass, s.Warn, warnings, s.Fail, s.Skip)
 }
