@@ -128,6 +128,10 @@ func (r *runner) checkGPURuntime(info system.Info, local bool) Result {
 			return pass(id, sub, "GPU hook at "+path, threshold)
 		}
 	}
+	if _, err := r.hostDriver(); err != nil && !r.opts.Require.GPU {
+		// Without a GPU here the deployment targets another host; a runtime here would not help.
+		return skip(id, sub, "no GPU runtime, and no usable GPU on this host ("+err.Error()+")")
+	}
 	runtimes := make([]string, 0, len(info.Runtimes))
 	for name := range info.Runtimes {
 		runtimes = append(runtimes, name)

@@ -78,7 +78,7 @@ func TestDockerGroup(t *testing.T) {
 			map[string]Status{"docker.engine": Fail}},
 		{"cpu service", engine2010(), nil, Requirements{}, false,
 			map[string]Status{"docker.engine": Pass, "docker.gpu-runtime": Skip, "docker.image-cuda": Skip}},
-		{"gpus without runtime", engine2010(), nil, gpu, false,
+		{"gpus required without runtime", engine2010(), nil, gpu, true,
 			map[string]Status{"docker.engine": Pass, "docker.gpu-runtime": Fail}},
 		{"nvidia runtime", withNvidia, nil, gpu, false,
 			map[string]Status{"docker.gpu-runtime": Pass}},
@@ -90,7 +90,7 @@ func TestDockerGroup(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			opts := Options{Req: tt.req, Run: Groups{Docker: true}, Require: Groups{Docker: tt.required},
+			opts := Options{Req: tt.req, Run: Groups{Docker: true}, Require: Groups{Docker: tt.required, GPU: tt.required},
 				Docker: func() (DockerAPI, error) {
 					if tt.factory != nil {
 						return nil, tt.factory
@@ -108,6 +108,28 @@ func TestDockerGroup(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestGPURuntimeOnHostWithoutGPU(t *testing.T) {
+	t.Parallel()
+	info := engine2010().info
+	tests := []struct {
+		name     string
+		driver   error
+		required bool
+		want     Status
+	}{
+		{"gpu host", nil, false, Fail},
+		{"no gpu here", errors.New("NVML library not found"), false, Skip},
+		{"no gpu here, gpu required", errors.New("NVML library not found"), true, Fail},
+	}
+	for _, tt := range tests {
+		r := &runner{opts: Options{Req: Requirements{GPUsPerReplica: 1}, Require: Groups{GPU: tt.required}},
+			hostDriver: func() (string, error) { return "550.54.15", tt.driver }}
+		if got := r.checkGPURuntime(info, false); got.Status != tt.want {
+			t.Errorf("%s: got %+v, want %s", tt.name, got, tt.want)
+		}
 	}
 }
 

@@ -62,7 +62,8 @@ func TestIntegrationDockerEngine(t *testing.T) {
 
 	req := Requirements{Image: "aideploy-preflight-absent:never", GPUsPerReplica: 1, Replicas: 1,
 		Ports: []int{freePort(t), busyPort}, ModelPath: t.TempDir()}
-	rep, err := Run(context.Background(), Options{Req: req, Run: Groups{Docker: true}, Require: Groups{Docker: true},
+	// GPU required: the runtime check then fails here instead of skipping for a GPU-less host.
+	rep, err := Run(context.Background(), Options{Req: req, Run: Groups{Docker: true}, Require: Groups{Docker: true, GPU: true},
 		Docker: func() (DockerAPI, error) { return cli, nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +103,7 @@ func TestIntegrationDockerEngine(t *testing.T) {
 // GPU checks skip with the reason, the real engine is checked, and it takes under 2s.
 func TestIntegrationDockerPreflightTiming(t *testing.T) {
 	cli := realEngine(t)
-	req := Requirements{Image: "aideploy-preflight-absent:never", Replicas: 2, Ports: []int{freePort(t)}}
+	req := Requirements{Image: "aideploy-preflight-absent:never", GPUsPerReplica: 1, Replicas: 2, Ports: []int{freePort(t)}}
 	opts := Options{Req: req, Run: Groups{GPU: true, Docker: true, Kubernetes: true},
 		Docker: func() (DockerAPI, error) { return cli, nil }}
 	start := time.Now()
