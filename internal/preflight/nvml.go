@@ -22,6 +22,8 @@ type NVML interface {
 	EventSetCreate() (nvml.EventSet, nvml.Return)
 }
 
+var _ NVML = nvml.Interface(nil)
+
 // NVMLAvailable is true when this build can load NVML (linux with cgo).
 const NVMLAvailable = true
 

@@ -37,7 +37,22 @@ type Result struct {
 	Remedy string `json:"remedy,omitempty"`
 }
 
-// Report is the outcome of a preflight run.
+// Report is the outcome of a preflight run. Its JSON form (WriteJSON) is
+//
+//	{
+//	  "schemaVersion": 1,
+//	  "results": [
+//	    {"id": "docker.gpu-runtime", "subject": "docker", "status": "fail",
+//	     "measured": "no GPU runtime (runtimes: runc)",
+//	     "threshold": "nvidia runtime, CDI spec or nvidia-container-runtime-hook",
+//	     "remedy": "install the NVIDIA Container Toolkit, ..."}
+//	  ],
+//	  "summary": {"pass": 0, "warn": 0, "fail": 1, "skip": 0},
+//	  "durationMs": 412
+//	}
+//
+// threshold and remedy are left out when empty. Within a schema version fields are
+// only added, never renamed or removed; status is one of pass, warn, fail, skip.
 type Report struct {
 	// SchemaVersion is SchemaVersion.
 	SchemaVersion int `json:"schemaVersion"`
