@@ -1,0 +1,16 @@
+// Package k8stest starts the real Kubernetes control plane of hack/cluster.sh
+// (etcd, kube-apiserver, controller manager, scheduler and kwok nodes) once per
+// test binary, hands each test a client and a fresh namespace, and serves the
+// metrics.k8s.io API from a table the test controls so the HPA really scales.
+//
+// A package using it calls Main from TestMain:
+//
+//	func TestMain(m *testing.M) { k8stest.Main(m, k8stest.Options{GPUNodes: []int{4}}) }
+//
+// and each integration test calls Start(t). Under -short Start skips the test;
+// otherwise a missing binary is built (about 12 minutes the first time, before
+// the test timeout starts) and a failure to start fails the test.
+//
+// Pods annotated aideploy.test/fail: never-ready, crashloop or imagepull fail as
+// a real kubelet would report it (see hack/kwok/README.md).
+package k8stest
