@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/aideploy/aideploy/internal/rollout"
@@ -105,4 +106,12 @@ func with(m map[string]string, k, v string) map[string]string {
 	}
 	out[k] = v
 	return out
+}
+
+// runtimeFromUnstructured converts a rendered object into its typed form.
+func runtimeFromUnstructured(o *unstructured.Unstructured, into any) error {
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, into); err != nil {
+		return fmt.Errorf("reading rendered %s %s: %w", o.GetKind(), o.GetName(), err)
+	}
+	return nil
 }
