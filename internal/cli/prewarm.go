@@ -186,4 +186,3 @@ func waitPrewarm(ctx context.Context, f *Factory, kc *k8s.Client, name string, w
 	fmt.Fprintf(w, "%d/%d ready\n", want, want)
 	return nil
 }
-

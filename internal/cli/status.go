@@ -159,6 +159,9 @@ func runStatus(ctx context.Context, o *statusOptions) error {
 	if err != nil {
 		return err
 	}
+	if t.kube != nil {
+		return runKubeStatus(ctx, o, t)
+	}
 	st, err := t.platform.Current(ctx)
 	if err != nil {
 		return err
