@@ -1,9 +1,14 @@
 package k8s
 
 import (
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/rollout"
+	"github.com/aideploy/aideploy/internal/units"
 )
 
 func TestSchedulerReason(t *testing.T) {
@@ -95,5 +100,35 @@ spec: {scaleTargetRef: {kind: Deployment, name: chat}}
 	}
 	if objs[0].GetName() != "chat" {
 		t.Error("BlueGreen changed its input")
+	}
+}
+
+func TestPrewarmCronJobs(t *testing.T) {
+	t.Parallel()
+	cfg := &config.Config{Name: "chat", Startup: config.Startup{ColdStart: units.Duration(8 * time.Minute)},
+		Prewarm: []config.PrewarmEvent{{Name: "singles-day", Start: "2026-11-11T00:00", End: "2026-11-11T02:00", Timezone: "Asia/Shanghai", Replicas: 10}}}
+	b, err := PrewarmCronJobs(cfg, "ghcr.io/aideploy/aideploy:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range objs {
+		if o.GetKind() != "CronJob" {
+			continue
+		}
+		spec := o.Object["spec"].(map[string]any)
+		args := spec["jobTemplate"].(map[string]any)["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)["args"]
+		got = append(got, fmt.Sprintf("%s %q %s %v", o.GetName(), spec["schedule"], spec["timeZone"], args))
+	}
+	want := []string{
+		`chat-prewarm-singles-day-start "52 23 10 11 *" Asia/Shanghai [prewarm --target k8s --name chat --replicas 10 --until 2026-11-11T02:00:00+08:00]`,
+		`chat-prewarm-singles-day-end "0 2 11 11 *" Asia/Shanghai [prewarm --target k8s --name chat --restore]`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
