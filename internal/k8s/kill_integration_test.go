@@ -102,8 +102,9 @@ func TestIntegrationK8sRolloutKill(t *testing.T) {
 			}
 			for _, c := range st.Colors {
 				switch {
-				case c.Color == active && (c.Image != "registry.example.com/chat:2.0.0" || c.Desired != 1):
-					t.Errorf("active %s runs %s ×%d, want chat:2.0.0 ×1", c.Color, c.Image, c.Desired)
+				// The HPA's floor (2) owns the count once the colour serves.
+				case c.Color == active && (c.Image != "registry.example.com/chat:2.0.0" || c.Desired < 1):
+					t.Errorf("active %s runs %s ×%d, want chat:2.0.0", c.Color, c.Image, c.Desired)
 				case c.Color != active && c.Desired != 0:
 					t.Errorf("inactive %s still has %d replicas", c.Color, c.Desired)
 				}

@@ -111,8 +111,10 @@ func TestIntegrationK8sPrewarmMissingCapacity(t *testing.T) {
 	waitGPUsFree(t, kc)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	name := deployGPU1(ctx, t, cl, kc)
+	// The hog first: it needs a whole 4-GPU node.
+	deleteDeployments(t, kc)
 	hog(ctx, t, kc, 4)
+	name := deployGPU1(ctx, t, cl, kc)
 
 	t0 := time.Now()
 	if _, err := kc.Prewarm(ctx, name, 10, time.Time{}, t0); err != nil {
@@ -141,7 +143,7 @@ func TestIntegrationK8sPrewarmRerunKeepsOriginal(t *testing.T) {
 	_, kc := start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cfg := golden(t, "cpu")
+	cfg := golden(t, "gpu4-rps")
 	objs := runnable(t, cfg, rollout.Blue, nil)
 	if _, err := kc.Apply(ctx, objs, false); err != nil {
 		t.Fatal(err)

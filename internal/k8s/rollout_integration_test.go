@@ -271,8 +271,8 @@ func TestIntegrationK8sRolloutFailures(t *testing.T) {
 			if got := b.selector(ctx); got != "blue" {
 				t.Errorf("Service selects %q, want blue", got)
 			}
-			if n := b.replicas(ctx, rollout.Blue); n != 1 {
-				t.Errorf("blue has %d replicas, want 1", n)
+			if n := b.replicas(ctx, rollout.Blue); n < 1 {
+				t.Errorf("blue has %d replicas, want it serving", n)
 			}
 			if n := b.replicas(ctx, rollout.Green); n != -1 {
 				t.Errorf("green Deployment left with %d replicas", n)
