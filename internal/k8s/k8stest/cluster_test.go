@@ -153,8 +153,8 @@ func TestIntegrationClusterFailures(t *testing.T) {
 			if cs.State.Waiting == nil || cs.State.Waiting.Reason != reasons[0] {
 				return fmt.Errorf("container state %+v, want waiting %s", cs.State, reasons[0])
 			}
-			if cs.Ready {
-				return fmt.Errorf("container ready")
+			if cs.Ready || cs.Image != "registry.example/model:v1" {
+				return fmt.Errorf("container ready %v, image %q", cs.Ready, cs.Image)
 			}
 			return nil
 		}
@@ -243,13 +243,21 @@ func TestIntegrationClusterCrashLoopRestartCountGrows(t *testing.T) {
 	if _, err := c.Clientset.AppsV1().Deployments(c.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	var cs corev1.ContainerStatus
 	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		pods := listPods(ctx, t, c.Clientset, c.Namespace, "crash")
-		return len(pods) == 1 && len(pods[0].Status.ContainerStatuses) == 1 &&
-			pods[0].Status.ContainerStatuses[0].RestartCount >= 2, nil
+		if len(pods) != 1 || len(pods[0].Status.ContainerStatuses) != 1 {
+			return false, nil
+		}
+		cs = pods[0].Status.ContainerStatuses[0]
+		return cs.RestartCount >= 2, nil
 	})
 	if err != nil {
-		t.Fatalf("restartCount did not reach 2: %v", err)
+		t.Fatalf("restartCount is %d, did not reach 2: %v", cs.RestartCount, err)
+	}
+	// A restart keeps the whole status a kubelet shows.
+	if cs.State.Waiting == nil || cs.State.Waiting.Reason != "CrashLoopBackOff" || cs.Ready || cs.Image == "" {
+		t.Errorf("after restarts the container status is %+v, want waiting CrashLoopBackOff with its image", cs)
 	}
 }
 

@@ -13,4 +13,14 @@
 //
 // Pods annotated aideploy.test/fail: never-ready, crashloop or imagepull fail as
 // a real kubelet would report it (see hack/kwok/README.md).
+//
+// Metrics: kwok nodes have no kubelet for metrics-server to scrape, so the test
+// binary serves metrics.k8s.io/v1beta1 itself, registered as an APIService
+// behind an ExternalName Service on localhost. Cluster.SetPodCPU sets the CPU
+// usage its running pods report; the HPA syncs every 5s and scales down after a
+// 15s stabilization window (hack/cluster.sh K8S_HPA_SYNC, K8S_HPA_DOWNSCALE).
+//
+// Each package gets its own control plane under .cache/k8s/test/<package>; a
+// run killed before TestMain returns leaves it running until the next run of
+// that package, which stops it first.
 package k8stest
