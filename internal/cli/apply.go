@@ -68,14 +68,7 @@ func runApply(ctx context.Context, o *applyOptions) error {
 	if err != nil {
 		return err
 	}
-	color, err := kc.ActiveColor(ctx, cfg.Name)
-	if err != nil {
-		return err
-	}
-	if color == "" {
-		color = rollout.Blue
-	}
-	objs, err := k8s.Manifests(cfg, sourceName(o.f.ConfigPath, "."), color)
+	objs, err := kc.ServingManifests(ctx, cfg, sourceName(o.f.ConfigPath, "."))
 	if err != nil {
 		return err
 	}

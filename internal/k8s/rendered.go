@@ -43,3 +43,27 @@ func (c *Client) ActiveColor(ctx context.Context, svc string) (rollout.Color, er
 	}
 	return rollout.Color(s.Spec.Selector[LabelColor]), nil
 }
+
+// ServingManifests renders cfg's objects for the colour that serves now (blue
+// before any rollout), keeping the image, replicas and revision the last
+// rollout gave it, so that apply changes configuration and never versions.
+func (c *Client) ServingManifests(ctx context.Context, cfg *config.Config, source string) ([]*unstructured.Unstructured, error) {
+	color, err := c.ActiveColor(ctx, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	if color == "" {
+		color = rollout.Blue
+	}
+	p := NewPlatform(c, Options{Config: cfg, Source: source})
+	in, ok, err := p.instance(ctx, color)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || in.Revision == 0 {
+		return p.manifests(color, nil)
+	}
+	d := in.Deployment
+	d.Replicas = in.Running
+	return p.manifests(color, &d)
+}

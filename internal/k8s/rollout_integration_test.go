@@ -186,6 +186,21 @@ func TestIntegrationK8sRolloutHappyPath(t *testing.T) {
 	if res.Journal.Status != rollout.StatusSucceeded || res.Journal.To.Color != rollout.Green {
 		t.Errorf("journal %+v", res.Journal)
 	}
+	// apply after a rollout changes no version: it targets the serving colour as the rollout left it.
+	objs, err := kc.ServingManifests(ctx, b.cfg, "aideploy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.mutate(objs)
+	changes, err := kc.Apply(ctx, objs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range changes {
+		if c.Kind == "Deployment" && (c.Name != b.cfg.Name+"-green" || c.Action != k8s.Unchanged) {
+			t.Errorf("apply after the rollout: %s\n%s", c, c.Diff)
+		}
+	}
 	st, err := kc.ReadStatus(ctx, b.cfg.Name)
 	if err != nil {
 		t.Fatal(err)
