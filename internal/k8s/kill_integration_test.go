@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/aideploy/aideploy/internal/cli"
+	"github.com/aideploy/aideploy/internal/iostreams"
 	"github.com/aideploy/aideploy/internal/k8s"
 	"github.com/aideploy/aideploy/internal/rollout"
 )
@@ -119,5 +121,69 @@ func TestIntegrationK8sRolloutKill(t *testing.T) {
 				t.Error("the Lease is still held after the re-run")
 			}
 		})
+	}
+}
+
+// TestChildPrewarm is the prewarm process that TestIntegrationK8sPrewarmKill
+// kills; it does nothing unless started by that test.
+func TestChildPrewarm(t *testing.T) {
+	kubeconfig := os.Getenv(envChildKubeconfig)
+	if kubeconfig == "" || os.Getenv(envChildPrewarm) == "" {
+		t.Skip("started only by TestIntegrationK8sPrewarmKill")
+	}
+	streams := iostreams.System()
+	err := cli.Run(context.Background(), streams, []string{"prewarm", "--name", "chat", "--replicas", "10", "--wait",
+		"--kubeconfig", kubeconfig, "-n", os.Getenv(envChildNamespace)})
+	fmt.Printf("done %v\n", err)
+}
+
+const envChildPrewarm = "AIDEPLOY_TEST_CHILD_PREWARM"
+
+// kill -9 of prewarm --wait, at once and while it waits, then a re-run: the
+// floor is 10 and the recorded original is still 2, so --restore gives 2.
+func TestIntegrationK8sPrewarmKill(t *testing.T) {
+	cl, kc := start(t)
+	waitGPUsFree(t, kc)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	name := deployGPU1(ctx, t, cl, kc)
+	for _, killAfter := range []string{"", "HPA chat floor raised"} {
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestChildPrewarm$")
+		cmd.Env = append(os.Environ(), envChildKubeconfig+"="+cl.Kubeconfig, envChildNamespace+"="+kc.Namespace, envChildPrewarm+"=1")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if killAfter == "" {
+			_ = cmd.Process.Kill()
+		} else {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if strings.HasPrefix(sc.Text(), killAfter) {
+					_ = cmd.Process.Kill()
+					break
+				}
+			}
+		}
+		_ = cmd.Wait()
+		if _, err := kc.Prewarm(ctx, name, 10, time.Time{}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := kc.WaitScaled(ctx, name, 10, nil); err != nil {
+			t.Fatal(err)
+		}
+		if lo, _ := hpaBounds(ctx, t, kc, name); lo != 10 {
+			t.Errorf("after kill (%q) and re-run: floor %d, want 10", killAfter, lo)
+		}
+		rec, err := kc.Restore(ctx, name)
+		if err != nil || rec == nil || rec.MinReplicas != 2 {
+			t.Fatalf("restore after kill (%q): %+v %v", killAfter, rec, err)
+		}
+		if lo, hi := hpaBounds(ctx, t, kc, name); lo != 2 || hi != 20 {
+			t.Errorf("restored %d–%d, want 2–20", lo, hi)
+		}
 	}
 }
