@@ -10,6 +10,7 @@ import (
 
 	"github.com/aideploy/aideploy/internal/cli"
 	"github.com/aideploy/aideploy/internal/iostreams"
+	"github.com/aideploy/aideploy/internal/k8s"
 	"github.com/aideploy/aideploy/internal/rollout"
 )
 
@@ -76,5 +77,16 @@ func TestIntegrationK8sCommandLine(t *testing.T) {
 	out, _, code = run("render", "prewarm", "--stdout")
 	if code != 0 || !strings.Contains(out, `schedule: 52 17 24 12 *`) || !strings.Contains(out, "timeZone: Europe/Berlin") {
 		t.Errorf("render prewarm: exit %d\n%s", code, out)
+	}
+	objs, err := k8s.Decode([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes, err := kc.Apply(ctx, objs, true)
+	if err != nil {
+		t.Fatalf("the prewarm CronJobs fail a server dry run: %v", err)
+	}
+	if len(changes) != 5 {
+		t.Errorf("dry-run applied %v, want ServiceAccount, Role, RoleBinding and 2 CronJobs", changes)
 	}
 }
