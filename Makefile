@@ -10,7 +10,7 @@ PKG        = github.com/aideploy/aideploy/internal/buildinfo
 LDFLAGS    = -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PKG).Date=$(DATE)
 FUZZTIME  ?= 10s
 
-.PHONY: all build test unit fuzz vet lint bench demo k8s-tools cluster-up cluster-down clean
+.PHONY: all build image test unit fuzz vet lint bench demo k8s-tools cluster-up cluster-down clean
 
 all: build
 
@@ -22,6 +22,11 @@ build:
 test: vet k8s-tools
 	$(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) fuzz
+
+## image: the aideploy image (FROM scratch) that compose.yaml and the prewarm CronJobs run
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/aideploy-static ./cmd/aideploy
+	docker build -t aideploy:$(VERSION) .
 
 ## unit: tests that need no service (integration tests are skipped under -short)
 unit:

@@ -2,6 +2,7 @@ package render
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -37,7 +38,7 @@ func loadCompose(t *testing.T, data []byte, env map[string]string) (*types.Proje
 
 // secretEnv is what the deploying shell must export for cfg's secrets.
 func secretEnv(cfg *config.Config) map[string]string {
-	env := map[string]string{}
+	env := map[string]string{"AIDEPLOY_ADMIN_TOKEN": "from-the-shell"}
 	for _, e := range cfg.Env {
 		switch {
 		case e.FromEnv != "":
@@ -107,7 +108,10 @@ func TestComposeLoads(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.HasPrefix(gw.Image, "aideploy:") || !slices.Equal(gw.Command, types.ShellCommand{"gateway", "serve", "--config", "/etc/aideploy/aideploy.yaml"}) {
+			wantCmd := types.ShellCommand{"gateway", "serve", "--config", "/etc/aideploy/aideploy.yaml",
+				"--listen", "0.0.0.0:8080", "--admin-listen", "0.0.0.0:8081",
+				"--upstream", fmt.Sprintf("http://%s:%d", cfg.Name, cfg.Port), "--redis", "redis://redis:6379/0"}
+			if !strings.HasPrefix(gw.Image, "aideploy:") || !slices.Equal(gw.Command, wantCmd) {
 				t.Errorf("gateway image %q command %v", gw.Image, gw.Command)
 			}
 			if len(gw.Ports) != 2 || gw.Ports[0].Published != "8080" || gw.Ports[1].HostIP != "127.0.0.1" {

@@ -94,12 +94,10 @@ type gatewayData struct {
 	StreamTimeout string
 }
 
-// Gateway settings until gateway: joins aideploy.yaml. They are fixed here and
-// only here; switch them to config fields when the gateway section lands.
+// What the compose file fixes about the gateway container; its ports come
+// from gateway.listen and gateway.adminListen in aideploy.yaml.
 const (
-	gatewayListen        = ":8080"
-	gatewayAdmin         = "127.0.0.1:8081"
-	gatewayRedisURL      = "redis://redis:6379/0"
+	gatewayRedisURL      = "redis://redis:6379/0" // used when gateway.redisURL is empty
 	gatewayService       = "gateway"
 	gatewayStreamTimeout = "600s"
 	gatewayConfigPath    = "/etc/aideploy/aideploy.yaml"
@@ -175,7 +173,7 @@ func newRenderData(cfg *config.Config, source, version string) (*renderData, err
 		d.Env = append(d.Env, newEnvData(cfg.Name, e))
 	}
 
-	gw, err := newGatewayData(version)
+	gw, err := newGatewayData(cfg, version)
 	if err != nil {
 		return nil, err
 	}
@@ -268,14 +266,17 @@ func newEnvData(service string, e config.EnvVar) envData {
 	return out
 }
 
-func newGatewayData(version string) (gatewayData, error) {
+func newGatewayData(cfg *config.Config, version string) (gatewayData, error) {
 	g := gatewayData{
 		Image:         "aideploy:" + version,
 		Service:       gatewayService,
-		Listen:        gatewayListen,
-		Admin:         gatewayAdmin,
-		RedisURL:      gatewayRedisURL,
+		Listen:        cfg.Gateway.Listen,
+		Admin:         cfg.Gateway.AdminListen,
+		RedisURL:      cfg.Gateway.RedisURL,
 		StreamTimeout: gatewayStreamTimeout,
+	}
+	if g.RedisURL == "" {
+		g.RedisURL = gatewayRedisURL
 	}
 	var err error
 	if g.ListenPort, err = port(g.Listen); err != nil {

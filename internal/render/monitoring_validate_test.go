@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 	"sigs.k8s.io/yaml"
+
+	"github.com/aideploy/aideploy/internal/config"
 )
 
 // queryMetrics parses a PromQL expression and returns the metric names it selects.
@@ -189,7 +191,7 @@ func TestPrometheusScrapeConfig(t *testing.T) {
 	if kept["__meta_kubernetes_pod_label_app_kubernetes_io_name"] != "chat" || kept["__meta_kubernetes_pod_annotation_prometheus_io_scrape"] != "true" {
 		t.Errorf("model job keeps %v, want only chat's annotated pods", kept)
 	}
-	if gw.JobName != "chat-gateway" || gw.MetricsPath != "/metrics" || len(gw.StaticConfigs) != 1 || gw.StaticConfigs[0].Targets[0] != gatewayAdmin {
+	if gw.JobName != "chat-gateway" || gw.MetricsPath != "/metrics" || len(gw.StaticConfigs) != 1 || gw.StaticConfigs[0].Targets[0] != config.Default().Gateway.AdminListen {
 		t.Errorf("gateway job %+v", gw)
 	}
 }
