@@ -1,8 +1,15 @@
 package cli
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/iostreams"
@@ -22,6 +29,8 @@ type Factory struct {
 	Config func() (*config.Config, error)
 	// Logger writes structured logs to the error stream.
 	Logger func() *slog.Logger
+	// KubeClient connects to the cluster of the kubeconfig, as kubectl would.
+	KubeClient func() (kubernetes.Interface, error)
 }
 
 // NewFactory returns the production factory.
@@ -40,6 +49,7 @@ func NewFactory(streams *iostreams.IOStreams) *Factory {
 		return c, nil
 	}
 	f.Logger = func() *slog.Logger { return newLogger(streams.ErrOut, f.Verbose) }
+	f.KubeClient = sync.OnceValues(kubeClient)
 	return f
 }
 
@@ -49,4 +59,24 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// kubeClient reads KUBECONFIG or ~/.kube/config (or the in-cluster service
+// account) the way kubectl does.
+func kubeClient() (kubernetes.Interface, error) {
+	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
+	cfg, err := loader.ClientConfig()
+	if clientcmd.IsEmptyConfig(err) || errors.Is(err, clientcmd.ErrEmptyConfig) {
+		return nil, errors.New("no cluster configured (no KUBECONFIG or ~/.kube/config)")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the kubeconfig: %w", err)
+	}
+	// A cluster that does not answer must not hold a command for long.
+	cfg.Timeout = 10 * time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("building a Kubernetes client: %w", err)
+	}
+	return cs, nil
 }

@@ -51,6 +51,8 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newCmdStatus(f, nil),
 		newCmdHistory(f, nil),
 		newCmdDown(f, nil),
+		newCmdPreflight(f, nil),
+		newCmdGPUMetrics(f),
 	)
 	return root
 }
