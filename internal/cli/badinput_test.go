@@ -50,6 +50,8 @@ func TestBadInputsExit2(t *testing.T) {
 		{"latest tag", withConfig(strings.Replace(validHead, ":1.0.0", ":latest", 1)), []string{"aideploy.yaml:3:1: image", "latest"}},
 		{"untagged image", withConfig(strings.Replace(validHead, ":1.0.0", "", 1)), []string{"aideploy.yaml:3:1: image", "has no tag"}},
 		{"unknown dtype", withConfig(validHead + "model:\n  dtype: fp7\n"), []string{"aideploy.yaml:5:3: model.dtype (\"fp7\") must be one of"}},
+		{"unknown strategy", withConfig(validHead + "rollout:\n  strategy: canary-ish\n"), []string{"aideploy.yaml:5:3: rollout.strategy (\"canary-ish\") must be one of bluegreen"}},
+		{"unknown gateway field", withConfig(validHead + "gateway:\n  cache:\n    ttls: 1h\n"), []string{"aideploy.yaml:6:5: gateway.cache.ttls is not a known field"}},
 		{"bad duration", withConfig(validHead + "startup:\n  budget: ten minutes\n"), []string{"aideploy.yaml:5:11: startup.budget", "duration"}},
 		{"bare number duration", withConfig(validHead + "startup:\n  budget: 600\n"), []string{"aideploy.yaml:5:11: startup.budget", "duration"}},
 		{"malformed YAML", withConfig(validHead + "model: [path\n"), []string{"aideploy.yaml:", "is not valid YAML"}},

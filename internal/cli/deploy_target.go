@@ -14,6 +14,7 @@ import (
 	"github.com/aideploy/aideploy/internal/compose"
 	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/gateway/adminapi"
+	"github.com/aideploy/aideploy/internal/k8s"
 	"github.com/aideploy/aideploy/internal/rollout"
 )
 
@@ -24,6 +25,7 @@ const (
 
 // targetFlags are the flags every deploy command shares.
 type targetFlags struct {
+	Target       string // empty keeps rollout.target of aideploy.yaml
 	ComposeFile  string
 	GatewayAdmin string
 	Pool         string
@@ -31,6 +33,9 @@ type targetFlags struct {
 
 func (t *targetFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
+	if fs.Lookup("target") == nil {
+		fs.StringVar(&t.Target, "target", "", "platform: docker or k8s (default: rollout.target of aideploy.yaml)")
+	}
 	fs.StringVar(&t.ComposeFile, "compose-file", "", "rendered compose file defining the service; empty builds it from aideploy.yaml")
 	admin := os.Getenv(envGatewayAdmin)
 	if admin == "" {
@@ -44,7 +49,8 @@ func (t *targetFlags) register(cmd *cobra.Command) {
 type deployTarget struct {
 	cfg      *config.Config
 	settings rollout.Config
-	platform *compose.Platform
+	platform *compose.Platform // Docker
+	kube     *k8s.Platform     // Kubernetes
 	gateway  *adminapi.Client
 	hash     string
 }
@@ -62,11 +68,24 @@ func newDeployTarget(ctx context.Context, f *Factory, t targetFlags, tweak func(
 		return nil, err
 	}
 	settings := rolloutSettings(cfg)
+	if t.Target != "" {
+		settings.Target = t.Target
+	}
 	if tweak != nil {
 		tweak(&settings)
 	}
-	if settings.Target != rollout.TargetDocker {
-		return nil, UsageErrorf("--target %s is not supported by this command yet; use --target docker", settings.Target)
+	switch settings.Target {
+	case rollout.TargetK8s:
+		kc, err := f.Kube()
+		if err != nil {
+			return nil, err
+		}
+		p := k8s.NewPlatform(kc, k8s.Options{Config: cfg, Source: sourceName(f.ConfigPath, "."),
+			Logf: func(format string, args ...any) { fmt.Fprintf(f.IO.ErrOut, format+"\n", args...) }})
+		return &deployTarget{cfg: cfg, settings: settings, kube: p}, nil
+	case rollout.TargetDocker:
+	default:
+		return nil, UsageErrorf("--target %q is not supported; use docker or k8s", settings.Target)
 	}
 	spec, volumes, networks, err := serviceSpec(ctx, cfg, t.ComposeFile)
 	if err != nil {
@@ -84,6 +103,22 @@ func newDeployTarget(ctx context.Context, f *Factory, t targetFlags, tweak func(
 		Logf: func(format string, args ...any) { fmt.Fprintf(f.IO.ErrOut, format+"\n", args...) },
 	})
 	return &deployTarget{cfg: cfg, settings: settings, platform: p, gateway: gw, hash: compose.ConfigHash(spec)}, nil
+}
+
+// runner is the platform the rollout state machine drives.
+func (t *deployTarget) runner() rollout.Platform {
+	if t.kube != nil {
+		return t.kube
+	}
+	return t.platform
+}
+
+// dockerOnly refuses a command that has no Kubernetes form yet.
+func (t *deployTarget) dockerOnly(cmd string) error {
+	if t.kube != nil {
+		return UsageErrorf("aideploy %s --target k8s is not supported yet; use kubectl, or --target docker", cmd)
+	}
+	return nil
 }
 
 // serviceSpec reads the service from a compose file, or builds it from aideploy.yaml.

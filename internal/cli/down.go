@@ -43,6 +43,9 @@ func runDown(ctx context.Context, o *downOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := t.dockerOnly("down"); err != nil {
+		return err
+	}
 	if h, dead, err := t.platform.LockHolder(ctx); err != nil {
 		return err
 	} else if h != nil && !dead && !o.ForceUnlock {

@@ -1,18 +1,12 @@
 package cli
 
 import (
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"sync"
-	"time"
-
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/iostreams"
+	"github.com/aideploy/aideploy/internal/k8s"
 )
 
 // Factory hands commands what they need, built lazily once per invocation.
@@ -29,8 +23,10 @@ type Factory struct {
 	Config func() (*config.Config, error)
 	// Logger writes structured logs to the error stream.
 	Logger func() *slog.Logger
-	// KubeClient connects to the cluster of the kubeconfig, as kubectl would.
-	KubeClient func() (kubernetes.Interface, error)
+	// KubeFlags are --kubeconfig, --context and --namespace.
+	KubeFlags *k8s.Flags
+	// Kube connects to the cluster the Kubernetes flags name.
+	Kube func() (*k8s.Client, error)
 }
 
 // NewFactory returns the production factory.
@@ -49,7 +45,19 @@ func NewFactory(streams *iostreams.IOStreams) *Factory {
 		return c, nil
 	}
 	f.Logger = func() *slog.Logger { return newLogger(streams.ErrOut, f.Verbose) }
-	f.KubeClient = sync.OnceValues(kubeClient)
+	f.KubeFlags = &k8s.Flags{}
+	var kube *k8s.Client
+	f.Kube = func() (*k8s.Client, error) {
+		if kube != nil {
+			return kube, nil
+		}
+		c, err := k8s.FromFlags(f.KubeFlags)
+		if err != nil {
+			return nil, err
+		}
+		kube = c
+		return c, nil
+	}
 	return f
 }
 
@@ -59,24 +67,4 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-// kubeClient reads KUBECONFIG or ~/.kube/config (or the in-cluster service
-// account) the way kubectl does.
-func kubeClient() (kubernetes.Interface, error) {
-	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
-	cfg, err := loader.ClientConfig()
-	if clientcmd.IsEmptyConfig(err) || errors.Is(err, clientcmd.ErrEmptyConfig) {
-		return nil, errors.New("no cluster configured (no KUBECONFIG or ~/.kube/config)")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the kubeconfig: %w", err)
-	}
-	// A cluster that does not answer must not hold a command for long.
-	cfg.Timeout = 10 * time.Second
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("building a Kubernetes client: %w", err)
-	}
-	return cs, nil
 }

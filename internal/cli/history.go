@@ -54,7 +54,7 @@ func runHistory(ctx context.Context, o *historyOptions) error {
 	if err != nil {
 		return err
 	}
-	st, err := t.platform.Current(ctx)
+	st, err := t.runner().Current(ctx)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/preflight"
@@ -101,7 +103,7 @@ func runPreflight(ctx context.Context, opts *preflightOptions) error {
 		Run:          run,
 		Require:      require,
 		ManifestsDir: opts.Manifests,
-		Kubernetes:   f.KubeClient,
+		Kubernetes:   opts.kubeClient,
 	})
 	if err != nil {
 		return err
@@ -120,6 +122,21 @@ func runPreflight(ctx context.Context, opts *preflightOptions) error {
 		return &SilentError{Code: ExitFailed}
 	}
 	return nil
+}
+
+// kubeClient connects as --kubeconfig, --context and KUBECONFIG say; without any
+// kubeconfig the cluster checks skip with one short line.
+func (opts *preflightOptions) kubeClient() (kubernetes.Interface, error) {
+	c, err := opts.f.Kube()
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if clientcmd.IsEmptyConfig(e) {
+			return nil, errors.New("no cluster configured (no --kubeconfig, KUBECONFIG or ~/.kube/config)")
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.Clientset, nil
 }
 
 // requirements reads aideploy.yaml; without one (and no --config) the checks run

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/iostreams"
+	"github.com/aideploy/aideploy/internal/k8s"
 	"github.com/aideploy/aideploy/internal/preflight"
 )
 
@@ -136,7 +136,7 @@ func TestPreflightJSON(t *testing.T) {
 	f := NewFactory(io)
 	f.Output = "json"
 	f.ConfigPath = filepath.Join(t.TempDir(), config.DefaultFile)
-	f.KubeClient = func() (kubernetes.Interface, error) { return nil, errors.New("no cluster configured") }
+	f.Kube = func() (*k8s.Client, error) { return nil, errors.New("no cluster configured") }
 	err := runPreflight(context.Background(), &preflightOptions{f: f, Kubernetes: true})
 	var rep struct {
 		SchemaVersion int                `json:"schemaVersion"`

@@ -20,6 +20,8 @@ type renderOptions struct {
 	Dir    string // output folder; empty means the config's folder
 	Stdout bool
 	Force  bool
+	// PrewarmImage is the aideploy image of the CronJobs of `render prewarm`.
+	PrewarmImage string
 }
 
 // renderResult is what --output json|yaml prints.
@@ -53,9 +55,13 @@ moved into place. A file that aideploy did not generate is never overwritten
 without --force. The output is the same, byte for byte, for the same aideploy.yaml.`,
 		Example: `  aideploy render
   aideploy render k8s -o deploy
-  aideploy render k8s --stdout | kubectl apply --dry-run=server -f -`,
+  aideploy render k8s --stdout | kubectl apply --dry-run=server -f -
+  aideploy render prewarm --stdout   # CronJobs for the prewarm: events`,
 		ValidArgs: kinds,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && args[0] == "prewarm" {
+				return runRenderPrewarm(opts)
+			}
 			for _, a := range args {
 				k, err := render.ParseKind(a)
 				if err != nil {
@@ -76,6 +82,7 @@ without --force. The output is the same, byte for byte, for the same aideploy.ya
 	fl.StringVarP(&opts.Dir, "output-dir", "o", "", "folder to write into (default: the folder of aideploy.yaml)")
 	fl.BoolVar(&opts.Stdout, "stdout", false, "print the files instead of writing them")
 	fl.BoolVar(&opts.Force, "force", false, "overwrite files that aideploy did not generate")
+	fl.StringVar(&opts.PrewarmImage, "prewarm-image", "", "aideploy image the prewarm CronJobs run (default: ghcr.io/aideploy/aideploy at this version)")
 	return cmd
 }
 

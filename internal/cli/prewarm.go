@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aideploy/aideploy/internal/k8s"
+	"github.com/aideploy/aideploy/internal/rollout"
+)
+
+type prewarmOptions struct {
+	f        *Factory
+	Name     string
+	Target   string
+	Replicas int
+	Wait     bool
+	Restore  bool
+	For      time.Duration
+	Until    string
+	At       string
+	Timeout  time.Duration
+}
+
+func newCmdPrewarm(f *Factory, runF func(context.Context, *prewarmOptions) error) *cobra.Command {
+	opts := &prewarmOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "prewarm",
+		Short: "Raise the autoscaler's floor ahead of a planned peak, and restore it after",
+		Long: `Prewarm raises the HorizontalPodAutoscaler's minReplicas (and maxReplicas when it
+is lower) so the pods for a planned peak load their models before it starts. The
+original bounds are recorded on the HPA in the same update; --restore puts them
+back and may be run any number of times.
+
+--wait shows ready and pending pods until all are ready, and fails (exit 1) as
+soon as pods cannot be scheduled for lack of GPUs, saying how many are free.
+
+Scheduled peaks belong in aideploy.yaml (prewarm:); "aideploy render prewarm"
+turns them into CronJobs that start early by startup.coldStart.`,
+		Example: `  aideploy prewarm --replicas 10 --wait
+  aideploy prewarm --replicas 10 --for 2h
+  aideploy prewarm --restore`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.validate(cmd); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runPrewarm(cmd.Context(), opts)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&opts.Name, "name", "", "service (HPA) name (default: name of aideploy.yaml)")
+	fs.StringVar(&opts.Target, "target", rollout.TargetK8s, "platform: k8s")
+	fs.IntVar(&opts.Replicas, "replicas", 0, "floor during the peak")
+	fs.BoolVar(&opts.Wait, "wait", false, "wait until the pods are ready; fail fast when capacity is missing")
+	fs.BoolVar(&opts.Restore, "restore", false, "put back the bounds recorded by the last prewarm")
+	fs.DurationVar(&opts.For, "for", 0, "the peak lasts this long (recorded, shown by status)")
+	fs.StringVar(&opts.Until, "until", "", "the peak ends at this time, RFC 3339 (recorded, shown by status)")
+	fs.StringVar(&opts.At, "at", "", "wait until this time, RFC 3339, before raising the floor")
+	fs.DurationVar(&opts.Timeout, "timeout", 15*time.Minute, "with --wait, give up after this long")
+	return cmd
+}
+
+func (o *prewarmOptions) validate(cmd *cobra.Command) error {
+	switch {
+	case o.Target == rollout.TargetDocker:
+		return UsageErrorf("--target docker is not supported by prewarm yet; use --target k8s")
+	case o.Target != rollout.TargetK8s:
+		return UsageErrorf("--target %q is not supported; use k8s", o.Target)
+	case o.Restore && cmd.Flags().Changed("replicas"):
+		return UsageErrorf("--restore and --replicas exclude each other; choose one")
+	case !o.Restore && o.Replicas < 1:
+		return UsageErrorf("--replicas (%d) must be at least 1, e.g. --replicas 10", o.Replicas)
+	case o.For != 0 && o.Until != "":
+		return UsageErrorf("--for and --until exclude each other; choose one")
+	case o.For < 0:
+		return UsageErrorf("--for (%s) must be positive", o.For)
+	}
+	for _, t := range []struct{ flag, v string }{{"until", o.Until}, {"at", o.At}} {
+		if t.v == "" {
+			continue
+		}
+		if _, err := time.Parse(time.RFC3339, t.v); err != nil {
+			return UsageErrorf("--%s %q is not an RFC 3339 time, e.g. 2026-12-24T18:00:00+08:00", t.flag, t.v)
+		}
+	}
+	return nil
+}
+
+func runPrewarm(ctx context.Context, o *prewarmOptions) error {
+	name := o.Name
+	if name == "" {
+		cfg, err := o.f.Config()
+		if err != nil {
+			return err
+		}
+		name = cfg.Name
+	}
+	kc, err := o.f.Kube()
+	if err != nil {
+		return err
+	}
+	out := o.f.IO.Out
+	if o.Restore {
+		rec, err := kc.Restore(ctx, name)
+		if err != nil {
+			return err
+		}
+		if rec == nil {
+			fmt.Fprintf(out, "HPA %s has no prewarm to restore\n", name)
+			return nil
+		}
+		fmt.Fprintf(out, "HPA %s restored to minReplicas %d, maxReplicas %d\n", name, rec.MinReplicas, rec.MaxReplicas)
+		return nil
+	}
+	if o.At != "" {
+		at, _ := time.Parse(time.RFC3339, o.At)
+		if d := time.Until(at); d > 0 {
+			fmt.Fprintf(out, "waiting until %s to raise the floor\n", at.Format(time.RFC3339))
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+	}
+	now := time.Now()
+	var until time.Time
+	switch {
+	case o.For > 0:
+		until = now.Add(o.For)
+	case o.Until != "":
+		until, _ = time.Parse(time.RFC3339, o.Until)
+	}
+	rec, err := kc.Prewarm(ctx, name, int32(o.Replicas), until, now)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "HPA %s floor raised to %d (was %d, ceiling %d); aideploy prewarm --restore puts it back\n",
+		name, o.Replicas, rec.MinReplicas, max(rec.MaxReplicas, int32(o.Replicas)))
+	if !o.Wait {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	return waitPrewarm(wctx, o.f, kc, name, o.Replicas)
+}
+
+// waitPrewarm shows the pods coming up: one redrawn line on a terminal, a
+// line per change otherwise.
+func waitPrewarm(ctx context.Context, f *Factory, kc *k8s.Client, name string, want int) error {
+	w := f.IO.Out
+	live := f.IO.IsTerminal()
+	last := ""
+	err := kc.WaitScaled(ctx, name, want, func(p k8s.Progress) {
+		line := p.String()
+		if line == last {
+			return
+		}
+		last = line
+		if live {
+			fmt.Fprintf(w, "\r\033[K%s", line)
+		} else {
+			fmt.Fprintln(w, line)
+		}
+	})
+	if live {
+		fmt.Fprintln(w)
+	}
+	var ce *k8s.CapacityError
+	switch {
+	case errors.As(err, &ce):
+		fmt.Fprintf(f.IO.ErrOut, "aideploy: not enough capacity: %v\nfree GPUs or lower --replicas; the floor stays raised until aideploy prewarm --restore\n", ce)
+		return &SilentError{Code: ExitFailed}
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(w, "%d/%d ready\n", want, want)
+	return nil
+}

@@ -1,0 +1,92 @@
+package k8s_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aideploy/aideploy/internal/cli"
+	"github.com/aideploy/aideploy/internal/iostreams"
+	"github.com/aideploy/aideploy/internal/k8s"
+	"github.com/aideploy/aideploy/internal/rollout"
+)
+
+// aideploy runs the command line against the test's cluster and namespace.
+func aideploy(ctx context.Context, t *testing.T, kubeconfig, ns, configPath string, args ...string) (string, string, int) {
+	t.Helper()
+	streams, _, out, errOut := iostreams.Test()
+	all := append([]string{"--config", configPath, "--kubeconfig", kubeconfig, "-n", ns}, args...)
+	code := cli.ExitCode(streams, cli.Run(ctx, streams, all))
+	t.Logf("aideploy %s → %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	return out.String(), errOut.String(), code
+}
+
+// The commands as a user runs them: apply --dry-run=server --diff, prewarm
+// --wait and --restore, status, render prewarm.
+func TestIntegrationK8sCommandLine(t *testing.T) {
+	cl, kc := start(t)
+	waitGPUsFree(t, kc)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	data, err := os.ReadFile(filepath.Join("..", "render", "testdata", "gpu1", "aideploy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = append(data, []byte("prewarm:\n  - name: launch\n    start: 2026-12-24T18:00\n    end: 2026-12-24T22:00\n    timezone: Europe/Berlin\n    replicas: 6\n")...)
+	path := filepath.Join(t.TempDir(), "aideploy.yaml")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, string, int) {
+		return aideploy(ctx, t, cl.Kubeconfig, kc.Namespace, path, args...)
+	}
+
+	out, _, code := run("apply", "--target", "k8s", "--dry-run=server", "--diff")
+	if code != 0 || !strings.Contains(out, "Deployment/chat-blue created (server dry run)") || !strings.Contains(out, "+ kind: Deployment") {
+		t.Errorf("apply --dry-run=server: exit %d\n%s", code, out)
+	}
+
+	deleteDeployments(t, kc)
+	cl.SetPodCPU("", 100)
+	if _, err := kc.Apply(ctx, runnable(t, golden(t, "gpu1"), rollout.Blue, nil), false); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code = run("prewarm", "--replicas", "6", "--wait", "--for", "2h")
+	if code != 0 || !strings.Contains(out, "floor raised to 6 (was 2") || !strings.Contains(out, "6/6 ready") {
+		t.Errorf("prewarm --wait: exit %d\n%s", code, out)
+	}
+	out, _, code = run("status", "--target", "k8s")
+	for _, want := range []string{"HPA:        chat-blue, floor 6, ceiling 20", "Prewarm:    floor 6 since", "(then 2–20)", "└── blue r0 registry.example.com/chat:1.0.0  6/6 ready (active)"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("status: exit %d, lacks %q\n%s", code, want, out)
+		}
+	}
+	out, _, code = run("prewarm", "--restore")
+	if code != 0 || !strings.Contains(out, "restored to minReplicas 2, maxReplicas 20") {
+		t.Errorf("prewarm --restore: exit %d\n%s", code, out)
+	}
+	out, _, code = run("prewarm", "--replicas", "11", "--wait")
+	if code != 1 {
+		t.Errorf("prewarm 11 on 10 GPUs: exit %d, want 1", code)
+	}
+	_, errOut, _ := run("prewarm", "--restore")
+	_ = errOut
+	out, _, code = run("render", "prewarm", "--stdout")
+	if code != 0 || !strings.Contains(out, `schedule: 52 17 24 12 *`) || !strings.Contains(out, "timeZone: Europe/Berlin") {
+		t.Errorf("render prewarm: exit %d\n%s", code, out)
+	}
+	objs, err := k8s.Decode([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes, err := kc.Apply(ctx, objs, true)
+	if err != nil {
+		t.Fatalf("the prewarm CronJobs fail a server dry run: %v", err)
+	}
+	if len(changes) != 5 {
+		t.Errorf("dry-run applied %v, want ServiceAccount, Role, RoleBinding and 2 CronJobs", changes)
+	}
+}

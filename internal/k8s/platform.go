@@ -1,0 +1,263 @@
+package k8s
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"syscall"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/aideploy/aideploy/internal/config"
+	"github.com/aideploy/aideploy/internal/rollout"
+)
+
+// keepJournals bounds the history kept in the state annotation.
+const keepJournals = 20
+
+// annotationHolder on the Lease says who holds it, as JSON.
+const annotationHolder = "aideploy.dev/holder"
+
+// Options configure a Platform.
+type Options struct {
+	// Config is aideploy.yaml; its Kubernetes objects are rendered per colour.
+	Config *config.Config
+	// Source names aideploy.yaml in the rendered headers.
+	Source string
+	// Mutate, when set, edits the rendered objects before they are applied (tests drop volumes, add annotations).
+	Mutate func(objs []*unstructured.Unstructured)
+	// ReadinessGrace is how long a started container may stay unready before the colour is declared failed; 0 means 10s.
+	ReadinessGrace time.Duration
+	// Logf prints what the platform does beyond the rollout steps; nil prints nothing.
+	Logf func(format string, args ...any)
+}
+
+// Platform runs a service's blue and green Deployments behind an active and a
+// preview Service; it implements rollout.Platform.
+type Platform struct {
+	c    *Client
+	o    Options
+	name string
+	// active is the colour the last Switch selected, for Stats.
+	active rollout.Color
+}
+
+var _ rollout.Platform = (*Platform)(nil)
+
+// NewPlatform returns the Kubernetes platform of the service of o.Config.
+func NewPlatform(c *Client, o Options) *Platform {
+	if o.ReadinessGrace <= 0 {
+		o.ReadinessGrace = 10 * time.Second
+	}
+	return &Platform{c: c, o: o, name: o.Config.Name}
+}
+
+func (p *Platform) logf(format string, args ...any) {
+	if p.o.Logf != nil {
+		p.o.Logf(format, args...)
+	}
+}
+
+func (p *Platform) lockName() string  { return p.name + "-rollout" }
+func (p *Platform) stateName() string { return p.name + "-rollout" }
+
+// Lock takes the Lease <svc>-rollout; a holder whose process is gone on this host is replaced.
+func (p *Platform) Lock(ctx context.Context, h rollout.Holder, force bool) error {
+	leases := p.c.Clientset.CoordinationV1().Leases(p.c.Namespace)
+	b, _ := json.Marshal(h)
+	id := fmt.Sprintf("%s/%d", h.Owner, h.PID)
+	now := metav1.NewMicroTime(time.Now())
+	for attempt := 0; attempt < 5; attempt++ {
+		l, err := leases.Get(ctx, p.lockName(), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			l = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: p.lockName(), Annotations: map[string]string{annotationHolder: string(b)}},
+				Spec: coordinationv1.LeaseSpec{HolderIdentity: &id, AcquireTime: &now, RenewTime: &now}}
+			if _, err = leases.Create(ctx, l, metav1.CreateOptions{FieldManager: FieldManager}); apierrors.IsAlreadyExists(err) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("creating Lease %s: %w", p.lockName(), err)
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading Lease %s: %w", p.lockName(), err)
+		}
+		if l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "" {
+			var held rollout.Holder
+			if err := json.Unmarshal([]byte(l.Annotations[annotationHolder]), &held); err != nil && !force {
+				return fmt.Errorf("reading the holder of Lease %s: %w; rerun with --force-unlock", p.lockName(), err)
+			}
+			dead := holderDead(held)
+			if !(held.Host == h.Host && held.PID == h.PID) {
+				if !force && !dead {
+					return &rollout.LockedError{Service: p.name, Holder: held}
+				}
+				why := "--force-unlock"
+				if dead {
+					why = "its process is gone"
+				}
+				p.logf("breaking the lock of %s (%s)", held, why)
+			}
+		}
+		if l.Annotations == nil {
+			l.Annotations = map[string]string{}
+		}
+		l.Annotations[annotationHolder] = string(b)
+		l.Spec.HolderIdentity, l.Spec.AcquireTime, l.Spec.RenewTime = &id, &now, &now
+		if _, err = leases.Update(ctx, l, metav1.UpdateOptions{FieldManager: FieldManager}); apierrors.IsConflict(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("taking Lease %s: %w", p.lockName(), err)
+		}
+		return nil
+	}
+	return fmt.Errorf("taking Lease %s: it kept changing; try again", p.lockName())
+}
+
+// Unlock deletes the Lease if h still holds it.
+func (p *Platform) Unlock(ctx context.Context, h rollout.Holder) error {
+	leases := p.c.Clientset.CoordinationV1().Leases(p.c.Namespace)
+	l, err := leases.Get(ctx, p.lockName(), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading Lease %s: %w", p.lockName(), err)
+	}
+	var held rollout.Holder
+	_ = json.Unmarshal([]byte(l.Annotations[annotationHolder]), &held)
+	if held.PID != h.PID || held.Host != h.Host {
+		return fmt.Errorf("the lock is now held by %s, not by this run", held)
+	}
+	rv := l.ResourceVersion
+	err = leases.Delete(ctx, p.lockName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("releasing Lease %s: %w", p.lockName(), err)
+	}
+	return nil
+}
+
+// holderDead reports whether h ran on this host and its process is gone.
+func holderDead(h rollout.Holder) bool {
+	host, _ := os.Hostname()
+	if h.Host != host || h.PID <= 0 {
+		return false
+	}
+	return errors.Is(syscall.Kill(h.PID, 0), syscall.ESRCH)
+}
+
+// journals reads the history kept on the ConfigMap <svc>-rollout.
+func (p *Platform) journals(ctx context.Context) (*corev1.ConfigMap, []rollout.Journal, error) {
+	cm, err := p.c.Clientset.CoreV1().ConfigMaps(p.c.Namespace).Get(ctx, p.stateName(), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading ConfigMap %s: %w", p.stateName(), err)
+	}
+	var js []rollout.Journal
+	if s := cm.Annotations[AnnotationState]; s != "" {
+		if err := json.Unmarshal([]byte(s), &js); err != nil {
+			return nil, nil, fmt.Errorf("reading the rollout history on ConfigMap %s: %w", p.stateName(), err)
+		}
+	}
+	return cm, js, nil
+}
+
+// Record stores j in the history annotation, replacing the entry with its ID.
+func (p *Platform) Record(ctx context.Context, j rollout.Journal) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cm, js, err := p.journals(ctx)
+		if err != nil {
+			return err
+		}
+		out := []rollout.Journal{j}
+		for _, o := range js {
+			if o.ID != j.ID {
+				out = append(out, o)
+			}
+		}
+		sort.SliceStable(out, func(a, b int) bool { return out[a].Started.After(out[b].Started) })
+		if len(out) > keepJournals {
+			out = out[:keepJournals]
+		}
+		b, err := json.Marshal(out)
+		if err != nil {
+			return fmt.Errorf("recording the rollout: %w", err)
+		}
+		cms := p.c.Clientset.CoreV1().ConfigMaps(p.c.Namespace)
+		if cm == nil {
+			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: p.stateName(),
+				Labels:      map[string]string{LabelName: p.name, "app.kubernetes.io/managed-by": FieldManager},
+				Annotations: map[string]string{AnnotationState: string(b)}}}
+			_, err = cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: FieldManager})
+			if apierrors.IsAlreadyExists(err) {
+				return apierrors.NewConflict(corev1.Resource("configmaps"), p.stateName(), err)
+			}
+			return err
+		}
+		if cm.Annotations == nil {
+			cm.Annotations = map[string]string{}
+		}
+		cm.Annotations[AnnotationState] = string(b)
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: FieldManager})
+		return err
+	})
+}
+
+// Current reads the history and the two colours' Deployments.
+func (p *Platform) Current(ctx context.Context) (rollout.State, error) {
+	var st rollout.State
+	_, js, err := p.journals(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Journals = js
+	for _, c := range []rollout.Color{rollout.Blue, rollout.Green} {
+		in, ok, err := p.instance(ctx, c)
+		if err != nil {
+			return st, err
+		}
+		if ok {
+			st.Instances = append(st.Instances, in)
+		}
+	}
+	sort.Slice(st.Instances, func(a, b int) bool { return st.Instances[a].Revision > st.Instances[b].Revision })
+	return st, nil
+}
+
+// instance reads what colour c's Deployment runs.
+func (p *Platform) instance(ctx context.Context, c rollout.Color) (rollout.Instance, bool, error) {
+	d, err := p.c.Clientset.AppsV1().Deployments(p.c.Namespace).Get(ctx, ColorName(p.name, c), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return rollout.Instance{}, false, nil
+	}
+	if err != nil {
+		return rollout.Instance{}, false, fmt.Errorf("reading Deployment %s: %w", ColorName(p.name, c), err)
+	}
+	var dep rollout.Deployment
+	if s := d.Annotations[AnnotationRev]; s != "" {
+		if err := json.Unmarshal([]byte(s), &dep); err != nil {
+			return rollout.Instance{}, false, fmt.Errorf("reading annotation %s of Deployment %s: %w", AnnotationRev, d.Name, err)
+		}
+	} else {
+		// Applied by aideploy apply, not yet by a rollout: revision 0 of the rendered image.
+		dep = rollout.Deployment{Color: c, Image: d.Spec.Template.Spec.Containers[0].Image}
+	}
+	n := 0
+	if d.Spec.Replicas != nil {
+		n = int(*d.Spec.Replicas)
+	}
+	return rollout.Instance{Deployment: dep, Running: n, Total: n, Created: d.CreationTimestamp.Time}, true, nil
+}
