@@ -4,8 +4,6 @@ import (
 	"io"
 	"log/slog"
 
-	"k8s.io/cli-runtime/pkg/genericclioptions"
-
 	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/iostreams"
 	"github.com/aideploy/aideploy/internal/k8s"
@@ -26,7 +24,7 @@ type Factory struct {
 	// Logger writes structured logs to the error stream.
 	Logger func() *slog.Logger
 	// KubeFlags are --kubeconfig, --context and --namespace.
-	KubeFlags *genericclioptions.ConfigFlags
+	KubeFlags *k8s.Flags
 	// Kube connects to the cluster the Kubernetes flags name.
 	Kube func() (*k8s.Client, error)
 }
@@ -47,7 +45,7 @@ func NewFactory(streams *iostreams.IOStreams) *Factory {
 		return c, nil
 	}
 	f.Logger = func() *slog.Logger { return newLogger(streams.ErrOut, f.Verbose) }
-	f.KubeFlags = kubeFlags()
+	f.KubeFlags = &k8s.Flags{}
 	var kube *k8s.Client
 	f.Kube = func() (*k8s.Client, error) {
 		if kube != nil {
@@ -69,16 +67,4 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-// kubeFlags keeps only --kubeconfig, --context and --namespace of kubectl's
-// connection flags; the others would crowd every command's help.
-func kubeFlags() *genericclioptions.ConfigFlags {
-	fl := genericclioptions.NewConfigFlags(true)
-	fl.CacheDir, fl.ClusterName, fl.AuthInfoName, fl.APIServer, fl.TLSServerName = nil, nil, nil, nil, nil
-	fl.Insecure, fl.CertFile, fl.KeyFile, fl.CAFile, fl.BearerToken = nil, nil, nil, nil, nil
-	fl.Impersonate, fl.ImpersonateUID, fl.ImpersonateGroup, fl.ImpersonateUserExtra = nil, nil, nil, nil
-	fl.Username, fl.Password = nil, nil
-	fl.Timeout, fl.DisableCompression = nil, nil
-	return fl
 }

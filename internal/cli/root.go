@@ -56,6 +56,8 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		newCmdDown(f, nil),
 		newCmdApply(f, nil),
 		newCmdPrewarm(f, nil),
+		newCmdPreflight(f, nil),
+		newCmdGPUMetrics(f),
 	)
 	return root
 }

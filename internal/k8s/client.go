@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -51,7 +50,7 @@ func NewClient(cfg *rest.Config, namespace string) (*Client, error) {
 }
 
 // FromFlags connects as --kubeconfig, --context and --namespace say.
-func FromFlags(flags genericclioptions.RESTClientGetter) (*Client, error) {
+func FromFlags(flags *Flags) (*Client, error) {
 	cfg, err := flags.ToRESTConfig()
 	if err != nil {
 		return nil, fmt.Errorf("reading the kubeconfig: %w; pass --kubeconfig or set KUBECONFIG", err)
