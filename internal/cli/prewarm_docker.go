@@ -50,12 +50,12 @@ func printPrewarmDocker(w io.Writer, res compose.PrewarmResult, restore bool) {
 		fmt.Fprintf(w, "%s has no prewarmed replicas to remove\n", res.Service)
 	case restore:
 		fmt.Fprintf(w, "%s restored to %d replica(s): removed %s; gateway pool has %d target(s)\n",
-			res.Service, res.Replicas, strings.Join(res.Removed, ", "), res.PoolTarget)
+			res.Service, res.Replicas, strings.Join(res.Removed, ", "), res.PoolTargets)
 	case len(res.Added) == 0:
 		fmt.Fprintf(w, "%s already runs %d replica(s) of %s; nothing to add\n", res.Service, res.Replicas, res.Active)
 	default:
 		fmt.Fprintf(w, "%s prewarmed to %d replica(s) of %s (was %d): added %s; gateway pool has %d target(s)\n",
-			res.Service, res.Replicas, res.Active, res.Original, strings.Join(res.Added, ", "), res.PoolTarget)
+			res.Service, res.Replicas, res.Active, res.Original, strings.Join(res.Added, ", "), res.PoolTargets)
 		fmt.Fprintln(w, "aideploy prewarm --restore --target docker puts it back")
 	}
 }

@@ -24,13 +24,13 @@ var ErrNothingDeployed = errors.New("nothing is deployed; run aideploy rollout f
 
 // PrewarmResult says what a prewarm or a restore did.
 type PrewarmResult struct {
-	Service    string              `json:"service"`
-	Active     *rollout.Deployment `json:"active,omitempty"`
-	Original   int                 `json:"original"` // replicas of the revision as deployed
-	Replicas   int                 `json:"replicas"` // replicas serving now
-	Added      []string            `json:"added,omitempty"`
-	Removed    []string            `json:"removed,omitempty"`
-	PoolTarget int                 `json:"poolTargets"` // targets in the gateway pool now
+	Service     string              `json:"service"`
+	Active      *rollout.Deployment `json:"active,omitempty"`
+	Original    int                 `json:"original"` // replicas of the revision as deployed
+	Replicas    int                 `json:"replicas"` // replicas serving now
+	Added       []string            `json:"added,omitempty"`
+	Removed     []string            `json:"removed,omitempty"`
+	PoolTargets int                 `json:"poolTargets"` // targets in the gateway pool now
 }
 
 // Prewarm starts replicas of the serving revision, same colour, image and
@@ -126,7 +126,7 @@ func (p *Platform) Prewarm(ctx context.Context, h rollout.Holder, n int, budget 
 	}
 	res.Replicas = len(eps)
 	targets, added := addTargets(pool.Targets, eps)
-	res.PoolTarget = len(targets)
+	res.PoolTargets = len(targets)
 	if added == 0 {
 		return res, nil
 	}
@@ -212,7 +212,7 @@ func (p *Platform) Restore(ctx context.Context, h rollout.Holder) (PrewarmResult
 			keep = append(keep, adminapi.Target{URL: t.URL, Weight: max(t.Weight, 1)})
 		}
 	}
-	res.PoolTarget = len(keep)
+	res.PoolTargets = len(keep)
 	if len(keep) < len(pool.Targets) {
 		if len(keep) == 0 {
 			return res, fmt.Errorf("gateway pool %s holds only prewarmed replicas; roll out again before restoring", p.opts.Pool)

@@ -61,10 +61,12 @@ func TestIntegrationDockerPrewarmCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil {
 		t.Fatalf("prewarm --output json: exit %d, %v\n%s", code, err, out)
 	}
-	if res.Original != 2 || res.Replicas != 3 || len(res.Added) != 1 || res.PoolTarget != 3 {
+	if res.Original != 2 || res.Replicas != 3 || len(res.Added) != 1 || res.PoolTargets != 3 {
 		t.Errorf("prewarm result %+v, want 2 → 3 with 3 pool targets", res)
 	}
+	t.Logf("prewarm --output json:\n%s", out)
 	out, code = aideploy("prewarm", "--restore", "--target", "docker")
+	t.Logf("prewarm --restore: %s", out)
 	if code != 0 || !strings.Contains(out, service+" restored to 2 replica(s)") {
 		t.Errorf("restore: exit %d, %q", code, out)
 	}

@@ -58,7 +58,7 @@ func TestIntegrationDockerPrewarm(t *testing.T) {
 	}
 	added := time.Now()
 	t.Logf("prewarm: %+v", res)
-	if res.Original != 2 || res.Replicas != 4 || len(res.Added) != 2 || res.PoolTarget != 4 {
+	if res.Original != 2 || res.Replicas != 4 || len(res.Added) != 2 || res.PoolTargets != 4 {
 		t.Errorf("prewarm result %+v, want original 2, replicas 4, 2 added, 4 pool targets", res)
 	}
 	if got := leftovers(t, c, e.p); len(got) != 4 {
@@ -106,7 +106,7 @@ func TestIntegrationDockerPrewarm(t *testing.T) {
 		t.Errorf("%d of %d requests failed during the restore, first: %+v", len(bad), len(as), bad[0])
 	}
 	t.Logf("restore: %+v; %d requests under load, 0 failed", res, len(as))
-	if len(res.Removed) != 2 || res.Replicas != 2 || res.PoolTarget != 2 {
+	if len(res.Removed) != 2 || res.Replicas != 2 || res.PoolTargets != 2 {
 		t.Errorf("restore result %+v, want 2 removed, 2 replicas, 2 pool targets", res)
 	}
 	if got := leftovers(t, c, e.p); len(got) != 2 {
@@ -118,7 +118,7 @@ func TestIntegrationDockerPrewarm(t *testing.T) {
 
 	// Restore again: a no-op.
 	res, err = e.p.Restore(ctx, h)
-	if err != nil || len(res.Removed) != 0 || res.PoolTarget != 2 {
+	if err != nil || len(res.Removed) != 0 || res.PoolTargets != 2 {
 		t.Errorf("second restore: %+v, %v; want nothing removed", res, err)
 	}
 	if got := leftovers(t, c, e.p); len(got) != 2 {
