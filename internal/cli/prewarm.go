@@ -14,6 +14,7 @@ import (
 
 type prewarmOptions struct {
 	f        *Factory
+	target   targetFlags
 	Name     string
 	Target   string
 	Replicas int
@@ -39,10 +40,17 @@ back and may be run any number of times.
 soon as pods cannot be scheduled for lack of GPUs, saying how many are free.
 
 Scheduled peaks belong in aideploy.yaml (prewarm:); "aideploy render prewarm"
-turns them into CronJobs that start early by startup.coldStart.`,
+turns them into CronJobs that start early by startup.coldStart.
+
+With --target docker, prewarm starts more containers of the serving revision
+(same colour, image and labels), waits until they pass their health check, and
+adds them to the gateway pool in one health-gated swap: it returns once they
+serve. --restore drains them out of the pool and removes them.`,
 		Example: `  aideploy prewarm --replicas 10 --wait
   aideploy prewarm --replicas 10 --for 2h
-  aideploy prewarm --restore`,
+  aideploy prewarm --restore
+  aideploy prewarm --replicas 4 --target docker
+  aideploy prewarm --restore --target docker`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.validate(cmd); err != nil {
@@ -56,23 +64,24 @@ turns them into CronJobs that start early by startup.coldStart.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&opts.Name, "name", "", "service (HPA) name (default: name of aideploy.yaml)")
-	fs.StringVar(&opts.Target, "target", rollout.TargetK8s, "platform: k8s")
+	fs.StringVar(&opts.Target, "target", rollout.TargetK8s, "platform: k8s or docker")
 	fs.IntVar(&opts.Replicas, "replicas", 0, "floor during the peak")
 	fs.BoolVar(&opts.Wait, "wait", false, "wait until the pods are ready; fail fast when capacity is missing")
 	fs.BoolVar(&opts.Restore, "restore", false, "put back the bounds recorded by the last prewarm")
 	fs.DurationVar(&opts.For, "for", 0, "the peak lasts this long (recorded, shown by status)")
 	fs.StringVar(&opts.Until, "until", "", "the peak ends at this time, RFC 3339 (recorded, shown by status)")
 	fs.StringVar(&opts.At, "at", "", "wait until this time, RFC 3339, before raising the floor")
-	fs.DurationVar(&opts.Timeout, "timeout", 15*time.Minute, "with --wait, give up after this long")
+	fs.DurationVar(&opts.Timeout, "timeout", 15*time.Minute, "with --wait (always on Docker), give up after this long")
+	opts.target.register(cmd)
 	return cmd
 }
 
 func (o *prewarmOptions) validate(cmd *cobra.Command) error {
 	switch {
-	case o.Target == rollout.TargetDocker:
-		return UsageErrorf("--target docker is not supported by prewarm yet; use --target k8s")
-	case o.Target != rollout.TargetK8s:
-		return UsageErrorf("--target %q is not supported; use k8s", o.Target)
+	case o.Target != rollout.TargetK8s && o.Target != rollout.TargetDocker:
+		return UsageErrorf("--target %q is not supported; use k8s or docker", o.Target)
+	case o.Target == rollout.TargetDocker && (o.For != 0 || o.Until != ""):
+		return UsageErrorf("--for and --until are recorded on the autoscaler and need --target k8s; on Docker run aideploy prewarm --restore --target docker when the peak ends")
 	case o.Restore && cmd.Flags().Changed("replicas"):
 		return UsageErrorf("--restore and --replicas exclude each other; choose one")
 	case !o.Restore && o.Replicas < 1:
@@ -94,6 +103,9 @@ func (o *prewarmOptions) validate(cmd *cobra.Command) error {
 }
 
 func runPrewarm(ctx context.Context, o *prewarmOptions) error {
+	if o.Target == rollout.TargetDocker {
+		return runPrewarmDocker(ctx, o)
+	}
 	name := o.Name
 	if name == "" {
 		cfg, err := o.f.Config()

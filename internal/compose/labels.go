@@ -24,6 +24,7 @@ const (
 	LabelJournal    = "aideploy.journal"     // rollout journal, JSON
 	LabelJournalID  = "aideploy.journal-id"  // journal ID, to find earlier records
 	LabelSeq        = "aideploy.seq"         // record sequence, newest wins
+	LabelPrewarm    = "aideploy.prewarm"     // on replicas a prewarm added: the revision's own replica count
 
 	composeProject    = "com.docker.compose.project"
 	composeService    = "com.docker.compose.service"
