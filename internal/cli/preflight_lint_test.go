@@ -16,7 +16,7 @@ import (
 // autoscaling.requestsPerSecond; the default itself is config's to change (a
 // requests-per-second default needs a custom metrics adapter on every cluster).
 // Remove the entry when the default changes.
-var knownFindings = map[string]string{"gpu1": "lint.hpa-gpu-blind"}
+var knownFindings = map[string]string{}
 
 // TestRenderedManifestsPassTheLint renders the golden configurations of the
 // render package and lints the result with the requirements preflight reads

@@ -101,6 +101,8 @@ type Autoscaling struct {
 	// MaxReplicas is the ceiling.
 	MaxReplicas int `yaml:"maxReplicas" json:"maxReplicas"`
 	// CPUTarget is the average CPU utilisation target in percent; 0 disables it.
+	// When no target is set, GPU services scale on requestsPerSecond (100) and
+	// CPU-only ones on CPU (70) and memory (80).
 	CPUTarget int `yaml:"cpuTarget" json:"cpuTarget"`
 	// MemoryTarget is the average memory utilisation target in percent; 0 disables it.
 	MemoryTarget int `yaml:"memoryTarget" json:"memoryTarget"`

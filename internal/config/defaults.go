@@ -38,11 +38,10 @@ func base() *Config {
 		Resources: Resources{CPU: "1", Memory: 4 * units.ByteSize(1<<30), GPUs: 1},
 		Replicas:  3,
 		Autoscaling: Autoscaling{
-			Enabled:      true,
-			MinReplicas:  2,
-			MaxReplicas:  20,
-			CPUTarget:    70,
-			MemoryTarget: 80,
+			Enabled:     true,
+			MinReplicas: 2,
+			MaxReplicas: 20,
+			// Targets are derived from resources.gpus unless the file sets one.
 			// The seed's behaviour: scale up at once, scale down slowly.
 			ScaleUp:   ScalingRule{StabilizationWindow: 0, Percent: 100, Period: units.Duration(15 * time.Second)},
 			ScaleDown: ScalingRule{StabilizationWindow: units.Duration(300 * time.Second), Percent: 10, Period: units.Duration(60 * time.Second)},
@@ -71,6 +70,16 @@ func (c *Config) derive() {
 	}
 	if c.Rollout.StartupBudget == 0 {
 		c.Rollout.StartupBudget = c.Startup.Budget
+	}
+	if a := &c.Autoscaling; a.CPUTarget == 0 && a.MemoryTarget == 0 && a.RequestsPerSecond == 0 {
+		if c.Resources.GPUs > 0 {
+			// GPU-aware by default: CPU and memory say nothing about a GPU that
+			// is saturated (the seed's HPA scaled CPU pods while the GPU choked).
+			// The seed's per-pod rate; preflight checks the custom metrics API it needs.
+			a.RequestsPerSecond = 100
+		} else {
+			a.CPUTarget, a.MemoryTarget = 70, 80
+		}
 	}
 	c.Gateway.SetDefaults()
 }

@@ -24,8 +24,38 @@ func TestParseValidKeepsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Port != 8000 || cfg.Resources.Memory.String() != "16Gi" || cfg.Autoscaling.MaxReplicas != 4 || cfg.Autoscaling.CPUTarget != 70 {
+	if cfg.Port != 8000 || cfg.Resources.Memory.String() != "16Gi" || cfg.Autoscaling.MaxReplicas != 4 {
 		t.Fatalf("unexpected config: %+v", cfg)
+	}
+}
+
+func TestAutoscalingTargetsFollowGPUs(t *testing.T) {
+	tests := []struct {
+		name, extra   string
+		cpu, mem, rps int
+	}{
+		{"gpu service scales on requests", "", 0, 0, 100},
+		{"cpu service scales on cpu and memory", "  cpu: \"2\"\n", 70, 80, 0},
+		{"explicit target wins", "autoscaling:\n  cpuTarget: 50\n", 50, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := "apiVersion: aideploy.dev/v1\nname: chat\nimage: r/chat:1\n"
+			switch {
+			case strings.HasPrefix(tt.extra, "  cpu"):
+				doc += "resources:\n  gpus: 0\n" + tt.extra
+			default:
+				doc += tt.extra
+			}
+			cfg, err := Parse("aideploy.yaml", []byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := cfg.Autoscaling
+			if a.CPUTarget != tt.cpu || a.MemoryTarget != tt.mem || a.RequestsPerSecond != tt.rps {
+				t.Errorf("targets cpu %d memory %d rps %d; want %d %d %d", a.CPUTarget, a.MemoryTarget, a.RequestsPerSecond, tt.cpu, tt.mem, tt.rps)
+			}
+		})
 	}
 }
 
