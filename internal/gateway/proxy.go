@@ -55,9 +55,19 @@ func (g *Gateway) proxy(x *exchange) {
 	var outcome upstream.Outcome
 	defer func() { lease.Done(outcome) }()
 
-	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.Timeouts.Request.D())
-	defer cancel()
-	out := r.WithContext(ctx)
+	// A body in memory (the OpenAI routes) or none goes over the target's own
+	// connections on this goroutine, bounded by one deadline; a streamed body
+	// goes through http.Transport.
+	inMemory := x.body != nil || r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody
+	var out *http.Request
+	if inMemory {
+		o := *r
+		out = &o
+	} else {
+		ctx, cancel := context.WithTimeout(r.Context(), g.cfg.Timeouts.Request.D())
+		defer cancel()
+		out = r.WithContext(ctx)
+	}
 	out.URL = targetURL(lease.Target.Base(), r.URL)
 	out.Host = ""
 	out.RequestURI = ""
@@ -70,7 +80,16 @@ func (g *Gateway) proxy(x *exchange) {
 		out.Body = nil
 	}
 	sent := time.Now()
-	resp, err := lease.Target.Transport().RoundTrip(out)
+	var resp *http.Response
+	if inMemory {
+		var deadline time.Time
+		if d := g.cfg.Timeouts.Request.D(); d > 0 {
+			deadline = sent.Add(d)
+		}
+		resp, err = lease.Target.Send(r.Context(), out, x.body, deadline)
+	} else {
+		resp, err = lease.Target.Transport().RoundTrip(out)
+	}
 	if err != nil {
 		outcome.Err = err
 		if r.Context().Err() != nil {
