@@ -26,7 +26,7 @@ func (g *Gateway) cacheStep(x *exchange, next func(*exchange)) {
 	}
 	if bypass(x.r.Header) {
 		x.cacheRes = "BYPASS"
-		g.m.Cache.WithLabelValues("BYPASS", "").Inc()
+		g.m.CacheResult("BYPASS", "")
 		next(x)
 		return
 	}
@@ -43,7 +43,7 @@ func (g *Gateway) cacheStep(x *exchange, next func(*exchange)) {
 	if e, lvl, fr, ok := g.cache.Get(ctx, key); ok {
 		if fr == cache.Fresh {
 			if e, ok := asAsked(x, e); ok {
-				g.m.Cache.WithLabelValues("HIT", lvl).Inc()
+				g.m.CacheResult("HIT", lvl)
 				g.replay(x, e, "HIT", lvl)
 				return
 			}
@@ -51,7 +51,7 @@ func (g *Gateway) cacheStep(x *exchange, next func(*exchange)) {
 			x.stale = &e
 		}
 	}
-	g.m.Cache.WithLabelValues("MISS", "").Inc()
+	g.m.CacheResult("MISS", "")
 	x.cacheRes = "MISS"
 	leader := false
 	v, _, _ := g.flight.Do(key, func() (any, error) {
@@ -70,7 +70,7 @@ func (g *Gateway) cacheStep(x *exchange, next func(*exchange)) {
 	}
 	if e, ok := v.(*cache.Entry); ok && e != nil {
 		if e, ok := asAsked(x, *e); ok {
-			g.m.Cache.WithLabelValues("HIT", "flight").Inc()
+			g.m.CacheResult("HIT", "flight")
 			g.replay(x, e, "HIT", "flight")
 			return
 		}
@@ -133,12 +133,40 @@ func (g *Gateway) replay(x *exchange, e cache.Entry, result, level string) {
 	for k, v := range e.Header {
 		h[k] = v
 	}
-	h["X-Cache"] = []string{result}
+	h["X-Cache"] = headerValue(result)
 	if level != "" {
-		h["X-Cache-Level"] = []string{level}
+		h["X-Cache-Level"] = headerValue(level)
 	}
 	h["Content-Length"] = []string{strconv.Itoa(len(e.Body))}
 	x.cacheRes = result
 	x.w.WriteHeader(e.Status)
 	_, _ = x.w.Write(e.Body)
 }
+
+// headerValue returns a one-value header slice, shared for the values the
+// cache headers take so that a hit allocates none. Nothing mutates response
+// header slices once set.
+func headerValue(v string) []string {
+	switch v {
+	case "HIT":
+		return hdrHit
+	case "MISS":
+		return hdrMiss
+	case "STALE":
+		return hdrStale
+	case "BYPASS":
+		return hdrBypass
+	case cache.LevelL1:
+		return hdrL1
+	case cache.LevelL2:
+		return hdrL2
+	case "flight":
+		return hdrFlight
+	}
+	return []string{v}
+}
+
+var (
+	hdrHit, hdrMiss, hdrStale, hdrBypass = []string{"HIT"}, []string{"MISS"}, []string{"STALE"}, []string{"BYPASS"}
+	hdrL1, hdrL2, hdrFlight              = []string{cache.LevelL1}, []string{cache.LevelL2}, []string{"flight"}
+)

@@ -274,9 +274,9 @@ func (g *Gateway) finish(x *exchange) {
 	d := time.Since(x.start)
 	g.m.ObserveRequest(x.route, methodLabel(x.r.Method), status, d.Seconds())
 	if x.hasUsage {
-		model := g.m.Model(x.oa.Model)
-		g.m.Tokens.WithLabelValues(model, "input").Add(float64(x.usage.PromptTokens))
-		g.m.Tokens.WithLabelValues(model, "output").Add(float64(x.usage.CompletionTokens))
+		s := g.m.ForModel(x.oa.Model)
+		s.TokensIn.Add(float64(x.usage.PromptTokens))
+		s.TokensOut.Add(float64(x.usage.CompletionTokens))
 	}
 	if x.settleRes != nil {
 		x.settleRes()

@@ -53,7 +53,7 @@ func (g *Gateway) limitStep(x *exchange, next func(*exchange)) {
 			}
 		}
 	}
-	g.m.Limits.WithLabelValues("allowed").Inc()
+	g.m.LimitAllowed.Inc()
 	limit.WriteHeaders(x.w.Header(), d)
 	next(x)
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -16,10 +15,16 @@ import (
 	"github.com/aideploy/aideploy/internal/gateway/upstream"
 )
 
-// hopHeaders are connection-level headers that a proxy must not forward (RFC 9110 7.6.1).
-var hopHeaders = map[string]bool{
-	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
-	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+// isHop says whether a canonical header name is a connection-level header
+// that a proxy must not forward (RFC 9110 7.6.1). A switch, not a map: it runs
+// for every header of every request and answer.
+func isHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }
 
 // maxCapture bounds the bytes of an OpenAI answer kept for usage and the cache.
@@ -50,22 +55,41 @@ func (g *Gateway) proxy(x *exchange) {
 	var outcome upstream.Outcome
 	defer func() { lease.Done(outcome) }()
 
-	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.Timeouts.Request.D())
-	defer cancel()
-	out := r.WithContext(ctx)
+	// A body in memory (the OpenAI routes) or none goes over the target's own
+	// connections on this goroutine, bounded by one deadline; a streamed body
+	// goes through http.Transport.
+	inMemory := x.body != nil || r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody
+	var out *http.Request
+	if inMemory {
+		o := *r
+		out = &o
+	} else {
+		ctx, cancel := context.WithTimeout(r.Context(), g.cfg.Timeouts.Request.D())
+		defer cancel()
+		out = r.WithContext(ctx)
+	}
 	out.URL = targetURL(lease.Target.Base(), r.URL)
 	out.Host = ""
 	out.RequestURI = ""
 	out.Close = false
 	out.Header = outHeader(r, x.id)
 	if x.body != nil {
-		out.Body = io.NopCloser(bytes.NewReader(x.body))
+		out.Body = &bytesBody{b: x.body}
 		out.ContentLength = int64(len(x.body))
 	} else if r.ContentLength == 0 {
 		out.Body = nil
 	}
 	sent := time.Now()
-	resp, err := lease.Target.Transport().RoundTrip(out)
+	var resp *http.Response
+	if inMemory {
+		var deadline time.Time
+		if d := g.cfg.Timeouts.Request.D(); d > 0 {
+			deadline = sent.Add(d)
+		}
+		resp, err = lease.Target.Send(r.Context(), out, x.body, deadline)
+	} else {
+		resp, err = lease.Target.Transport().RoundTrip(out)
+	}
 	if err != nil {
 		outcome.Err = err
 		if r.Context().Err() != nil {
@@ -95,12 +119,12 @@ func (g *Gateway) proxy(x *exchange) {
 
 	h := x.w.Header()
 	for k, v := range resp.Header {
-		if !hopHeaders[k] {
+		if !isHop(k) {
 			h[k] = v
 		}
 	}
 	if x.cacheRes != "" {
-		h["X-Cache"] = []string{x.cacheRes}
+		h["X-Cache"] = headerValue(x.cacheRes)
 	}
 	isSSE := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	stream := isSSE || resp.ContentLength < 0
@@ -114,7 +138,7 @@ func (g *Gateway) proxy(x *exchange) {
 		outcome.Err = err
 	}
 	if x.isOA && resp.StatusCode/100 == 2 {
-		g.m.Inference.WithLabelValues(g.m.Model(x.oa.Model)).Observe(time.Since(sent).Seconds())
+		g.m.ForModel(x.oa.Model).Inference.Observe(time.Since(sent).Seconds())
 	}
 }
 
@@ -155,7 +179,7 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 				x.w.Flush()
 				if first && isSSE {
 					first = false
-					g.m.TTFT.WithLabelValues(g.m.Model(x.oa.Model)).Observe(time.Since(x.start).Seconds())
+					g.m.ForModel(x.oa.Model).TTFT.Observe(time.Since(x.start).Seconds())
 				}
 			}
 		}
@@ -210,19 +234,31 @@ func targetURL(base, in *url.URL) *url.URL {
 	return u
 }
 
+// outHeader turns the client's header into the upstream's, in place: the
+// incoming header map is the request's own and nothing reads it afterwards,
+// so a copy per request would be waste.
 func outHeader(r *http.Request, id string) http.Header {
-	h := make(http.Header, len(r.Header)+2)
-	for k, v := range r.Header {
-		if !hopHeaders[k] {
-			h[k] = v
+	h := r.Header
+	if h == nil {
+		h = make(http.Header, 2)
+	}
+	trailers := false
+	if te := h["Te"]; len(te) > 0 && strings.Contains(te[0], "trailers") {
+		trailers = true
+	}
+	if c := h["Connection"]; len(c) > 0 {
+		for f := range strings.SplitSeq(c[0], ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				delete(h, http.CanonicalHeaderKey(f))
+			}
 		}
 	}
-	if c := r.Header["Connection"]; len(c) > 0 {
-		for _, f := range strings.Split(c[0], ",") {
-			delete(h, http.CanonicalHeaderKey(strings.TrimSpace(f)))
+	for k := range h {
+		if isHop(k) {
+			delete(h, k)
 		}
 	}
-	if te := r.Header["Te"]; len(te) > 0 && strings.Contains(te[0], "trailers") {
+	if trailers {
 		h["Te"] = []string{"trailers"}
 	}
 	h["X-Request-Id"] = []string{id}
@@ -242,3 +278,21 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// bytesBody is the upstream request body of an OpenAI route: the bytes read
+// whole, in one allocation instead of io.NopCloser(bytes.NewReader(b)).
+type bytesBody struct {
+	b []byte
+	i int
+}
+
+func (r *bytesBody) Read(p []byte) (int, error) {
+	if r.i >= len(r.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.i:])
+	r.i += n
+	return n, nil
+}
+
+func (r *bytesBody) Close() error { return nil }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -16,18 +17,46 @@ const keyVersion = "aideploy-cache-key/1"
 // two different requests frame to the same bytes. Shared routes pass tenant "". An empty
 // body hashes as such; a body that is not valid JSON is an error (refuse it with 400).
 func Key(tenant, method, route, model string, body []byte) (string, error) {
-	buf := make([]byte, 0, len(keyVersion)+len(tenant)+len(method)+len(route)+len(model)+len(body)+5*binary.MaxVarintLen64)
+	ks := keyScratchPool.Get().(*keyScratch)
+	defer ks.put()
+	buf := ks.buf[:0]
 	for _, part := range [...]string{keyVersion, tenant, method, route, model} {
 		buf = binary.AppendUvarint(buf, uint64(len(part)))
 		buf = append(buf, part...)
 	}
-	buf, err := appendCanonical(buf, body)
+	buf, err := ks.c.appendCanonical(buf, body)
 	if err != nil {
 		return "", err
 	}
+	ks.buf = buf
 	sum := sha256.Sum256(buf)
-	return hex.EncodeToString(sum[:]), nil
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return string(out[:]), nil
 }
+
+// keyScratch holds the buffers of one key computation. Key runs on every
+// cacheable request; pooling them leaves one allocation, the key itself.
+type keyScratch struct {
+	buf []byte
+	c   canonicalizer
+}
+
+// maxPooledScratch keeps a rare huge body from pinning its buffers in the pool.
+const maxPooledScratch = 64 << 10
+
+func (ks *keyScratch) put() {
+	if cap(ks.buf) > maxPooledScratch || cap(ks.c.scratch) > maxPooledScratch || cap(ks.c.keys) > maxPooledScratch {
+		return
+	}
+	keyScratchPool.Put(ks)
+}
+
+// keyScratchPool is a free list of buffers, not state: what it holds is
+// overwritten before each use.
+var keyScratchPool = sync.Pool{New: func() any {
+	return &keyScratch{buf: make([]byte, 0, 1024), c: canonicalizer{members: make([]member, 0, 16), keys: make([]byte, 0, 256)}}
+}}
 
 // Canonical rewrites a JSON document with sorted object keys, no insignificant whitespace,
 // strings re-escaped one way, and numbers exactly as written. An empty or all-space body
@@ -38,7 +67,15 @@ func Canonical(body []byte) ([]byte, error) {
 
 func appendCanonical(dst, body []byte) ([]byte, error) {
 	// Sized so that a typical request body never grows them.
-	c := canonicalizer{src: body, members: make([]member, 0, 16), keys: make([]byte, 0, 256), scratch: make([]byte, 0, len(body))}
+	c := canonicalizer{members: make([]member, 0, 16), keys: make([]byte, 0, 256), scratch: make([]byte, 0, len(body))}
+	return c.appendCanonical(dst, body)
+}
+
+// appendCanonical runs c over body, reusing the stacks c already holds.
+func (c *canonicalizer) appendCanonical(dst, body []byte) ([]byte, error) {
+	c.src, c.pos, c.depth = body, 0, 0
+	c.members, c.keys, c.scratch = c.members[:0], c.keys[:0], c.scratch[:0]
+	defer func() { c.src = nil }()
 	c.skipSpace()
 	if c.pos == len(body) {
 		return dst, nil

@@ -22,11 +22,55 @@ type Metrics struct {
 	Cache     *prometheus.CounterVec   // ai_gateway_cache_results_total{result,level}
 	Limits    *prometheus.CounterVec   // ai_gateway_limit_decisions_total{decision}
 	Degraded  *prometheus.CounterVec   // ai_gateway_degraded_total{reason}
+	// LimitAllowed is Limits{decision="allowed"}, resolved once: it is on every admitted request's path.
+	LimitAllowed prometheus.Counter
 
-	mu       sync.Mutex
+	mu       sync.Mutex // serialises admitting new model names
 	models   map[string]struct{}
-	requests sync.Map // requestKey -> prometheus.Counter, so the hot path skips label hashing
+	series   sync.Map // model name -> *ModelSeries, so the hot path skips label hashing
+	requests sync.Map // requestKey -> prometheus.Counter
 	duration sync.Map // endpoint -> prometheus.Observer
+	results  sync.Map // [2]string{result, level} -> prometheus.Counter
+}
+
+// ModelSeries are the per-model series of one model label, resolved once.
+type ModelSeries struct {
+	Label     string
+	Inference prometheus.Observer
+	TTFT      prometheus.Observer
+	TokensIn  prometheus.Counter
+	TokensOut prometheus.Counter
+}
+
+// ForModel returns the series of a model name as the request named it; names
+// past the bound share the series of "other" (see Model).
+func (m *Metrics) ForModel(name string) *ModelSeries {
+	if s, ok := m.series.Load(name); ok {
+		return s.(*ModelSeries)
+	}
+	label := m.Model(name)
+	s := &ModelSeries{
+		Label:     label,
+		Inference: m.Inference.WithLabelValues(label),
+		TTFT:      m.TTFT.WithLabelValues(label),
+		TokensIn:  m.Tokens.WithLabelValues(label, "input"),
+		TokensOut: m.Tokens.WithLabelValues(label, "output"),
+	}
+	if label != name {
+		return s // do not remember unbounded names
+	}
+	v, _ := m.series.LoadOrStore(name, s)
+	return v.(*ModelSeries)
+}
+
+// CacheResult counts one cache lookup by result and level.
+func (m *Metrics) CacheResult(result, level string) {
+	k := [2]string{result, level}
+	c, ok := m.results.Load(k)
+	if !ok {
+		c, _ = m.results.LoadOrStore(k, m.Cache.WithLabelValues(result, level))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 type requestKey struct {
@@ -83,6 +127,7 @@ func New() *Metrics {
 		}, []string{"reason"}),
 		models: map[string]struct{}{},
 	}
+	m.LimitAllowed = m.Limits.WithLabelValues("allowed")
 	reg.MustRegister(m.Requests, m.Duration, m.Tokens, m.Inference, m.TTFT, m.Cache, m.Limits, m.Degraded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

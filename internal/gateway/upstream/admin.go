@@ -63,7 +63,7 @@ func (p *Pool) Replace(ctx context.Context, req adminapi.ReplaceTargets) (admina
 	cancel()
 	if err != nil {
 		for _, t := range fresh {
-			t.transport.CloseIdleConnections()
+			t.closeIdle()
 		}
 		return adminapi.Pool{}, &HealthGateError{Err: err}
 	}
@@ -98,7 +98,7 @@ func (p *Pool) Replace(ctx context.Context, req adminapi.ReplaceTargets) (admina
 		go func() {
 			// Close idle connections once the last request ends.
 			drainTarget(context.Background(), t, 30*time.Minute)
-			t.transport.CloseIdleConnections()
+			t.closeIdle()
 		}()
 	}
 	return p.Snapshot(), nil

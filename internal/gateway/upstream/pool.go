@@ -272,6 +272,6 @@ func (p *Pool) Stats(window time.Duration) adminapi.Stats {
 // CloseIdle closes idle connections of every target, after the pool is retired.
 func (p *Pool) CloseIdle() {
 	for _, t := range p.Targets() {
-		t.transport.CloseIdleConnections()
+		t.closeIdle()
 	}
 }

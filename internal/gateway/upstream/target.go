@@ -25,6 +25,7 @@ type Target struct {
 	url       string
 	base      *url.URL // scheme+host that requests are sent to (http://unix for sockets)
 	transport *http.Transport
+	h1        *h1Client // in-memory bodies: see Send
 	breaker   Breaker
 
 	weight      atomic.Int64
@@ -68,7 +69,13 @@ func newTarget(tc TargetConfig, to Timeouts, bf BreakerFactory) (*Target, error)
 	if base.Path == "/" {
 		base.Path = ""
 	}
-	t := &Target{url: tc.URL, base: base, transport: tr}
+	addr := u.Host
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(addr, "80")
+	}
+	t := &Target{url: tc.URL, base: base, transport: tr,
+		h1: &h1Client{dial: func(ctx context.Context) (net.Conn, error) { return tr.DialContext(ctx, "tcp", addr) },
+			respHeader: to.ResponseHeader.D(), idleTimeout: to.Idle.D()}}
 	if bf != nil {
 		t.breaker = bf(tc.URL)
 	}
@@ -89,6 +96,20 @@ func (t *Target) Base() *url.URL { return t.base }
 
 // Transport sends requests to the target.
 func (t *Target) Transport() http.RoundTripper { return t.transport }
+
+// Send sends req with body (nil: none) over the target's own HTTP/1.1
+// connections, on the calling goroutine; ctx ending or deadline passing (zero:
+// none) aborts it, reading the body included. req.Body is not read: use
+// Transport for a body that streams.
+func (t *Target) Send(ctx context.Context, req *http.Request, body []byte, deadline time.Time) (*http.Response, error) {
+	return t.h1.roundTrip(ctx, req, body, deadline)
+}
+
+// closeIdle closes the idle connections of both clients.
+func (t *Target) closeIdle() {
+	t.transport.CloseIdleConnections()
+	t.h1.closeIdle()
+}
 
 // Inflight is the number of requests in progress.
 func (t *Target) Inflight() int64 { return t.inflight.Load() }
