@@ -190,6 +190,11 @@ func (r *Runner) do(ctx context.Context, s Step, j *Journal, res *Result) (strin
 	case StepCheck:
 		return "", p.Check(ctx, j.To, j.From)
 	case StepCreate:
+		if r.surging(*j) {
+			if err := r.surge(ctx, j); err != nil {
+				return "", err
+			}
+		}
 		return fmt.Sprintf("%d replica(s) of %s", j.To.Replicas, j.To.Image), p.Create(ctx, j.To)
 	case StepHealthy:
 		return "", p.WaitHealthy(ctx, j.To, r.Config.StartupBudget.D())
@@ -300,7 +305,16 @@ func (r *Runner) fail(ctx context.Context, res *Result, s Step, cause error) err
 
 // undo puts traffic back on From (when it may have moved) and removes To.
 func (r *Runner) undo(ctx context.Context, j *Journal) error {
-	if j.From != nil && (j.Switched || !j.Step.Before(StepSwitch)) {
+	if j.From != nil && j.Surged > 0 {
+		// A surge stopped some of From's replicas: start them again before they take traffic back.
+		if err := r.Platform.Create(ctx, *j.From); err != nil {
+			return fmt.Errorf("starting %s again: %w", j.From, err)
+		}
+		if err := r.Platform.WaitHealthy(ctx, *j.From, r.Config.StartupBudget.D()); err != nil {
+			return fmt.Errorf("waiting for %s to be healthy again: %w", j.From, err)
+		}
+	}
+	if j.From != nil && (j.Switched || j.Surged > 0 || !j.Step.Before(StepSwitch)) {
 		t0 := r.now()
 		if err := r.Platform.Switch(ctx, *j.From, &j.To); err != nil {
 			return fmt.Errorf("switching traffic back to %s: %w", j.From, err)
