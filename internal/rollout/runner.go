@@ -306,15 +306,9 @@ func (r *Runner) fail(ctx context.Context, res *Result, s Step, cause error) err
 // undo puts traffic back on From (when it may have moved) and removes To.
 func (r *Runner) undo(ctx context.Context, j *Journal) error {
 	if j.From != nil && j.Surged > 0 {
-		// A surge stopped some of From's replicas: start them again before they take traffic back.
-		if err := r.Platform.Create(ctx, *j.From); err != nil {
-			return fmt.Errorf("starting %s again: %w", j.From, err)
-		}
-		if err := r.Platform.WaitHealthy(ctx, *j.From, r.Config.StartupBudget.D()); err != nil {
-			return fmt.Errorf("waiting for %s to be healthy again: %w", j.From, err)
-		}
+		return r.undoSurge(ctx, j)
 	}
-	if j.From != nil && (j.Switched || j.Surged > 0 || !j.Step.Before(StepSwitch)) {
+	if j.From != nil && (j.Switched || !j.Step.Before(StepSwitch)) {
 		t0 := r.now()
 		if err := r.Platform.Switch(ctx, *j.From, &j.To); err != nil {
 			return fmt.Errorf("switching traffic back to %s: %w", j.From, err)

@@ -61,3 +61,30 @@ func replicaRange(lo, hi int) string {
 	}
 	return fmt.Sprintf("replicas %d-%d", lo+1, hi)
 }
+
+// undoSurge puts From back after a surge stopped some of its replicas. The
+// host may only have room for one colour and a batch, so it goes in that order:
+// traffic onto the replicas of From still running, To removed to free what it
+// holds, the stopped replicas of From started again and back in the pool.
+func (r *Runner) undoSurge(ctx context.Context, j *Journal) error {
+	t0 := r.now()
+	if err := r.Platform.Switch(ctx, *j.From, &j.To); err != nil {
+		return fmt.Errorf("switching traffic back to the running replicas of %s: %w", j.From, err)
+	}
+	j.Active = j.From
+	if err := r.Platform.Remove(ctx, j.To); err != nil {
+		return fmt.Errorf("removing %s: %w", j.To, err)
+	}
+	r.emit(j.Step, EventInfo, r.since(t0), fmt.Sprintf("traffic back on the running replicas of %s; removed %s", j.From, j.To))
+	if err := r.Platform.Create(ctx, *j.From); err != nil {
+		return fmt.Errorf("starting the stopped replicas of %s again: %w", j.From, err)
+	}
+	if err := r.Platform.WaitHealthy(ctx, *j.From, r.Config.StartupBudget.D()); err != nil {
+		return fmt.Errorf("waiting for the restarted replicas of %s: %w", j.From, err)
+	}
+	if err := r.Platform.Switch(ctx, *j.From, &j.To); err != nil {
+		return fmt.Errorf("putting every replica of %s back in the pool: %w", j.From, err)
+	}
+	r.emit(StepSwitch, EventInfo, r.since(t0), "switched traffic back to "+j.From.String())
+	return nil
+}

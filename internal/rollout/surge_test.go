@@ -16,7 +16,7 @@ func TestRunSurge(t *testing.T) {
 		x := "green r2 x" + string(rune('0'+n))
 		return seq("Create "+x, "WaitHealthy "+x, "Warmup "+x, last)
 	}
-	undo3 := seq("Create blue r1 x3", "WaitHealthy blue r1 x3", "Switch blue r1", "Remove green r2", "Unlock")
+	undo3 := seq("Switch blue r1", "Remove green r2", "Create blue r1 x3", "WaitHealthy blue r1 x3", "Switch blue r1", "Unlock")
 	tests := []struct {
 		name       string
 		from       Deployment
@@ -95,5 +95,23 @@ func TestRunSurge(t *testing.T) {
 				t.Errorf("blue r1 runs %d replica(s), want %d", in.Running, tt.wantBlue)
 			}
 		})
+	}
+}
+
+// plainPlatform hides the fake's SwitchPart, as a target without surge support would.
+type plainPlatform struct{ Platform }
+
+func TestRunSurgeRefusedWhereTheTargetCannot(t *testing.T) {
+	t.Parallel()
+	f := newFake(t).deployed(blue1)
+	r, _ := newRunner(f, 1)
+	r.Platform = plainPlatform{f}
+	r.Config.Surge = 1
+	_, err := r.Run(context.Background(), Request{Op: OpRollout, Image: "model:v2"})
+	if err == nil || !strings.Contains(err.Error(), "cannot replace replicas in batches") {
+		t.Fatalf("Run = %v, want a refusal naming rollout.surge", err)
+	}
+	if got := f.running(); !reflect.DeepEqual(got, []int{1}) {
+		t.Errorf("running revisions = %v, want [1]", got)
 	}
 }
