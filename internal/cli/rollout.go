@@ -73,7 +73,7 @@ serving and exits 1.`,
 	fs.DurationVar(&opts.Timeout, "timeout", 0, "give up and roll back after this long (0: no limit beyond the startup budget)")
 	fs.BoolVar(&opts.DryRun, "dry-run", false, "print the plan and change nothing")
 	fs.BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation on a terminal")
-	fs.IntVar(&opts.Surge, "surge", 0, "replace this many replicas at a time instead of doubling them (not yet supported)")
+	fs.IntVar(&opts.Surge, "surge", 0, "replace this many replicas at a time instead of running both colours at once (docker target)")
 	fs.BoolVar(&opts.ForceUnlock, "force-unlock", false, "break the rollout lock whoever holds it")
 	fs.DurationVar(&watch, "watch-window", 0, "override rollout.watch.window (0 turns the watch off)")
 	fs.DurationVar(&delay, "scale-down-delay", 0, "override rollout.scaleDownDelay")
@@ -97,8 +97,6 @@ func (o *rolloutOptions) validate() error {
 		return UsageErrorf("--watch-window, --scale-down-delay and --startup-budget must not be negative")
 	case o.Surge < 0:
 		return UsageErrorf("--surge (%d) must not be negative", o.Surge)
-	case o.Surge > 0:
-		return UsageErrorf("--surge is not supported on this target yet; free GPUs for both colours or lower --replicas")
 	case o.Image != "" && !strings.Contains(o.Image[strings.LastIndex(o.Image, "/")+1:], ":") && !strings.Contains(o.Image, "@"):
 		return UsageErrorf("--image %q has no tag; name the version, e.g. %s:v2", o.Image, o.Image)
 	}
@@ -107,6 +105,9 @@ func (o *rolloutOptions) validate() error {
 
 func (o *rolloutOptions) tweak(c *rollout.Config) {
 	c.Target = o.Target
+	if o.Surge > 0 {
+		c.Surge = o.Surge
+	}
 	if o.WatchWindow != nil {
 		c.Watch.Window = units.Duration(*o.WatchWindow)
 	}

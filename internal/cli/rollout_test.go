@@ -39,7 +39,14 @@ func TestRolloutFlags(t *testing.T) {
 		{"canary", []string{"--strategy", "canary"}, "use bluegreen", nil},
 		{"nomad", []string{"--target", "nomad"}, "use docker or k8s", nil},
 		{"negative replicas", []string{"--replicas", "-1"}, "must not be negative", nil},
-		{"surge", []string{"--surge", "1"}, "--surge is not supported", nil},
+		{"surge", []string{"--surge", "1"}, "", func(t *testing.T, o *rolloutOptions) {
+			c := rollout.Default()
+			o.tweak(&c)
+			if o.Surge != 1 || c.Surge != 1 {
+				t.Errorf("--surge 1 parsed as %d, settings surge %d", o.Surge, c.Surge)
+			}
+		}},
+		{"negative surge", []string{"--surge", "-1"}, "--surge (-1) must not be negative", nil},
 		{"argument", []string{"v2"}, "takes no arguments", nil},
 	}
 	for _, tt := range tests {

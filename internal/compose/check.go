@@ -23,29 +23,48 @@ func (p *Platform) Check(ctx context.Context, to rollout.Deployment, from *rollo
 		}
 		return fmt.Errorf("inspecting image %s: %w", to.Image, err)
 	}
-	per := gpusPerReplica(p.opts.Spec)
-	if per == 0 {
-		return nil
-	}
-	host := p.opts.HostGPUs()
-	if per < 0 {
-		per = max(host, 1) // "all" takes every GPU of the host
-	}
-	used, err := p.gpusInUse(ctx, to.Revision)
-	if err != nil {
+	per, host, used, err := p.gpus(ctx, to.Revision)
+	if err != nil || per == 0 {
 		return err
 	}
+	free := host - used
+	if s := p.opts.Rollout.Surge; s > 0 && from != nil && s < to.Replicas {
+		if need := per * s; need > free {
+			return fmt.Errorf("not enough free GPUs for --surge %d: each batch of %s needs %d (%d replica(s) × %d) next to %s; "+
+				"the host has %d, %d in use, %d free. Free GPUs or lower --surge",
+				s, to, need, s, per, from, host, used, max(free, 0))
+		}
+		return nil
+	}
 	need := per * to.Replicas
-	if free := host - used; need > free {
+	if need > free {
 		keeps := ""
 		if from != nil {
-			keeps = fmt.Sprintf(" while %s keeps its GPUs until the switch", from)
+			keeps = fmt.Sprintf(" while %s keeps its GPUs until the switch: both colours at once need %d", from, per*from.Replicas+need)
 		}
 		return fmt.Errorf("not enough free GPUs: %s needs %d (%d replica(s) × %d)%s; the host has %d, %d in use, %d free. "+
 			"Free GPUs, lower --replicas, or replace one replica at a time with --surge 1",
 			to, need, to.Replicas, per, keeps, host, used, max(free, 0))
 	}
 	return nil
+}
+
+// gpus returns the GPUs one replica takes, the host's GPUs, and those in use
+// by containers other than revision except.
+func (p *Platform) gpus(ctx context.Context, except int) (per, host, used int, err error) {
+	if p.opts.GPUs != nil {
+		return p.opts.GPUs(ctx, except)
+	}
+	per = gpusPerReplica(p.opts.Spec)
+	if per == 0 {
+		return 0, 0, 0, nil
+	}
+	host = p.opts.HostGPUs()
+	if per < 0 {
+		per = max(host, 1) // "all" takes every GPU of the host
+	}
+	used, err = p.gpusInUse(ctx, except)
+	return per, host, used, err
 }
 
 // gpusInUse counts GPUs requested by running containers other than revision rev of this service.

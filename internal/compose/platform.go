@@ -40,6 +40,9 @@ type Options struct {
 	PortTimeout time.Duration
 	// HostGPUs counts the host's GPUs; nil counts /dev/nvidiaN devices.
 	HostGPUs func() int
+	// GPUs, when set, replaces the GPU accounting of the pre-check: GPUs one replica
+	// takes, GPUs of the host, and GPUs in use by containers other than revision except.
+	GPUs func(ctx context.Context, except int) (perReplica, total, used int, err error)
 	// Logf receives notes worth a line of progress; nil drops them.
 	Logf func(format string, args ...any)
 }
@@ -51,7 +54,10 @@ type Platform struct {
 	http   *http.Client
 }
 
-var _ rollout.Platform = (*Platform)(nil)
+var (
+	_ rollout.Platform = (*Platform)(nil)
+	_ rollout.Surger   = (*Platform)(nil)
+)
 
 // NewDockerClient connects to the engine named by DOCKER_HOST (or the local socket),
 // speaking the engine's API version.

@@ -14,6 +14,8 @@ import (
 	"github.com/aideploy/aideploy/internal/gateway/adminapi"
 	"github.com/aideploy/aideploy/internal/rollout"
 	"github.com/aideploy/aideploy/internal/units"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/errdefs"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -240,4 +242,64 @@ func (p *Platform) Healthy(ctx context.Context, eps []Endpoint) []bool {
 		out[i] = err == nil && code/100 == 2
 	}
 	return out
+}
+
+// SwitchPart puts the first n replicas of to in the gateway pool in place of the
+// first n of from, drains those, and stops them so their GPUs are free for the
+// next batch. The rest of from keeps serving; calling it again changes nothing.
+func (p *Platform) SwitchPart(ctx context.Context, to, from rollout.Deployment, n int) error {
+	gw, err := p.gateway()
+	if err != nil {
+		return err
+	}
+	fresh, retiring := map[string]bool{}, map[string]bool{}
+	for i := range n {
+		fresh[p.replicaName(to, i)] = true
+		retiring[p.replicaName(from, i)] = true
+	}
+	newEps, err := p.Endpoints(ctx, to)
+	if err != nil {
+		return err
+	}
+	var targets []adminapi.Target
+	for _, ep := range newEps {
+		if fresh[ep.Name] {
+			targets = append(targets, adminapi.Target{URL: ep.URL, Weight: 1})
+		}
+	}
+	if len(targets) != n {
+		return fmt.Errorf("only %d of the first %d replicas of %s are running", len(targets), n, to)
+	}
+	oldEps, err := p.Endpoints(ctx, from)
+	if err != nil && n < from.Replicas {
+		return err
+	}
+	for _, ep := range oldEps {
+		if !retiring[ep.Name] {
+			targets = append(targets, adminapi.Target{URL: ep.URL, Weight: 1})
+		}
+	}
+	hc := p.opts.Rollout.HealthCheck
+	_, err = gw.ReplaceTargets(ctx, p.opts.Pool, adminapi.ReplaceTargets{
+		Targets:       targets,
+		HealthTimeout: units.Duration(max(3*hc.Timeout.D(), 10*time.Second)),
+		Drain:         true,
+		DrainTimeout:  p.opts.Rollout.DrainTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("moving %d replica(s) of gateway pool %s to %s: %w", n, p.opts.Pool, to, err)
+	}
+	cs, err := p.replicas(ctx, from.Revision)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if !retiring[c.Names[0][1:]] || (c.State != "running" && c.State != "restarting" && c.State != "paused") {
+			continue
+		}
+		if err := p.docker.ContainerStop(ctx, c.ID, container.StopOptions{}); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("stopping %s: %w", c.Names[0][1:], err)
+		}
+	}
+	return nil
 }

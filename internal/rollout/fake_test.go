@@ -39,6 +39,7 @@ type fakePlatform struct {
 	lockDead  bool   // the lock's holder was killed
 	killAt    string // call prefix at which the process dies (lenient mode)
 	clock     *fakeClock
+	sizes     bool // name Create, WaitHealthy and Warmup calls with the replica count, for surge batches
 }
 
 func newFake(t *testing.T, exp ...expect) *fakePlatform {
@@ -99,6 +100,14 @@ func (f *fakePlatform) call(name string) expect {
 }
 
 func dep(d Deployment) string { return fmt.Sprintf("%s r%d", d.Color, d.Revision) }
+
+// sized names d with its replica count when the test asks for it.
+func (f *fakePlatform) sized(d Deployment) string {
+	if f.sizes {
+		return fmt.Sprintf("%s x%d", dep(d), d.Replicas)
+	}
+	return dep(d)
+}
 
 func (f *fakePlatform) Lock(_ context.Context, h Holder, force bool) error {
 	e := f.call("Lock")
@@ -168,7 +177,7 @@ func (f *fakePlatform) Check(_ context.Context, to Deployment, _ *Deployment) er
 }
 
 func (f *fakePlatform) Create(_ context.Context, d Deployment) error {
-	e := f.call("Create " + dep(d))
+	e := f.call("Create " + f.sized(d))
 	if e.err == nil {
 		f.mu.Lock()
 		f.instances[d.Revision] = &Instance{Deployment: d, Running: d.Replicas, Total: d.Replicas}
@@ -178,16 +187,28 @@ func (f *fakePlatform) Create(_ context.Context, d Deployment) error {
 }
 
 func (f *fakePlatform) WaitHealthy(_ context.Context, d Deployment, _ time.Duration) error {
-	return f.call("WaitHealthy " + dep(d)).err
+	return f.call("WaitHealthy " + f.sized(d)).err
 }
 
 func (f *fakePlatform) Warmup(_ context.Context, d Deployment) (WarmupResult, error) {
-	e := f.call("Warmup " + dep(d))
+	e := f.call("Warmup " + f.sized(d))
 	return WarmupResult{TimeToFirstToken: 120 * time.Millisecond, Total: 300 * time.Millisecond}, e.err
 }
 
 func (f *fakePlatform) Switch(_ context.Context, to Deployment, _ *Deployment) error {
 	return f.call("Switch " + dep(to)).err
+}
+
+func (f *fakePlatform) SwitchPart(_ context.Context, to, from Deployment, n int) error {
+	e := f.call(fmt.Sprintf("SwitchPart %s %d", dep(to), n))
+	if e.err == nil {
+		f.mu.Lock()
+		if in := f.instances[from.Revision]; in != nil {
+			in.Running = max(from.Replicas-n, 0)
+		}
+		f.mu.Unlock()
+	}
+	return e.err
 }
 
 func (f *fakePlatform) Stats(context.Context, time.Duration) (Stats, error) {

@@ -35,6 +35,9 @@ func (r *Runner) plan(st State, req Request) (plan, error) {
 			return plan{noop: true, journal: Journal{To: *active, Active: active},
 				summary: fmt.Sprintf("%s already serves %s with %d replica(s) and the same configuration: nothing to do", active.Color, image, replicas)}, nil
 		}
+		if _, ok := r.Platform.(Surger); active != nil && r.Config.Surge > 0 && !ok {
+			return plan{}, errors.New("this target cannot replace replicas in batches (rollout.surge); set surge to 0")
+		}
 		var c Color
 		if active != nil {
 			c = active.Color

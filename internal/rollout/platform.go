@@ -151,3 +151,12 @@ type Platform interface {
 	// Remove deletes every replica of d.
 	Remove(ctx context.Context, d Deployment) error
 }
+
+// Surger is a Platform that can replace a colour a few replicas at a time (rollout.surge),
+// for hosts without room for both colours at once.
+type Surger interface {
+	// SwitchPart puts the first n replicas of to in the traffic pool in place of
+	// the first n of from, drains those and stops them to free their resources.
+	// The pool keeps every other replica of from; it is idempotent.
+	SwitchPart(ctx context.Context, to, from Deployment, n int) error
+}

@@ -190,6 +190,11 @@ func (r *Runner) do(ctx context.Context, s Step, j *Journal, res *Result) (strin
 	case StepCheck:
 		return "", p.Check(ctx, j.To, j.From)
 	case StepCreate:
+		if r.surging(*j) {
+			if err := r.surge(ctx, j); err != nil {
+				return "", err
+			}
+		}
 		return fmt.Sprintf("%d replica(s) of %s", j.To.Replicas, j.To.Image), p.Create(ctx, j.To)
 	case StepHealthy:
 		return "", p.WaitHealthy(ctx, j.To, r.Config.StartupBudget.D())
@@ -300,6 +305,9 @@ func (r *Runner) fail(ctx context.Context, res *Result, s Step, cause error) err
 
 // undo puts traffic back on From (when it may have moved) and removes To.
 func (r *Runner) undo(ctx context.Context, j *Journal) error {
+	if j.From != nil && j.Surged > 0 {
+		return r.undoSurge(ctx, j)
+	}
 	if j.From != nil && (j.Switched || !j.Step.Before(StepSwitch)) {
 		t0 := r.now()
 		if err := r.Platform.Switch(ctx, *j.From, &j.To); err != nil {
