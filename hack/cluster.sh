@@ -43,7 +43,7 @@ used_ports=" "
 free_port() {
 	local port
 	while :; do
-		port=$((20000 + RANDOM % 40000))
+		port=$((20000 + RANDOM % 12768)) # below Linux's ephemeral range (32768-60999)
 		[[ "$used_ports" == *" $port "* ]] && continue
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			used_ports+="$port "
@@ -199,7 +199,23 @@ nodes_ready() {
 	! grep -qv ' True' <<<"$out" && ! grep -q 'node.kubernetes.io/' <<<"$out"
 }
 
+# cmd_up retries with fresh ports: another control plane starting at the same
+# moment (go test runs packages in parallel) can take a port between the check
+# and the bind.
 cmd_up() {
+	local attempt
+	for attempt in 1 2 3; do
+		# A process of its own, so that errexit stops a failed attempt.
+		if "$root/hack/cluster.sh" __try_up; then
+			return 0
+		fi
+		log "start attempt $attempt failed; stopping what started and trying again with other ports"
+		cmd_down >/dev/null 2>&1 || true
+	done
+	return 1
+}
+
+try_up() {
 	if [[ -d "$state/pids" ]]; then
 		cmd_down
 	fi
@@ -315,6 +331,7 @@ cmd_status() {
 
 case "${1:-}" in
 up) cmd_up ;;
+__try_up) try_up ;;
 down) cmd_down ;;
 env) echo "export KUBECONFIG=$state/admin.kubeconfig" ;;
 status) cmd_status ;;
