@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/aideploy/aideploy/internal/config"
+	"github.com/aideploy/aideploy/internal/preflight"
 	"github.com/aideploy/aideploy/internal/render"
 	"github.com/aideploy/aideploy/internal/units"
 )
@@ -163,7 +164,7 @@ func (o *initOptions) buildConfig(dirName string) (*config.Config, error) {
 			return nil, UsageErrorf("--memory: %v", err)
 		}
 		cfg.Resources.Memory = m
-	} else if w, err := cfg.Model.WeightBytes(); err == nil && units.ByteSize(w) > cfg.Resources.Memory {
+	} else if w, ok := weightBytes(cfg.Model); ok && units.ByteSize(w) > cfg.Resources.Memory {
 		// The weights pass through host memory while loading: a smaller limit is an OOM kill.
 		cfg.Resources.Memory = units.ByteSize((w + 1<<30 - 1) / (1 << 30) * (1 << 30))
 	}
@@ -251,4 +252,18 @@ func flagProblems(err error) error {
 		}
 	}
 	return &UsageError{Err: errors.New(strings.Join(lines, "\n"))}
+}
+
+// weightBytes is parameters × bytes per parameter: what the weights take in host
+// memory while they load. preflight owns the dtype table.
+func weightBytes(m config.Model) (int64, bool) {
+	n, err := config.ParseParams(m.Params)
+	if err != nil {
+		return 0, false
+	}
+	b, err := preflight.BytesPerParam(m.DType)
+	if err != nil {
+		return 0, false
+	}
+	return int64(n * b), true
 }

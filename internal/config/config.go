@@ -1,8 +1,6 @@
 package config
 
 import (
-	"fmt"
-
 	"github.com/aideploy/aideploy/internal/gateway"
 	"github.com/aideploy/aideploy/internal/rollout"
 	"github.com/aideploy/aideploy/internal/units"
@@ -174,20 +172,4 @@ type PrewarmEvent struct {
 	Timezone string `yaml:"timezone,omitempty" json:"timezone,omitempty"`
 	// Replicas is the floor during the event.
 	Replicas int `yaml:"replicas" json:"replicas"`
-}
-
-// BytesPerParam is the size of one weight in each known dtype.
-var BytesPerParam = map[string]float64{"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1, "int4": 0.5}
-
-// WeightBytes is the size of the weights: parameters × bytes per parameter.
-func (m Model) WeightBytes() (int64, error) {
-	n, err := ParseParams(m.Params)
-	if err != nil {
-		return 0, err
-	}
-	b, ok := BytesPerParam[m.DType]
-	if !ok {
-		return 0, fmt.Errorf("unknown dtype %q", m.DType)
-	}
-	return int64(n * b), nil
 }
