@@ -40,20 +40,11 @@ type PrewarmResult struct {
 // Asking for no more than what runs changes nothing.
 func (p *Platform) Prewarm(ctx context.Context, h rollout.Holder, n int, budget time.Duration) (PrewarmResult, error) {
 	res := PrewarmResult{Service: p.opts.Service}
-	gw, err := p.gateway()
+	gw, st, unlock, err := p.lockForPrewarm(ctx, h)
 	if err != nil {
 		return res, err
 	}
-	h.Op, h.Since = OpPrewarm, time.Now()
-	if err := p.Lock(ctx, h, false); err != nil {
-		return res, err
-	}
-	defer func() { _ = p.Unlock(context.WithoutCancel(ctx), h) }()
-
-	st, err := p.Current(ctx)
-	if err != nil {
-		return res, err
-	}
+	defer unlock()
 	d := st.Active()
 	if d == nil {
 		return res, fmt.Errorf("prewarming %s: %w", p.opts.Service, ErrNothingDeployed)
@@ -166,20 +157,11 @@ func addTargets(pool []adminapi.Target, eps []Endpoint) ([]adminapi.Target, int)
 // for their requests to finish, and removes them. Without any it does nothing.
 func (p *Platform) Restore(ctx context.Context, h rollout.Holder) (PrewarmResult, error) {
 	res := PrewarmResult{Service: p.opts.Service}
-	gw, err := p.gateway()
+	gw, st, unlock, err := p.lockForPrewarm(ctx, h)
 	if err != nil {
 		return res, err
 	}
-	h.Op, h.Since = OpPrewarm, time.Now()
-	if err := p.Lock(ctx, h, false); err != nil {
-		return res, err
-	}
-	defer func() { _ = p.Unlock(context.WithoutCancel(ctx), h) }()
-
-	st, err := p.Current(ctx)
-	if err != nil {
-		return res, err
-	}
+	defer unlock()
 	if d := st.Active(); d != nil {
 		res.Active, res.Original = d, d.Replicas
 	}
@@ -250,4 +232,23 @@ func (p *Platform) removeExtras(ctx context.Context, rev int) {
 			p.logf("removing %s: %v", c.Names[0][1:], err)
 		}
 	}
+}
+
+// lockForPrewarm takes the service's lock for a prewarm or restore, so no
+// rollout runs meanwhile, and reads the current state under it. The caller
+// defers unlock.
+func (p *Platform) lockForPrewarm(ctx context.Context, h rollout.Holder) (gw Gateway, st rollout.State, unlock func(), err error) {
+	if gw, err = p.gateway(); err != nil {
+		return nil, st, nil, err
+	}
+	h.Op, h.Since = OpPrewarm, time.Now()
+	if err := p.Lock(ctx, h, false); err != nil {
+		return nil, st, nil, err
+	}
+	unlock = func() { _ = p.Unlock(context.WithoutCancel(ctx), h) }
+	if st, err = p.Current(ctx); err != nil {
+		unlock()
+		return nil, st, nil, err
+	}
+	return gw, st, unlock, nil
 }
