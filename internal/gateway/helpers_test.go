@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/aideploy/aideploy/internal/fakemodel"
 	"github.com/aideploy/aideploy/internal/gateway/breaker"
 	"github.com/aideploy/aideploy/internal/gateway/cache"
+	"github.com/aideploy/aideploy/internal/gateway/front"
 	"github.com/aideploy/aideploy/internal/gateway/upstream"
 	"github.com/aideploy/aideploy/internal/units"
 	"github.com/aideploy/aideploy/internal/validate"
@@ -42,7 +44,7 @@ func testConfig(targets ...string) Config {
 	return cfg
 }
 
-// startGateway serves cfg on an httptest server; withCache adds an L1-only cache.
+// startGateway serves cfg on the gateway's front server; withCache adds an L1-only cache.
 func startGateway(t *testing.T, cfg Config, withCache bool, mods ...func(*Deps)) (*Server, string) {
 	t.Helper()
 	cfg.SetDefaults()
@@ -67,9 +69,14 @@ func startGateway(t *testing.T, cfg Config, withCache bool, mods ...func(*Deps))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	return srv, hs.URL
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &front.Server{Handler: srv}
+	go func() { _ = fs.Serve(ln) }()
+	t.Cleanup(func() { _ = fs.Close() })
+	return srv, "http://" + ln.Addr().String()
 }
 
 func post(t *testing.T, url, body string, hdr ...string) (*http.Response, string) {

@@ -19,6 +19,7 @@ import (
 	"github.com/aideploy/aideploy/internal/gateway/adminapi"
 	"github.com/aideploy/aideploy/internal/gateway/breaker"
 	"github.com/aideploy/aideploy/internal/gateway/cache"
+	"github.com/aideploy/aideploy/internal/gateway/front"
 	"github.com/aideploy/aideploy/internal/gateway/limit"
 	"github.com/aideploy/aideploy/internal/gateway/metrics"
 	"github.com/aideploy/aideploy/internal/gateway/upstream"
@@ -166,8 +167,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 	if host, _, _ := net.SplitHostPort(cfg.AdminListen); !isLoopback(host) && token == "" {
 		logger.Warn("the admin listener is not on loopback and has no token: its API is refused", "addr", cfg.AdminListen)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
+	hs := &front.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, Logger: logger}
 	as := &http.Server{Handler: admin.Handler(admin.Options{
 		Pools: func() map[string]*upstream.Pool { return srv.Gateway().Pools() }, Token: token,
 		Registry: m.Registry, Ready: func() bool { return srv.Gateway().Ready() },

@@ -1,0 +1,299 @@
+package front
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func serve(t *testing.T, h http.Handler) (*Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handler: h}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = s.Close()
+		if err := <-done; err != http.ErrServerClosed {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return s, ln.Addr().String()
+}
+
+// raw sends the bytes as they are and returns the connection and a reader of its answers.
+func raw(t *testing.T, addr, req string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	return c, bufio.NewReader(c)
+}
+
+func readResp(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+// echo answers with what it saw of the request, and which server it ran on.
+func echo(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	_, fast := w.(*response)
+	w.Header().Set("X-Fast", fmt.Sprint(fast))
+	fmt.Fprintf(w, "%s %s host=%s len=%d body=%s", r.Method, r.URL.RequestURI(), r.Host, r.ContentLength, b)
+}
+
+func TestKeepAliveAndPipelining(t *testing.T) {
+	_, addr := serve(t, http.HandlerFunc(echo))
+	// Three requests in one write: answered in order on one connection, the
+	// second one's body left unread by nobody.
+	_, br := raw(t, addr, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"+
+		"GET /b?q=1 HTTP/1.1\r\nHost: h\r\n\r\n"+
+		"POST /c HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	for _, want := range []string{"POST /a host=h len=3 body=abc", "GET /b?q=1 host=h len=0 body=", "POST /c host=h len=0 body="} {
+		resp, body := readResp(t, br, "GET")
+		if body != want || resp.Header.Get("X-Fast") != "true" {
+			t.Errorf("answer %q (fast %s), want %q on the fast path", body, resp.Header.Get("X-Fast"), want)
+		}
+		if resp.ContentLength != int64(len(want)) || resp.Header.Get("Date") == "" || resp.Header.Get("Content-Type") == "" {
+			t.Errorf("small answer framed as %d bytes, header %v", resp.ContentLength, resp.Header)
+		}
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("after Connection: close the server kept the connection (%v)", err)
+	}
+}
+
+// The corners of HTTP/1.1 go to net/http on the same connection and keep working.
+func TestHandsOffToNetHTTP(t *testing.T) {
+	_, addr := serve(t, http.HandlerFunc(echo))
+	for name, tc := range map[string]struct{ req, method, want string }{
+		"chunked body": {"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "POST", "POST /up host=h len=-1 body=abc"},
+		"HTTP/1.0":     {"GET /old HTTP/1.0\r\n\r\n", "GET", "GET /old host= len=0 body="},
+		"HEAD":         {"HEAD /h HTTP/1.1\r\nHost: h\r\n\r\n", "HEAD", ""},
+		"big head":     {"GET /big HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("x", 6000) + "\r\n\r\n", "GET", "GET /big host=h len=0 body="},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, br := raw(t, addr, tc.req)
+			resp, body := readResp(t, br, tc.method)
+			if resp.StatusCode != 200 || body != tc.want || resp.Header.Get("X-Fast") != "false" {
+				t.Errorf("status %d body %q fast %q; want 200 %q from net/http", resp.StatusCode, body, resp.Header.Get("X-Fast"), tc.want)
+			}
+		})
+	}
+	t.Run("expect continue", func(t *testing.T) {
+		c, br := raw(t, addr, "POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+		line, _ := br.ReadString('\n')
+		if !strings.HasPrefix(line, "HTTP/1.1 100") {
+			t.Fatalf("first line %q, want 100 Continue", line)
+		}
+		_, _ = br.ReadString('\n')
+		_, _ = io.WriteString(c, "hi")
+		if _, body := readResp(t, br, "POST"); body != "POST /e host=h len=2 body=hi" {
+			t.Errorf("body %q", body)
+		}
+	})
+	t.Run("smuggling attempt", func(t *testing.T) {
+		_, br := raw(t, addr, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde")
+		if resp, _ := readResp(t, br, "POST"); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("two Content-Lengths: status %d, want net/http's 400", resp.StatusCode)
+		}
+	})
+}
+
+func TestStreamingAndFraming(t *testing.T) {
+	release := make(chan struct{})
+	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/stream":
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "data: 1\n\n")
+			w.(http.Flusher).Flush()
+			<-release
+			fmt.Fprint(w, "data: 2\n\n")
+		case "/large":
+			_, _ = w.Write([]byte(strings.Repeat("z", 10000)))
+		case "/declared":
+			w.Header().Set("Content-Length", "5")
+			w.WriteHeader(201)
+			_, _ = io.WriteString(w, "hello")
+		case "/short":
+			w.Header().Set("Content-Length", "10")
+			_, _ = io.WriteString(w, "cut")
+		case "/nocontent":
+			w.WriteHeader(http.StatusNoContent)
+			if _, err := io.WriteString(w, "x"); err != http.ErrBodyNotAllowed {
+				t.Errorf("a body on 204: %v", err)
+			}
+		case "/abort":
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}
+	}))
+	_, br := raw(t, addr, "GET /stream HTTP/1.1\r\nHost: h\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, 9)
+	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "data: 1\n\n" {
+		t.Fatalf("the first event did not arrive before the handler finished: %q %v", first, err)
+	}
+	close(release)
+	rest, _ := io.ReadAll(resp.Body)
+	if string(rest) != "data: 2\n\n" || resp.TransferEncoding[0] != "chunked" {
+		t.Errorf("rest %q, framing %v", rest, resp.TransferEncoding)
+	}
+
+	_, br = raw(t, addr, "GET /large HTTP/1.1\r\nHost: h\r\n\r\nGET /declared HTTP/1.1\r\nHost: h\r\n\r\nGET /nocontent HTTP/1.1\r\nHost: h\r\n\r\n")
+	if resp, body := readResp(t, br, "GET"); len(body) != 10000 || resp.ContentLength != -1 {
+		t.Errorf("large: %d bytes, length %d; want 10000 chunked", len(body), resp.ContentLength)
+	}
+	if resp, body := readResp(t, br, "GET"); resp.StatusCode != 201 || body != "hello" || resp.ContentLength != 5 {
+		t.Errorf("declared: %d %q %d", resp.StatusCode, body, resp.ContentLength)
+	}
+	if resp, body := readResp(t, br, "GET"); resp.StatusCode != 204 || body != "" {
+		t.Errorf("no content: %d %q", resp.StatusCode, body)
+	}
+
+	for _, path := range []string{"/short", "/abort"} {
+		_, br = raw(t, addr, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			continue // cut before the head: also a visible failure
+		}
+		if _, err := io.ReadAll(resp.Body); err == nil {
+			t.Errorf("%s: the client saw a clean end of an incomplete answer", path)
+		}
+	}
+}
+
+func TestDisconnectCancelsContext(t *testing.T) {
+	canceled := make(chan time.Duration, 1)
+	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		_, _ = io.ReadAll(r.Body)
+		select {
+		case <-r.Context().Done():
+			canceled <- time.Since(start)
+		case <-time.After(5 * time.Second):
+			canceled <- -1
+		}
+	}))
+	c, _ := raw(t, addr, "POST /slow HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+	time.Sleep(20 * time.Millisecond)
+	c.Close()
+	d := <-canceled
+	if d < 0 {
+		t.Fatal("the handler's context was not canceled when the client went away")
+	}
+	t.Logf("canceled %v after the request started", d)
+}
+
+func TestContextEndsWithHandlerAndWatcherKeepsPipelinedBytes(t *testing.T) {
+	var ctxs []context.Context
+	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctxs = append(ctxs, r.Context())
+		if r.URL.Path == "/slow" {
+			time.Sleep(2 * watchAfter) // the watcher reads the pipelined request meanwhile
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	}))
+	_, br := raw(t, addr, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+	for _, want := range []string{"/slow", "/next"} {
+		if _, body := readResp(t, br, "GET"); body != want {
+			t.Errorf("body %q, want %q", body, want)
+		}
+	}
+	for i, ctx := range ctxs {
+		select { // canceled just after the answer is flushed, as net/http does
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		if ctx.Err() == nil {
+			t.Errorf("request %d: context still live after the handler returned", i)
+		}
+	}
+}
+
+func TestShutdownWaitsForInFlightAndClosesIdle(t *testing.T) {
+	var started atomic.Bool
+	release := make(chan struct{})
+	s, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			started.Store(true)
+			<-release
+		}
+		_, _ = io.WriteString(w, "done")
+	}))
+	_, idle := raw(t, addr, "GET /quick HTTP/1.1\r\nHost: h\r\n\r\n")
+	readResp(t, idle, "GET")
+	_, busy := raw(t, addr, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+	for !started.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	if _, err := idle.ReadByte(); err != io.EOF {
+		t.Errorf("the idle connection was not closed by Shutdown: %v", err)
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with a request in flight", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	resp, body := readResp(t, busy, "GET")
+	if body != "done" || !resp.Close {
+		t.Errorf("in-flight answer %q close=%v; want it whole, with Connection: close", body, resp.Close)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if _, err := net.Dial("tcp", addr); err == nil {
+		t.Error("the listener still accepts after Shutdown")
+	}
+}
+
+func TestIdleTimeoutClosesConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handler: http.HandlerFunc(echo), IdleTimeout: 100 * time.Millisecond}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.Close() })
+	_, br := raw(t, ln.Addr().String(), "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	readResp(t, br, "GET")
+	start := time.Now()
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: %v, want EOF", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("closed after %v, want about the idle timeout", d)
+	}
+}
