@@ -91,8 +91,11 @@ func run(ctx context.Context) error {
 		}
 	}
 
-	unique := func(i int64) string {
-		return `{"model":"fake-model","messages":[{"role":"user","content":"question ` + strconv.FormatInt(i, 10) + `"}],"max_tokens":16}`
+	// Every run numbers its requests from 1, so the counter alone would repeat
+	// the warm-up's questions and turn misses into hits: one counter for all runs.
+	var questions atomic.Int64
+	unique := func(int64) string {
+		return `{"model":"fake-model","messages":[{"role":"user","content":"question ` + strconv.FormatInt(questions.Add(1), 10) + `"}],"max_tokens":16}`
 	}
 	same := func(int64) string {
 		return `{"model":"fake-model","messages":[{"role":"user","content":"the same question"}],"max_tokens":16}`

@@ -69,14 +69,20 @@ func startGateway(t *testing.T, cfg Config, withCache bool, mods ...func(*Deps))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, serveFront(t, srv)
+}
+
+// serveFront serves h on loopback with the gateway's front server and returns its URL.
+func serveFront(t testing.TB, h http.Handler) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := &front.Server{Handler: srv}
+	fs := &front.Server{Handler: h}
 	go func() { _ = fs.Serve(ln) }()
 	t.Cleanup(func() { _ = fs.Close() })
-	return srv, "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String()
 }
 
 func post(t *testing.T, url, body string, hdr ...string) (*http.Response, string) {
