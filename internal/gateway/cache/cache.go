@@ -37,9 +37,13 @@ func (f Freshness) String() string {
 }
 
 // Cache is the two-tier answer cache. It is safe for concurrent use.
+//
+// L1 holds each answer as its envelope (Encode's bytes), the same bytes L2
+// stores: one pointer-free object per entry instead of a header map with its
+// strings, which keeps the garbage collector's work flat as the cache fills.
 type Cache struct {
 	cfg     Config
-	l1      *otter.Cache[string, Entry]
+	l1      *otter.Cache[string, []byte]
 	rdb     redis.UniversalClient // nil: L1 only
 	m       *Metrics
 	now     func() time.Time
@@ -57,13 +61,14 @@ func New(cfg Config, rdb redis.UniversalClient, m *Metrics) *Cache {
 		rdb = nil
 	}
 	c := &Cache{cfg: cfg, rdb: rdb, m: m, now: time.Now}
-	c.l1 = otter.Must(&otter.Options[string, Entry]{
+	c.l1 = otter.Must(&otter.Options[string, []byte]{
 		MaximumWeight: uint64(cfg.L1MaxBytes),
-		Weigher: func(key string, e Entry) uint32 {
-			return uint32(min(len(key)+e.Size(), 1<<31))
+		Weigher: func(key string, env []byte) uint32 {
+			return uint32(min(len(key)+len(env)+64, 1<<31))
 		},
-		ExpiryCalculator: otter.ExpiryWritingFunc(func(oe otter.Entry[string, Entry]) time.Duration {
-			return max(time.Until(oe.Value.StoredAt.Add(oe.Value.TTL+cfg.StaleFor.D())), time.Millisecond)
+		ExpiryCalculator: otter.ExpiryWritingFunc(func(oe otter.Entry[string, []byte]) time.Duration {
+			storedAt, ttl := envelopeTimes(oe.Value)
+			return max(time.Until(storedAt.Add(ttl+cfg.StaleFor.D())), time.Millisecond)
 		}),
 	})
 	m.l1.Store(c.l1)
@@ -90,8 +95,16 @@ func (c *Cache) freshness(e Entry, now time.Time) (Freshness, bool) {
 // Redis problems only make Get report less; they are counted, never returned.
 func (c *Cache) Get(ctx context.Context, key string) (Entry, Level, Freshness, bool) {
 	now := c.now()
-	e, ok := c.l1.GetIfPresent(key)
+	var e Entry
 	var f Freshness
+	env, ok := c.l1.GetIfPresent(key)
+	if ok {
+		var err error
+		if e, err = Decode(env); err != nil {
+			c.l1.Invalidate(key) // cannot happen short of memory corruption; never serve it
+			ok = false
+		}
+	}
 	if ok {
 		f, ok = c.freshness(e, now)
 	}
@@ -99,8 +112,8 @@ func (c *Cache) Get(ctx context.Context, key string) (Entry, Level, Freshness, b
 		c.m.l1Hits.Inc()
 		return e, LevelL1, Fresh, true
 	}
-	if e2, f2, ok2 := c.getL2(ctx, key, now); ok2 && (!ok || f2 == Fresh) {
-		c.l1.Set(key, e2)
+	if e2, env2, f2, ok2 := c.getL2(ctx, key, now); ok2 && (!ok || f2 == Fresh) {
+		c.l1.Set(key, env2)
 		c.count(LevelL2, f2)
 		return e2, LevelL2, f2, true
 	}
@@ -123,31 +136,31 @@ func (c *Cache) count(level Level, f Freshness) {
 	}
 }
 
-func (c *Cache) getL2(ctx context.Context, key string, now time.Time) (Entry, Freshness, bool) {
+func (c *Cache) getL2(ctx context.Context, key string, now time.Time) (Entry, []byte, Freshness, bool) {
 	if !c.l2Usable() {
-		return Entry{}, Fresh, false
+		return Entry{}, nil, Fresh, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.L2.Timeout.D())
 	defer cancel()
 	data, err := c.rdb.Get(ctx, c.cfg.L2.KeyPrefix+key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		c.l2Result(nil)
-		return Entry{}, Fresh, false
+		return Entry{}, nil, Fresh, false
 	}
 	if err != nil {
 		if ctx.Err() == nil || !errors.Is(context.Cause(ctx), context.Canceled) {
 			c.l2Result(err)
 		}
-		return Entry{}, Fresh, false
+		return Entry{}, nil, Fresh, false
 	}
 	c.l2Result(nil)
 	e, err := Decode(data)
 	if err != nil {
 		c.m.l2Errors.Inc()
-		return Entry{}, Fresh, false
+		return Entry{}, nil, Fresh, false
 	}
 	f, ok := c.freshness(e, now)
-	return e, f, ok
+	return e, data, f, ok
 }
 
 // Set stores e under key in both tiers, fresh for ttl and servable as stale for staleFor
@@ -162,7 +175,8 @@ func (c *Cache) Set(ctx context.Context, key string, e Entry, ttl time.Duration)
 		e.StoredAt = now
 	}
 	e.TTL = ttl
-	c.l1.Set(key, e)
+	env := e.Encode()
+	c.l1.Set(key, env)
 	if !c.l2Usable() {
 		return
 	}
@@ -172,7 +186,7 @@ func (c *Cache) Set(ctx context.Context, key string, e Entry, ttl time.Duration)
 	if life <= 0 {
 		return
 	}
-	c.l2Result(c.rdb.Set(ctx, c.cfg.L2.KeyPrefix+key, e.Encode(), max(life, time.Millisecond)).Err())
+	c.l2Result(c.rdb.Set(ctx, c.cfg.L2.KeyPrefix+key, env, max(life, time.Millisecond)).Err())
 }
 
 // l2Usable says whether L2 exists and is not being skipped after repeated errors.

@@ -18,7 +18,7 @@ type Metrics struct {
 	l2Skipped prometheus.Counter
 	l1Bytes   prometheus.GaugeFunc
 	l1Entries prometheus.GaugeFunc
-	l1        atomic.Pointer[otter.Cache[string, Entry]] // the L1 tier the gauges read; the latest New wins
+	l1        atomic.Pointer[otter.Cache[string, []byte]] // the L1 tier the gauges read; the latest New wins
 }
 
 // NewMetrics creates the cache series and registers them with reg (nil: not registered).
