@@ -43,6 +43,7 @@ type conn struct {
 	// comes closer than half the idle timeout, not for every request.
 	readDeadline time.Time
 	broken       atomic.Bool // a read or write failed: no further request
+	linger       bool        // the last answer is whole: close gently
 	w            watcher
 	date         dateCache
 }
@@ -62,15 +63,17 @@ func (c *conn) serve() {
 		c.w.stop()
 		if !handedOff {
 			c.state.Store(stateClosed)
-			c.nc.Close()
+			c.close()
 		}
 		c.s.forget(c)
 	}()
+	wait := c.s.ReadHeaderTimeout // a new connection gets no idle grace, as with net/http
 	for {
 		if c.s.shutting.Load() {
 			return
 		}
-		c.keepReadDeadline(time.Now(), c.s.IdleTimeout)
+		c.keepReadDeadline(time.Now(), wait)
+		wait = c.s.IdleTimeout
 		if _, err := c.br.Peek(1); err != nil {
 			return
 		}
@@ -183,6 +186,7 @@ func (c *conn) serveRequest(h head) (keep bool) {
 	}
 	w.finish()
 	cancel()
+	c.linger = true // from here on a close follows a whole answer
 	if rb != nil && rb.remaining > 0 {
 		if rb.remaining > maxDiscard || c.broken.Load() {
 			return false
@@ -192,7 +196,29 @@ func (c *conn) serveRequest(h head) (keep bool) {
 			return false
 		}
 	}
-	return !w.closeAfter && !c.broken.Load() && !c.s.shutting.Load()
+	if !w.closeAfter && !c.broken.Load() && !c.s.shutting.Load() {
+		c.linger = false
+		return true
+	}
+	return false
+}
+
+// lingerTime is how long a connection closed after a whole answer keeps
+// reading what the client still sends, so that the kernel does not answer
+// unread bytes with a reset that could destroy the answer in flight (net/http
+// waits likewise).
+const lingerTime = 500 * time.Millisecond
+
+// close closes the connection; after a whole answer it first half-closes and
+// drains for up to lingerTime.
+func (c *conn) close() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && c.linger && !c.broken.Load() {
+		if cw.CloseWrite() == nil {
+			_ = c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+			_, _ = io.CopyN(io.Discard, c.nc, 4*maxDiscard)
+		}
+	}
+	c.nc.Close()
 }
 
 // runHandler calls the handler; false means it panicked and the connection

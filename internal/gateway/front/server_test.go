@@ -297,3 +297,52 @@ func TestIdleTimeoutClosesConnection(t *testing.T) {
 		t.Errorf("closed after %v, want about the idle timeout", d)
 	}
 }
+
+func TestLargeBodyAndUnreadBody(t *testing.T) {
+	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ignore" {
+			_, _ = io.WriteString(w, "ignored")
+			return
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n)
+	}))
+	big := strings.Repeat("p", 1<<20)
+	_, br := raw(t, addr, "POST /count HTTP/1.1\r\nHost: h\r\nContent-Length: 1048576\r\n\r\n"+big+
+		"POST /ignore HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789"+
+		"GET /count HTTP/1.1\r\nHost: h\r\n\r\n")
+	for _, want := range []string{"1048576", "ignored", "0"} {
+		if _, body := readResp(t, br, "GET"); body != want {
+			t.Errorf("body %q, want %q", body, want)
+		}
+	}
+	// A large body the handler never reads is not skipped: the connection closes after the answer.
+	_, br = raw(t, addr, "POST /ignore HTTP/1.1\r\nHost: h\r\nContent-Length: 1048576\r\n\r\n"+big)
+	readResp(t, br, "POST")
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("the connection stayed open after an unread 1 MiB body")
+	}
+}
+
+func TestNewConnectionWithoutRequestCloses(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handler: http.HandlerFunc(echo), ReadHeaderTimeout: 100 * time.Millisecond}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("silent connection: %v, want EOF", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a connection that sent nothing stayed %v", d)
+	}
+}
