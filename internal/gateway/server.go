@@ -77,7 +77,9 @@ func (s *Server) Gateway() *Gateway { return s.cur.Load() }
 
 // Reload builds a gateway from cfg and swaps it in; the old one keeps serving
 // the requests it holds and is retired once they end. Listeners, Redis, the
-// cache and the limiter are kept.
+// cache and the limiter are kept, and so are the targets of pools the admin
+// API changed (a rollout's switch): the file's targets for those apply after
+// a restart.
 func (s *Server) Reload(cfg Config) error {
 	g, err := New(cfg, s.deps)
 	if err != nil {
@@ -85,6 +87,18 @@ func (s *Server) Reload(cfg Config) error {
 	}
 	s.mu.Lock()
 	old, oldCancel := s.cur.Load(), s.cancel
+	for name, prev := range old.Pools() {
+		p, ok := g.Pools()[name]
+		if !ok || !prev.AdminChanged() {
+			continue
+		}
+		if err := p.Adopt(prev); err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("reloading the gateway: %w", err)
+		}
+		s.log.Warn("pool keeps the targets set through the admin API; the file's targets for it apply after a restart",
+			"pool", name, "targets", len(p.Targets()))
+	}
 	s.start(g)
 	s.mu.Unlock()
 	go func() {

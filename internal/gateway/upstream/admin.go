@@ -77,6 +77,7 @@ func (p *Pool) Replace(ctx context.Context, req adminapi.ReplaceTargets) (admina
 		next[i].draining.Store(false)
 	}
 	p.targets.Store(&next)
+	p.adminChanged.Store(true)
 	p.mu.Unlock()
 
 	var gone []*Target
@@ -125,7 +126,36 @@ func (p *Pool) SetWeights(w map[string]int) (adminapi.Pool, error) {
 		}
 		byURL[u].weight.Store(int64(v))
 	}
+	p.adminChanged.Store(true)
 	return p.Snapshot(), nil
+}
+
+// AdminChanged says whether the admin API changed the pool's targets,
+// weights or drain state since it was built.
+func (p *Pool) AdminChanged() bool { return p.adminChanged.Load() }
+
+// Adopt gives a freshly built pool the targets of prev, the pool of the same
+// name in the gateway it replaces, with their weights and drain state, in
+// place of the targets its configuration lists. A reload uses it for pools
+// the admin API changed: a rollout switches traffic through the admin API,
+// and re-reading the file must not switch it back to a retired colour.
+// The targets are rebuilt with this pool's timeouts and breakers.
+func (p *Pool) Adopt(prev *Pool) error {
+	old := prev.Targets()
+	ts := make([]*Target, 0, len(old))
+	for _, o := range old {
+		t, err := newTarget(TargetConfig{URL: o.url, Weight: int(o.weight.Load())}, p.timeout, p.bf)
+		if err != nil {
+			return fmt.Errorf("pool %s: %w", p.cfg.Name, err)
+		}
+		t.draining.Store(o.draining.Load())
+		ts = append(ts, t)
+	}
+	p.mu.Lock()
+	p.targets.Store(&ts)
+	p.adminChanged.Store(true)
+	p.mu.Unlock()
+	return nil
 }
 
 // Drain stops new requests to a target and waits until its in-flight ones end or timeout.
@@ -140,6 +170,7 @@ func (p *Pool) Drain(ctx context.Context, url string, timeout time.Duration) (ad
 		return adminapi.DrainResult{}, fmt.Errorf("%w %s", ErrUnknownTarget, url)
 	}
 	t.draining.Store(true)
+	p.adminChanged.Store(true)
 	if timeout <= 0 {
 		timeout = 5 * time.Minute
 	}

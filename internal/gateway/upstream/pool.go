@@ -31,6 +31,9 @@ type Pool struct {
 	queued  atomic.Int64
 	wake    chan struct{}
 	stats   ring
+	// adminChanged: the admin API changed the targets, weights or drain
+	// state, which then outlive a configuration reload (see Adopt).
+	adminChanged atomic.Bool
 }
 
 // NewPool builds a pool; Run starts its health checks.
