@@ -25,6 +25,9 @@ type genRequest struct {
 	MaxTokens           int             `json:"max_tokens"`
 	MaxCompletionTokens int             `json:"max_completion_tokens"`
 	Stream              bool            `json:"stream"`
+	StreamOptions       struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
 }
 
 // usage is the OpenAI token usage object.
@@ -40,6 +43,7 @@ func newUsage(prompt, completion int) usage {
 
 // plan is what one generation will produce: its tokens are the prompt's words, cycled.
 type plan struct {
+	includeUsage bool // a stream ends with a usage chunk
 	model        string
 	promptTokens int
 	tokens       []string
@@ -51,7 +55,7 @@ func (h *Handler) plan(req genRequest, text []string) plan {
 	for _, t := range text {
 		words = append(words, strings.Fields(t)...)
 	}
-	p := plan{model: req.Model, promptTokens: len(words), finish: "stop"}
+	p := plan{model: req.Model, promptTokens: len(words), finish: "stop", includeUsage: req.StreamOptions.IncludeUsage}
 	if p.model == "" {
 		p.model = h.opts.Model
 	}
@@ -238,7 +242,7 @@ func (h *Handler) envelope(id, object, model string, choices []any) map[string]a
 }
 
 // stream writes one SSE event per token, flushed at once, then a finish chunk, a usage chunk
-// (always, so that a proxy can settle token budgets) and [DONE].
+// when the request asked for one (stream_options.include_usage, as OpenAI and vLLM do) and [DONE].
 func (h *Handler) stream(w http.ResponseWriter, r *http.Request, p plan,
 	chunk func(tok string) any, finish func() any, object, id string) error {
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -264,8 +268,10 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, p plan,
 	if err := send(finish()); err != nil {
 		return err
 	}
-	if err := send(last); err != nil {
-		return err
+	if p.includeUsage {
+		if err := send(last); err != nil {
+			return err
+		}
 	}
 	if _, err := fmt.Fprint(w, "data: [DONE]\n\n"); err != nil {
 		return fmt.Errorf("writing done: %w", err)

@@ -187,9 +187,10 @@ func TestStreamEventsArriveOneByOne(t *testing.T) {
 	srv, _ := newServer(t, o)
 	tests := []struct {
 		name, path, body, textField string
+		usage                       bool // asked for the usage chunk
 	}{
-		{"chat", "/v1/chat/completions", `{"messages":[{"role":"user","content":"a b c d e"}],"stream":true}`, "delta.content"},
-		{"completions", "/v1/completions", `{"prompt":"a b c d e","stream":true,"stream_options":{"include_usage":true}}`, "text"},
+		{"chat", "/v1/chat/completions", `{"messages":[{"role":"user","content":"a b c d e"}],"stream":true}`, "delta.content", false},
+		{"completions", "/v1/completions", `{"prompt":"a b c d e","stream":true,"stream_options":{"include_usage":true}}`, "text", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,8 +205,12 @@ func TestStreamEventsArriveOneByOne(t *testing.T) {
 				t.Fatalf("Content-Type %q, want text/event-stream", ct)
 			}
 			evs := readEvents(t, resp.Body, start)
-			if len(evs) != 4+3 {
-				t.Fatalf("got %d events, want 4 tokens + finish + usage + [DONE]: %v", len(evs), evs)
+			want := 4 + 2 // tokens, finish, [DONE]
+			if tt.usage {
+				want++ // and the usage chunk, only when asked for, as OpenAI and vLLM do
+			}
+			if len(evs) != want {
+				t.Fatalf("got %d events, want %d (4 tokens, finish, usage only if asked, [DONE]): %v", len(evs), want, evs)
 			}
 			var text strings.Builder
 			for i, ev := range evs[:4] {
@@ -234,16 +239,18 @@ func TestStreamEventsArriveOneByOne(t *testing.T) {
 			}
 			var finish, last map[string]any
 			_ = json.Unmarshal([]byte(evs[4].data), &finish)
-			_ = json.Unmarshal([]byte(evs[5].data), &last)
 			if get(finish, "choices", 0, "finish_reason") != "stop" {
 				t.Errorf("finish chunk %s has no finish_reason stop", evs[4].data)
 			}
-			u, _ := json.Marshal(get(last, "usage"))
-			if string(u) != `{"completion_tokens":4,"prompt_tokens":5,"total_tokens":9}` {
-				t.Errorf("last chunk usage %s, want 5+4=9", u)
+			if tt.usage {
+				_ = json.Unmarshal([]byte(evs[5].data), &last)
+				u, _ := json.Marshal(get(last, "usage"))
+				if string(u) != `{"completion_tokens":4,"prompt_tokens":5,"total_tokens":9}` {
+					t.Errorf("last chunk usage %s, want 5+4=9", u)
+				}
 			}
-			if evs[6].data != "[DONE]" {
-				t.Errorf("stream ends with %q, want [DONE]", evs[6].data)
+			if evs[len(evs)-1].data != "[DONE]" {
+				t.Errorf("stream ends with %q, want [DONE]", evs[len(evs)-1].data)
 			}
 		})
 	}

@@ -91,6 +91,15 @@ func keyBody(body []byte) []byte {
 
 // asAsked returns e in the form the client asked for: SSE for a stream, JSON otherwise.
 func asAsked(x *exchange, e cache.Entry) (cache.Entry, bool) {
+	e, ok := asAskedForm(x, e)
+	if ok && e.Stream && !x.oa.IncludeUsage {
+		// Recorded streams keep the usage chunk the gateway asked for.
+		e.Body = openai.DropUsageChunks(e.Body)
+	}
+	return e, ok
+}
+
+func asAskedForm(x *exchange, e cache.Entry) (cache.Entry, bool) {
 	if e.Stream == x.oa.Stream {
 		return e, true
 	}

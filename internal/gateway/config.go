@@ -46,7 +46,18 @@ type Config struct {
 	Breaker breaker.Config `yaml:"breaker" json:"breaker"`
 	// ShutdownTimeout bounds how long in-flight requests and streams may finish on shutdown.
 	ShutdownTimeout units.Duration `yaml:"shutdownTimeout" json:"shutdownTimeout"`
+	// StreamUsage is "inject" (the default) to ask the model for token usage at the end of
+	// every stream (stream_options.include_usage), so that token limits and metrics count
+	// streams, and to drop that extra chunk for clients that did not ask for it; "passthrough"
+	// forwards stream requests unchanged (for a model server that refuses stream_options).
+	StreamUsage string `yaml:"streamUsage,omitempty" json:"streamUsage,omitempty"`
 }
+
+// The values of Config.StreamUsage.
+const (
+	StreamUsageInject      = "inject"
+	StreamUsagePassthrough = "passthrough"
+)
 
 // Auth configures API keys.
 type Auth struct {
@@ -97,6 +108,7 @@ func Default() Config {
 		Cache:           cache.Default(),
 		Breaker:         breaker.Default(),
 		Limits:          limit.Default(),
+		StreamUsage:     StreamUsageInject,
 	}
 }
 
@@ -117,6 +129,9 @@ func (c *Config) SetDefaults() {
 	}
 	if len(c.Order) == 0 {
 		c.Order = d.Order
+	}
+	if c.StreamUsage == "" {
+		c.StreamUsage = d.StreamUsage
 	}
 	if c.Degraded.Status == 0 {
 		c.Degraded.Status = d.Degraded.Status
@@ -171,6 +186,9 @@ func (c Config) Validate(errs validate.Errors) {
 		errs.At("auth").Addf("keys", "needs at least one key when auth is enabled")
 	}
 	c.validateOrder(errs)
+	if c.StreamUsage != "" {
+		errs.OneOf("streamUsage", c.StreamUsage, StreamUsageInject, StreamUsagePassthrough)
+	}
 	c.Cache.Validate(errs.At("cache"))
 	c.Breaker.Validate(errs.At("breaker"))
 	c.Limits.Validate(errs.At("limits"))

@@ -170,6 +170,7 @@ type exchange struct {
 	upStatus  int
 	upHeader  http.Header
 	streamed  bool
+	dropUsage bool // the gateway asked for the stream's usage chunk; the client did not
 	abort     bool
 	complete  bool // the upstream body arrived whole
 	cacheRes  string

@@ -73,15 +73,20 @@ func TestIntegrationTokenBudgetSettledFromStreamThroughRedis(t *testing.T) {
 	cfg.Limits.Default = limit.Rule{TokensPerMinute: 6000}
 	g := runGateway(t, cfg, Options{})
 	start := time.Now()
-	var used int64
-	for range 3 {
-		_, body := post(t, g.url+"/v1/chat/completions", `{"model":"m","stream":true,"max_tokens":5000,"messages":[{"role":"user","content":"hi"}]}`)
-		u, ok := usageOfStream(body)
-		if !ok {
-			t.Fatalf("no usage in the stream: %q", body)
-		}
-		used += u.TotalTokens
+	// The first client asks for the usage chunk and sees it; the others do
+	// not, see none, and are counted all the same (the gateway asks the model).
+	_, body := post(t, g.url+"/v1/chat/completions", `{"model":"m","stream":true,"stream_options":{"include_usage":true},"max_tokens":5000,"messages":[{"role":"user","content":"hi"}]}`)
+	u, ok := usageOfStream(body)
+	if !ok {
+		t.Fatalf("no usage in a stream that asked for it: %q", body)
 	}
+	for range 2 {
+		_, body := post(t, g.url+"/v1/chat/completions", `{"model":"m","stream":true,"max_tokens":5000,"messages":[{"role":"user","content":"hi"}]}`)
+		if _, ok := usageOfStream(body); ok || !strings.Contains(body, "[DONE]") {
+			t.Fatalf("a client that did not ask for usage got it, or no end: %q", body)
+		}
+	}
+	used := 3 * u.TotalTokens
 	// Another replica's view of the same budget, straight from Redis.
 	lc := limitsConfig(cfg)
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})

@@ -51,12 +51,14 @@ func TestLimitSettlesTokensFromStreamedUsage(t *testing.T) {
 	cfg := testConfig(up)
 	cfg.Cache.Enabled = false
 	_, gw := startGateway(t, cfg, false, mod)
+	// The client does not ask for usage: the gateway does, settles from it,
+	// and leaves the usage chunk out of the client's stream.
 	body := `{"model":"m","stream":true,"max_tokens":2000,"messages":[{"role":"user","content":"hi"}]}`
 	resp, got := post(t, gw+"/v1/chat/completions", body)
-	u, ok := usageOfStream(got)
-	if resp.StatusCode != 200 || !ok {
+	if _, ok := usageOfStream(got); resp.StatusCode != 200 || ok || !strings.Contains(got, "[DONE]") {
 		t.Fatalf("stream: %d %q", resp.StatusCode, got)
 	}
+	u := openai.Usage{TotalTokens: 1 + 5} // the fake model's count: one prompt word, five tokens
 	_, d := l.Reserve(context.Background(), anonymous, openai.RouteChat, 0)
 	// 2000 were reserved up front; after settling only the real usage is spent.
 	// The budget refills at 100 tokens a second while the test runs.

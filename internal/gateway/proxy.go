@@ -73,9 +73,15 @@ func (g *Gateway) proxy(x *exchange) {
 	out.RequestURI = ""
 	out.Close = false
 	out.Header = outHeader(r, x.id)
-	if x.body != nil {
-		out.Body = &bytesBody{b: x.body}
-		out.ContentLength = int64(len(x.body))
+	body := x.body
+	if g.wantsStreamUsage(x) {
+		if b, ok := openai.WithStreamUsage(body); ok {
+			body, x.dropUsage = b, true
+		}
+	}
+	if body != nil {
+		out.Body = &bytesBody{b: body}
+		out.ContentLength = int64(len(body))
 	} else if r.ContentLength == 0 {
 		out.Body = nil
 	}
@@ -86,7 +92,7 @@ func (g *Gateway) proxy(x *exchange) {
 		if d := g.cfg.Timeouts.Request.D(); d > 0 {
 			deadline = sent.Add(d)
 		}
-		resp, err = lease.Target.Send(r.Context(), out, x.body, deadline)
+		resp, err = lease.Target.Send(r.Context(), out, body, deadline)
 	} else {
 		resp, err = lease.Target.Transport().RoundTrip(out)
 	}
@@ -165,14 +171,23 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 			if capture {
 				g.capture(x, chunk)
 			}
+			var werr error
 			if sc != nil {
 				sc.Feed(chunk, func(e sse.Event) {
 					if u, ok := openai.UsageOf(e.Data); ok {
 						x.usage, x.hasUsage = u, true
 					}
+					// Events are re-sent one by one only when the usage chunk
+					// the gateway asked for must be left out.
+					if x.dropUsage && werr == nil && !openai.IsUsageChunk(e.Data) {
+						werr = sse.WriteFullEvent(&x.w, e)
+					}
 				})
 			}
-			if _, werr := x.w.Write(chunk); werr != nil {
+			if !x.dropUsage {
+				_, werr = x.w.Write(chunk)
+			}
+			if werr != nil {
 				return context.Canceled // the client went away; the deferred cancel stops the upstream
 			}
 			if stream {
@@ -211,6 +226,13 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 		x.onUsage(x.usage)
 	}
 	return nil
+}
+
+// wantsStreamUsage says whether to ask the model for the usage chunk of a
+// stream whose client did not: without it a stream's tokens count nowhere.
+func (g *Gateway) wantsStreamUsage(x *exchange) bool {
+	return x.isOA && x.oa.Stream && !x.oa.IncludeUsage && g.cfg.StreamUsage == StreamUsageInject &&
+		(x.route == openai.RouteChat || x.route == openai.RouteCompletions)
 }
 
 func (g *Gateway) capture(x *exchange, b []byte) {

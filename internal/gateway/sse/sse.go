@@ -109,13 +109,23 @@ func Parse(b []byte) []Event {
 
 // WriteEvent writes one event with its data split across data lines.
 func WriteEvent(w io.Writer, name string, data []byte) error {
+	return WriteFullEvent(w, Event{Name: name, Data: data})
+}
+
+// WriteFullEvent writes e with its name and id, as a proxy re-sends an event it parsed.
+func WriteFullEvent(w io.Writer, e Event) error {
 	var buf bytes.Buffer
-	if name != "" {
+	if e.Name != "" {
 		buf.WriteString("event: ")
-		buf.WriteString(name)
+		buf.WriteString(e.Name)
 		buf.WriteByte('\n')
 	}
-	for _, line := range bytes.Split(data, []byte("\n")) {
+	if e.ID != "" {
+		buf.WriteString("id: ")
+		buf.WriteString(e.ID)
+		buf.WriteByte('\n')
+	}
+	for _, line := range bytes.Split(e.Data, []byte("\n")) {
 		buf.WriteString("data: ")
 		buf.Write(bytes.TrimSuffix(line, []byte("\r")))
 		buf.WriteByte('\n')

@@ -1,0 +1,51 @@
+package openai
+
+import (
+	"bytes"
+
+	"github.com/aideploy/aideploy/internal/gateway/sse"
+	"github.com/buger/jsonparser"
+)
+
+// WithStreamUsage returns a stream request body that asks for token usage at
+// the end of the stream (stream_options.include_usage: true), the only way an
+// OpenAI-compatible server reports a stream's usage. ok is false when the body
+// cannot be changed; send it as it is then.
+func WithStreamUsage(body []byte) ([]byte, bool) {
+	out, err := jsonparser.Set(bytes.Clone(body), []byte("true"), "stream_options", "include_usage")
+	if err != nil {
+		return body, false
+	}
+	return out, true
+}
+
+// IsUsageChunk says whether the data of a stream event is the usage-only
+// chunk that include_usage adds: an empty choices array and a usage object.
+func IsUsageChunk(data []byte) bool {
+	if !bytes.Contains(data, usageKey) {
+		return false
+	}
+	choices, ct, _, err := jsonparser.Get(data, "choices")
+	if err != nil || ct != jsonparser.Array || len(bytes.TrimSpace(choices)) != 2 {
+		return false // "[]" only
+	}
+	_, ut, _, err := jsonparser.Get(data, "usage")
+	return err == nil && ut == jsonparser.Object
+}
+
+// DropUsageChunks returns a recorded stream without its usage-only chunks,
+// for a client that did not ask for them.
+func DropUsageChunks(stream []byte) []byte {
+	if !bytes.Contains(stream, usageKey) {
+		return stream
+	}
+	var out bytes.Buffer
+	out.Grow(len(stream))
+	var s sse.Scanner
+	s.Feed(stream, func(e sse.Event) {
+		if !IsUsageChunk(e.Data) {
+			_ = sse.WriteFullEvent(&out, e)
+		}
+	})
+	return out.Bytes()
+}
