@@ -346,3 +346,79 @@ func TestNewConnectionWithoutRequestCloses(t *testing.T) {
 		t.Errorf("a connection that sent nothing stayed %v", d)
 	}
 }
+
+// Many clients, keep-alive and pipelined requests, bodies of every size and
+// handlers slow enough for the disconnect watcher to start: every answer
+// reaches the request it belongs to.
+func TestSoakAnswersMatchRequests(t *testing.T) {
+	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("reading body: %v", err)
+		}
+		if d := r.URL.Query().Get("sleep"); d != "" {
+			ms, _ := time.ParseDuration(d)
+			time.Sleep(ms)
+		}
+		if r.URL.Query().Get("flush") != "" {
+			w.(http.Flusher).Flush()
+		}
+		fmt.Fprintf(w, "%s:%d", r.URL.Query().Get("id"), len(b))
+	}))
+	const clients, perClient = 16, 40
+	errs := make(chan error, clients)
+	for c := range clients {
+		go func() {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			br := bufio.NewReader(conn)
+			var want []string
+			var out strings.Builder
+			for i := range perClient {
+				id := fmt.Sprintf("%d-%d", c, i)
+				size := (i * 997 * (c + 1)) % 9000
+				q := "id=" + id
+				if i%7 == 0 {
+					q += "&sleep=" + (2 * watchAfter).String()
+				}
+				if i%3 == 0 {
+					q += "&flush=1"
+				}
+				fmt.Fprintf(&out, "POST /?%s HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s", q, size, strings.Repeat("b", size))
+				want = append(want, fmt.Sprintf("%s:%d", id, size))
+				// Send in batches of five: pipelined within a batch, keep-alive between.
+				if i%5 != 4 {
+					continue
+				}
+				if _, err := io.WriteString(conn, out.String()); err != nil {
+					errs <- err
+					return
+				}
+				out.Reset()
+				for _, w := range want {
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						errs <- fmt.Errorf("client %d waiting for %s: %w", c, w, err)
+						return
+					}
+					b, _ := io.ReadAll(resp.Body)
+					if string(b) != w {
+						errs <- fmt.Errorf("client %d: answer %q, want %q", c, b, w)
+						return
+					}
+				}
+				want = want[:0]
+			}
+			errs <- nil
+		}()
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
