@@ -140,7 +140,9 @@ func TestDrainWaitsForInflight(t *testing.T) {
 		l, _ := p.Acquire(context.Background())
 		held = append(held, l)
 	}
+	released := make(chan struct{})
 	go func() {
+		defer close(released)
 		time.Sleep(100 * time.Millisecond)
 		for _, l := range held {
 			l.Done(Outcome{Status: 200})
@@ -157,6 +159,7 @@ func TestDrainWaitsForInflight(t *testing.T) {
 		}
 		l.Done(Outcome{Status: 200})
 	}
+	<-released // the held leases may all have gone to b: then draining a was immediate
 	res, _ = p.Drain(context.Background(), "http://b:1", 10*time.Millisecond)
 	if !res.Drained {
 		t.Fatalf("drain with nothing in flight should be drained at once: %+v", res)
