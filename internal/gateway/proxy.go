@@ -171,20 +171,21 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 			if capture {
 				g.capture(x, chunk)
 			}
+			// Events are re-sent one by one only when the usage chunk the
+			// gateway asked for must be left out of a stream.
+			filter := x.dropUsage && sc != nil
 			var werr error
 			if sc != nil {
 				sc.Feed(chunk, func(e sse.Event) {
 					if u, ok := openai.UsageOf(e.Data); ok {
 						x.usage, x.hasUsage = u, true
 					}
-					// Events are re-sent one by one only when the usage chunk
-					// the gateway asked for must be left out.
-					if x.dropUsage && werr == nil && !openai.IsUsageChunk(e.Data) {
+					if filter && werr == nil && !openai.IsUsageChunk(e.Data) {
 						werr = sse.WriteFullEvent(&x.w, e)
 					}
 				})
 			}
-			if !x.dropUsage {
+			if !filter {
 				_, werr = x.w.Write(chunk)
 			}
 			if werr != nil {
