@@ -51,12 +51,26 @@ func (g *Gateway) cacheStep(x *exchange, next func(*exchange)) {
 			x.stale = &e
 		}
 	}
+	if x.oa.Stream {
+		if s, ok := g.live.Load(key); ok && g.follow(x, s.(*share)) {
+			return
+		}
+	}
 	g.m.CacheResult("MISS", "")
 	x.cacheRes = "MISS"
 	leader := false
 	v, _, _ := g.flight.Do(key, func() (any, error) {
 		leader = true
 		x.record = true
+		if x.oa.Stream {
+			s := &share{}
+			x.share = s
+			g.live.Store(key, s)
+			defer func() {
+				s.finish(cacheable(x))
+				g.live.CompareAndDelete(key, s)
+			}()
+		}
 		next(x)
 		if !cacheable(x) {
 			return nil, nil

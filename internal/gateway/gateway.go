@@ -50,6 +50,7 @@ type Gateway struct {
 	keys   []apiKey
 	serve  func(*exchange)
 	flight singleflight.Group
+	live   sync.Map // cache key -> *share: streams that followers join live
 
 	degradedBody []byte
 	retryAfter   string
@@ -170,7 +171,8 @@ type exchange struct {
 	upStatus  int
 	upHeader  http.Header
 	streamed  bool
-	dropUsage bool // the gateway asked for the stream's usage chunk; the client did not
+	dropUsage bool   // the gateway asked for the stream's usage chunk; the client did not
+	share     *share // this stream's bytes, for identical requests that follow it live
 	abort     bool
 	complete  bool // the upstream body arrived whole
 	cacheRes  string

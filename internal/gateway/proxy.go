@@ -136,6 +136,9 @@ func (g *Gateway) proxy(x *exchange) {
 	stream := isSSE || resp.ContentLength < 0
 	x.streamed = isSSE
 	x.upHeader = resp.Header
+	if x.share != nil {
+		x.share.setHead(resp.StatusCode, resp.Header, isSSE)
+	}
 	x.w.WriteHeader(resp.StatusCode)
 	if stream {
 		x.w.Flush()
@@ -170,6 +173,9 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 			chunk := buf[:n]
 			if capture {
 				g.capture(x, chunk)
+			}
+			if x.share != nil {
+				x.share.add(chunk)
 			}
 			// Events are re-sent one by one only when the usage chunk the
 			// gateway asked for must be left out of a stream.

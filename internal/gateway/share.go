@@ -1,0 +1,157 @@
+package gateway
+
+import (
+	"net/http"
+	"sync"
+
+	"github.com/aideploy/aideploy/internal/gateway/cache"
+	"github.com/aideploy/aideploy/internal/gateway/openai"
+	"github.com/aideploy/aideploy/internal/gateway/sse"
+)
+
+// share is a stream in progress that identical stream requests arriving
+// meanwhile follow live, from its first byte, instead of waiting for its end:
+// single-flight must not turn a follower's time to first token into the
+// whole generation. The bytes are the upstream's, usage chunk included.
+type share struct {
+	mu     sync.Mutex
+	wake   chan struct{} // closed on the next change; made by a waiting follower
+	head   bool          // status and header are known
+	status int
+	header http.Header
+	sse    bool
+	buf    []byte // append-only: a follower may hold a slice of it unlocked
+	done   bool
+	whole  bool // ended with the complete answer
+}
+
+func (s *share) changed() {
+	if s.wake != nil {
+		close(s.wake)
+		s.wake = nil
+	}
+}
+
+// setHead records the upstream's status and the headers a follower needs.
+func (s *share) setHead(status int, h http.Header, isSSE bool) {
+	s.mu.Lock()
+	s.head, s.status, s.header, s.sse = true, status, cache.KeepHeaders(h), isSSE
+	s.changed()
+	s.mu.Unlock()
+}
+
+// add appends upstream bytes; past maxCapture the share ends unwhole.
+func (s *share) add(b []byte) {
+	s.mu.Lock()
+	if !s.done {
+		if len(s.buf)+len(b) > maxCapture {
+			s.done = true
+		} else {
+			s.buf = append(s.buf, b...)
+		}
+		s.changed()
+	}
+	s.mu.Unlock()
+}
+
+func (s *share) finish(whole bool) {
+	s.mu.Lock()
+	if !s.done {
+		s.done, s.whole = true, whole
+	}
+	s.changed()
+	s.mu.Unlock()
+}
+
+// next returns the bytes after off and the state, or a channel that is
+// closed when there is more to see.
+func (s *share) next(off int) (b []byte, head, done bool, wait <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if off < len(s.buf) || s.done {
+		return s.buf[off:], s.head, s.done, nil
+	}
+	if s.wake == nil {
+		s.wake = make(chan struct{})
+	}
+	return nil, s.head, false, s.wake
+}
+
+// follow serves x from a live share. false means nothing was written and x
+// must be served another way: the shared call failed before it answered,
+// or its answer is not a successful stream.
+func (g *Gateway) follow(x *exchange, s *share) bool {
+	ctx := x.r.Context()
+	for {
+		_, head, done, wait := s.next(0)
+		if head || done {
+			break
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return true // the client went away; nothing to answer
+		}
+	}
+	s.mu.Lock()
+	ok := s.head && s.status/100 == 2 && s.sse && !(s.done && !s.whole && len(s.buf) == 0)
+	status, header := s.status, s.header
+	s.mu.Unlock()
+	if !ok {
+		return false
+	}
+	g.m.CacheResult("HIT", "flight")
+	x.cacheRes = "HIT"
+	h := x.w.Header()
+	for k, v := range header {
+		h[k] = v
+	}
+	h["X-Cache"] = hdrHit
+	h["X-Cache-Level"] = hdrFlight
+	x.w.WriteHeader(status)
+	x.w.Flush()
+	var sc *sse.Scanner
+	if !x.oa.IncludeUsage {
+		sc = &sse.Scanner{} // the share may hold the usage chunk the gateway asked for
+	}
+	off := 0
+	for {
+		b, _, done, wait := s.next(off)
+		if len(b) > 0 {
+			off += len(b)
+			var werr error
+			if sc != nil {
+				sc.Feed(b, func(e sse.Event) {
+					if werr == nil && !openai.IsUsageChunk(e.Data) {
+						werr = sse.WriteFullEvent(&x.w, e)
+					}
+				})
+			} else {
+				_, werr = x.w.Write(b)
+			}
+			if werr != nil {
+				return true
+			}
+			x.w.Flush()
+			continue
+		}
+		if done {
+			break
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return true
+		}
+	}
+	s.mu.Lock()
+	whole := s.whole
+	s.mu.Unlock()
+	if whole {
+		x.complete = true
+	} else {
+		_ = sse.WriteError(&x.w, "upstream_error", "the model server ended the stream early")
+		x.w.Flush()
+	}
+	return true
+}
