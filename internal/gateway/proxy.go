@@ -171,11 +171,10 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			chunk := buf[:n]
-			if capture {
-				g.capture(x, chunk)
-			}
 			if x.share != nil {
-				x.share.add(chunk)
+				x.share.add(chunk) // the share's buffer is the capture too
+			} else if capture {
+				g.capture(x, chunk)
 			}
 			// Events are re-sent one by one only when the usage chunk the
 			// gateway asked for must be left out of a stream.
@@ -222,6 +221,9 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 			}
 			return rerr
 		}
+	}
+	if x.share != nil {
+		x.captured, x.overflow = x.share.recorded()
 	}
 	if x.isOA && !isSSE && !x.overflow {
 		if u, ok := openai.UsageOf(x.captured); ok {

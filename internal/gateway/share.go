@@ -21,8 +21,16 @@ type share struct {
 	header http.Header
 	sse    bool
 	buf    []byte // append-only: a follower may hold a slice of it unlocked
+	over   bool   // the answer outgrew maxCapture: buf is not all of it
 	done   bool
 	whole  bool // ended with the complete answer
+}
+
+// recorded returns the bytes so far, for the cache, and whether some are missing.
+func (s *share) recorded() ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf, s.over
 }
 
 func (s *share) changed() {
@@ -45,7 +53,7 @@ func (s *share) add(b []byte) {
 	s.mu.Lock()
 	if !s.done {
 		if len(s.buf)+len(b) > maxCapture {
-			s.done = true
+			s.done, s.over = true, true
 		} else {
 			s.buf = append(s.buf, b...)
 		}
