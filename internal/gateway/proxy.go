@@ -92,7 +92,9 @@ func (g *Gateway) proxy(x *exchange) {
 		if d := g.cfg.Timeouts.Request.D(); d > 0 {
 			deadline = sent.Add(d)
 		}
-		resp, err = lease.Target.Send(r.Context(), out, body, deadline)
+		ctx, done := g.sendContext(x)
+		defer done()
+		resp, err = lease.Target.Send(ctx, out, body, deadline)
 	} else {
 		resp, err = lease.Target.Transport().RoundTrip(out)
 	}
@@ -167,9 +169,13 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 		x.captured = make([]byte, 0, resp.ContentLength)
 	}
 	first := true
+	gone := false // the client went away; followers of the share still read
 	for {
 		n, rerr := resp.Body.Read(buf)
-		if n > 0 {
+		if n > 0 && gone {
+			x.share.add(buf[:n])
+		}
+		if n > 0 && !gone {
 			chunk := buf[:n]
 			if x.share != nil {
 				x.share.add(chunk) // the share's buffer is the capture too
@@ -194,9 +200,12 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 				_, werr = x.w.Write(chunk)
 			}
 			if werr != nil {
-				return context.Canceled // the client went away; the deferred cancel stops the upstream
+				if x.share == nil || !x.share.leaderLeft() {
+					return context.Canceled // the client went away; the deferred cancel stops the upstream
+				}
+				gone = true
 			}
-			if stream {
+			if stream && !gone {
 				x.w.Flush()
 				if first && isSSE {
 					first = false
@@ -235,6 +244,19 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 		x.onUsage(x.usage)
 	}
 	return nil
+}
+
+// sendContext is the context of the upstream call: the client's, except for
+// a stream that followers may join, whose call stops only when its last
+// reader is gone (see share).
+func (g *Gateway) sendContext(x *exchange) (context.Context, func()) {
+	if x.share == nil {
+		return x.r.Context(), func() {}
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(x.r.Context()))
+	x.share.setStop(cancel)
+	unwatch := context.AfterFunc(x.r.Context(), func() { x.share.leaderLeft() })
+	return ctx, func() { unwatch(); cancel() }
 }
 
 // wantsStreamUsage says whether to ask the model for the usage chunk of a

@@ -24,6 +24,48 @@ type share struct {
 	over   bool   // the answer outgrew maxCapture: buf is not all of it
 	done   bool
 	whole  bool // ended with the complete answer
+
+	// The shared upstream call outlives the leader's client while followers
+	// read it, and stops when the last reader is gone.
+	followers  int
+	leaderGone bool
+	stop       func()
+}
+
+// setStop gives the share the cancel of the shared upstream call.
+func (s *share) setStop(stop func()) {
+	s.mu.Lock()
+	s.stop = stop
+	s.mu.Unlock()
+}
+
+func (s *share) join() {
+	s.mu.Lock()
+	s.followers++
+	s.mu.Unlock()
+}
+
+func (s *share) leave() {
+	s.mu.Lock()
+	s.followers--
+	s.stopIfUnreadLocked()
+	s.mu.Unlock()
+}
+
+// leaderLeft records that the leader's client went away and reports whether
+// followers still read the stream; if none do, the upstream call stops.
+func (s *share) leaderLeft() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.leaderGone = true
+	s.stopIfUnreadLocked()
+	return s.followers > 0
+}
+
+func (s *share) stopIfUnreadLocked() {
+	if s.leaderGone && s.followers == 0 && s.stop != nil {
+		s.stop()
+	}
 }
 
 // recorded returns the bytes so far, for the cache, and whether some are missing.
@@ -89,6 +131,8 @@ func (s *share) next(off int) (b []byte, head, done bool, wait <-chan struct{}) 
 // must be served another way: the shared call failed before it answered,
 // or its answer is not a successful stream.
 func (g *Gateway) follow(x *exchange, s *share) bool {
+	s.join()
+	defer s.leave()
 	ctx := x.r.Context()
 	for {
 		_, head, done, wait := s.next(0)

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -161,5 +162,75 @@ func TestFollowerOfACutStreamSeesTheError(t *testing.T) {
 	}
 	if body := rec.Body.String(); !strings.Contains(body, `"content":"a"`) || !strings.Contains(body, "event: error") || x.complete {
 		t.Errorf("a follower of a cut stream got %q (complete %v); want the bytes so far and an error event", body, x.complete)
+	}
+}
+
+// The leader's client leaving does not cut the followers: the shared call
+// goes on while they read, and stops once the last of them is gone.
+func TestStreamSurvivesItsLeadersClient(t *testing.T) {
+	fm, up := fake(t, func(o *fakemodel.Options) { o.Tokens = 10; o.TokenDelay = 40 * time.Millisecond })
+	_, gw := startGateway(t, testConfig(up), true)
+	body := `{"model":"m","stream":true,"max_tokens":10,"messages":[{"role":"user","content":"go"}]}`
+
+	ctx, leave := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw+"/v1/chat/completions", strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	if _, err := br.ReadString('\n'); err != nil { // the leader's first token
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() { _, b := post(t, gw+"/v1/chat/completions", body); got <- b }()
+	time.Sleep(60 * time.Millisecond) // the follower has joined
+	leave()
+	resp.Body.Close()
+	b := <-got
+	if strings.Contains(b, "event: error") || !strings.HasSuffix(b, "data: [DONE]\n\n") || strings.Count(b, `"content"`) != 10 {
+		t.Fatalf("the follower's stream after the leader left: %q", b)
+	}
+	if s := fm.Stats(); s.Requests != 1 || s.Cancelled != 0 {
+		t.Fatalf("upstream: %d calls, %d cancelled; want 1 call that ran to its end", s.Requests, s.Cancelled)
+	}
+	// The answer, finished for the follower, is in the cache.
+	if resp, _ := post(t, gw+"/v1/chat/completions", body); resp.Header.Get("X-Cache") != "HIT" {
+		t.Errorf("after the shared stream ended: X-Cache %q, want HIT", resp.Header.Get("X-Cache"))
+	}
+}
+
+func TestSharedStreamStopsWhenEveryReaderLeft(t *testing.T) {
+	fm, up := fake(t, func(o *fakemodel.Options) { o.Tokens = 200; o.TokenDelay = 20 * time.Millisecond })
+	_, gw := startGateway(t, testConfig(up), true)
+	body := `{"model":"m","stream":true,"max_tokens":200,"messages":[{"role":"user","content":"go"}]}`
+	open := func() (context.CancelFunc, *http.Response) {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw+"/v1/chat/completions", strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		return cancel, resp
+	}
+	leaveLeader, r1 := open()
+	leaveFollower, r2 := open()
+	leaveLeader()
+	r1.Body.Close()
+	time.Sleep(100 * time.Millisecond)
+	if fm.Stats().Cancelled != 0 {
+		t.Fatal("the shared call stopped while a follower still read it")
+	}
+	leaveFollower()
+	r2.Body.Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for fm.Stats().Cancelled == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := fm.Stats(); s.Requests != 1 || s.Cancelled != 1 {
+		t.Fatalf("upstream: %d calls, %d cancelled; want the one shared call cancelled once nobody read it", s.Requests, s.Cancelled)
 	}
 }
