@@ -165,11 +165,32 @@ func TestFollowerOfACutStreamSeesTheError(t *testing.T) {
 	}
 }
 
+// waitFollowers waits until n requests follow the one live share of g.
+func waitFollowers(t *testing.T, srv *Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		count := 0
+		srv.Gateway().live.Range(func(_, v any) bool {
+			s := v.(*share)
+			s.mu.Lock()
+			count += s.followers
+			s.mu.Unlock()
+			return true
+		})
+		if count >= n {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("fewer than %d followers joined the shared stream", n)
+}
+
 // The leader's client leaving does not cut the followers: the shared call
 // goes on while they read, and stops once the last of them is gone.
 func TestStreamSurvivesItsLeadersClient(t *testing.T) {
 	fm, up := fake(t, func(o *fakemodel.Options) { o.Tokens = 10; o.TokenDelay = 40 * time.Millisecond })
-	_, gw := startGateway(t, testConfig(up), true)
+	srv, gw := startGateway(t, testConfig(up), true)
 	body := `{"model":"m","stream":true,"max_tokens":10,"messages":[{"role":"user","content":"go"}]}`
 
 	ctx, leave := context.WithCancel(context.Background())
@@ -184,7 +205,7 @@ func TestStreamSurvivesItsLeadersClient(t *testing.T) {
 	}
 	got := make(chan string, 1)
 	go func() { _, b := post(t, gw+"/v1/chat/completions", body); got <- b }()
-	time.Sleep(60 * time.Millisecond) // the follower has joined
+	waitFollowers(t, srv, 1)
 	leave()
 	resp.Body.Close()
 	b := <-got
@@ -202,7 +223,7 @@ func TestStreamSurvivesItsLeadersClient(t *testing.T) {
 
 func TestSharedStreamStopsWhenEveryReaderLeft(t *testing.T) {
 	fm, up := fake(t, func(o *fakemodel.Options) { o.Tokens = 200; o.TokenDelay = 20 * time.Millisecond })
-	_, gw := startGateway(t, testConfig(up), true)
+	srv, gw := startGateway(t, testConfig(up), true)
 	body := `{"model":"m","stream":true,"max_tokens":200,"messages":[{"role":"user","content":"go"}]}`
 	open := func() (context.CancelFunc, *http.Response) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -218,6 +239,7 @@ func TestSharedStreamStopsWhenEveryReaderLeft(t *testing.T) {
 	}
 	leaveLeader, r1 := open()
 	leaveFollower, r2 := open()
+	waitFollowers(t, srv, 1)
 	leaveLeader()
 	r1.Body.Close()
 	time.Sleep(100 * time.Millisecond)
