@@ -44,7 +44,7 @@ func NewFactory(streams *iostreams.IOStreams) *Factory {
 		cached = c
 		return c, nil
 	}
-	f.Logger = func() *slog.Logger { return newLogger(streams.ErrOut, f.Verbose) }
+	f.Logger = func() *slog.Logger { return newLogger(streams.ErrOut, f.Verbose, f.Output == "json") }
 	f.KubeFlags = &k8s.Flags{}
 	var kube *k8s.Client
 	f.Kube = func() (*k8s.Client, error) {
@@ -61,10 +61,16 @@ func NewFactory(streams *iostreams.IOStreams) *Factory {
 	return f
 }
 
-func newLogger(w io.Writer, verbose bool) *slog.Logger {
+// newLogger logs to w at info level, or debug when verbose; with --output
+// json the log lines are JSON objects too, for log shippers.
+func newLogger(w io.Writer, verbose, json bool) *slog.Logger {
 	level := slog.LevelInfo
 	if verbose {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	if json {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
