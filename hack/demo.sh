@@ -80,7 +80,7 @@ say "status"
 
 say "rollback to v1 (its containers were kept)"
 ./aideploy rollback --yes
-./aideploy status | head -1
+./aideploy status | sed -n 1p  # reads all of it: head would end the pipe early (SIGPIPE under pipefail)
 
 sleep 1
 kill "$load_pid" 2>/dev/null && wait "$load_pid" 2>/dev/null || true
