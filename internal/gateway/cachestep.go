@@ -152,18 +152,24 @@ func bypass(h http.Header) bool {
 
 // replay writes a stored answer; a recorded stream is sent back as the same SSE bytes.
 func (g *Gateway) replay(x *exchange, e cache.Entry, result, level string) {
+	setCacheHeaders(x, e.Header, result, level)
+	x.w.Header()["Content-Length"] = []string{strconv.Itoa(len(e.Body))}
+	x.w.WriteHeader(e.Status)
+	_, _ = x.w.Write(e.Body)
+}
+
+// setCacheHeaders gives an answer from the cache or a shared call its stored
+// header and X-Cache, X-Cache-Level.
+func setCacheHeaders(x *exchange, stored http.Header, result, level string) {
 	h := x.w.Header()
-	for k, v := range e.Header {
+	for k, v := range stored {
 		h[k] = v
 	}
 	h["X-Cache"] = headerValue(result)
 	if level != "" {
 		h["X-Cache-Level"] = headerValue(level)
 	}
-	h["Content-Length"] = []string{strconv.Itoa(len(e.Body))}
 	x.cacheRes = result
-	x.w.WriteHeader(e.Status)
-	_, _ = x.w.Write(e.Body)
 }
 
 // headerValue returns a one-value header slice, shared for the values the

@@ -160,9 +160,11 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 	bp := g.bufs.Get().(*[]byte)
 	defer g.bufs.Put(bp)
 	buf := *bp
-	var sc *sse.Scanner
+	var out io.Writer = &x.w
+	var sw *openai.StreamWriter // notes the usage of an OpenAI stream
 	if x.isOA && isSSE {
-		sc = &sse.Scanner{}
+		sw = &openai.StreamWriter{W: &x.w, DropUsage: x.dropUsage}
+		out = sw
 	}
 	capture := x.isOA || x.record
 	if capture && resp.ContentLength > 0 && resp.ContentLength <= maxCapture {
@@ -172,38 +174,24 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 	gone := false // the client went away; followers of the share still read
 	for {
 		n, rerr := resp.Body.Read(buf)
-		if n > 0 && gone {
-			x.share.add(buf[:n])
-		}
-		if n > 0 && !gone {
+		if n > 0 {
 			chunk := buf[:n]
 			if x.share != nil {
 				x.share.add(chunk) // the share's buffer is the capture too
 			} else if capture {
 				g.capture(x, chunk)
 			}
-			// Events are re-sent one by one only when the usage chunk the
-			// gateway asked for must be left out of a stream.
-			filter := x.dropUsage && sc != nil
-			var werr error
-			if sc != nil {
-				sc.Feed(chunk, func(e sse.Event) {
-					if u, ok := openai.UsageOf(e.Data); ok {
-						x.usage, x.hasUsage = u, true
-					}
-					if filter && werr == nil && !openai.IsUsageChunk(e.Data) {
-						werr = sse.WriteFullEvent(&x.w, e)
-					}
-				})
-			}
-			if !filter {
-				_, werr = x.w.Write(chunk)
-			}
-			if werr != nil {
-				if x.share == nil || !x.share.leaderLeft() {
-					return context.Canceled // the client went away; the deferred cancel stops the upstream
+			if !gone {
+				_, werr := out.Write(chunk)
+				if sw != nil && sw.HasUsage {
+					x.usage, x.hasUsage = sw.Usage, true
 				}
-				gone = true
+				if werr != nil {
+					if x.share == nil || !x.share.leaderLeft() {
+						return context.Canceled // the client went away; the deferred cancel stops the upstream
+					}
+					gone = true
+				}
 			}
 			if stream && !gone {
 				x.w.Flush()

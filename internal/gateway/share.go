@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"sync"
 
@@ -113,18 +115,44 @@ func (s *share) finish(whole bool) {
 	s.mu.Unlock()
 }
 
-// next returns the bytes after off and the state, or a channel that is
-// closed when there is more to see.
-func (s *share) next(off int) (b []byte, head, done bool, wait <-chan struct{}) {
+// next returns the bytes after off and whether the stream has ended (whole or
+// not), or, when there is nothing new, a channel closed at the next change.
+func (s *share) next(off int) (b []byte, done, whole bool, wait <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if off < len(s.buf) || s.done {
-		return s.buf[off:], s.head, s.done, nil
+		return s.buf[off:], s.done, s.whole, nil
 	}
+	return nil, false, false, s.waitLocked()
+}
+
+func (s *share) waitLocked() <-chan struct{} {
 	if s.wake == nil {
 		s.wake = make(chan struct{})
 	}
-	return nil, s.head, false, s.wake
+	return s.wake
+}
+
+// answer waits for the shared call's status and header. ok is false when
+// there is nothing a follower can take: no answer, not a successful stream,
+// or a stream cut before its first byte. gone means ctx ended first.
+func (s *share) answer(ctx context.Context) (status int, header http.Header, ok, gone bool) {
+	for {
+		s.mu.Lock()
+		if s.head || s.done {
+			ok = s.head && s.status/100 == 2 && s.sse && !(s.done && !s.whole && len(s.buf) == 0)
+			status, header = s.status, s.header
+			s.mu.Unlock()
+			return status, header, ok, false
+		}
+		wait := s.waitLocked()
+		s.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return 0, nil, false, true
+		}
+	}
 }
 
 // follow serves x from a live share. false means nothing was written and x
@@ -134,61 +162,40 @@ func (g *Gateway) follow(x *exchange, s *share) bool {
 	s.join()
 	defer s.leave()
 	ctx := x.r.Context()
-	for {
-		_, head, done, wait := s.next(0)
-		if head || done {
-			break
-		}
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return true // the client went away; nothing to answer
-		}
+	status, header, ok, gone := s.answer(ctx)
+	if gone {
+		return true // the client went away; nothing to answer
 	}
-	s.mu.Lock()
-	ok := s.head && s.status/100 == 2 && s.sse && !(s.done && !s.whole && len(s.buf) == 0)
-	status, header := s.status, s.header
-	s.mu.Unlock()
 	if !ok {
 		return false
 	}
 	g.m.CacheResult("HIT", "flight")
-	x.cacheRes = "HIT"
-	h := x.w.Header()
-	for k, v := range header {
-		h[k] = v
-	}
-	h["X-Cache"] = hdrHit
-	h["X-Cache-Level"] = hdrFlight
+	setCacheHeaders(x, header, "HIT", "flight")
 	x.w.WriteHeader(status)
 	x.w.Flush()
-	var sc *sse.Scanner
+	var out io.Writer = &x.w
 	if !x.oa.IncludeUsage {
-		sc = &sse.Scanner{} // the share may hold the usage chunk the gateway asked for
+		// The share may hold the usage chunk the gateway asked for.
+		out = &openai.StreamWriter{W: &x.w, DropUsage: true}
 	}
-	off := 0
-	for {
-		b, _, done, wait := s.next(off)
+	for off := 0; ; {
+		b, done, whole, wait := s.next(off)
 		if len(b) > 0 {
 			off += len(b)
-			var werr error
-			if sc != nil {
-				sc.Feed(b, func(e sse.Event) {
-					if werr == nil && !openai.IsUsageChunk(e.Data) {
-						werr = sse.WriteFullEvent(&x.w, e)
-					}
-				})
-			} else {
-				_, werr = x.w.Write(b)
-			}
-			if werr != nil {
+			if _, err := out.Write(b); err != nil {
 				return true
 			}
 			x.w.Flush()
 			continue
 		}
+		if whole {
+			x.complete = true
+			return true
+		}
 		if done {
-			break
+			_ = sse.WriteError(&x.w, "upstream_error", "the model server ended the stream early")
+			x.w.Flush()
+			return true
 		}
 		select {
 		case <-wait:
@@ -196,14 +203,4 @@ func (g *Gateway) follow(x *exchange, s *share) bool {
 			return true
 		}
 	}
-	s.mu.Lock()
-	whole := s.whole
-	s.mu.Unlock()
-	if whole {
-		x.complete = true
-	} else {
-		_ = sse.WriteError(&x.w, "upstream_error", "the model server ended the stream early")
-		x.w.Flush()
-	}
-	return true
 }

@@ -2,6 +2,7 @@ package openai
 
 import (
 	"bytes"
+	"io"
 
 	"github.com/aideploy/aideploy/internal/gateway/sse"
 	"github.com/buger/jsonparser"
@@ -41,11 +42,41 @@ func DropUsageChunks(stream []byte) []byte {
 	}
 	var out bytes.Buffer
 	out.Grow(len(stream))
-	var s sse.Scanner
-	s.Feed(stream, func(e sse.Event) {
-		if !IsUsageChunk(e.Data) {
-			_ = sse.WriteFullEvent(&out, e)
+	w := StreamWriter{W: &out, DropUsage: true}
+	_, _ = w.Write(stream)
+	return out.Bytes()
+}
+
+// StreamWriter passes an SSE stream to W as its bytes arrive and notes the
+// token usage it carries. With DropUsage it re-sends the stream event by
+// event without the usage-only chunk, which the gateway asked for on behalf
+// of a client that did not.
+type StreamWriter struct {
+	W         io.Writer
+	DropUsage bool
+
+	Usage    Usage // the last usage seen, valid when HasUsage
+	HasUsage bool
+
+	sc  sse.Scanner
+	err error
+}
+
+// Write feeds p to the stream; an error is W's, and sticks.
+func (s *StreamWriter) Write(p []byte) (int, error) {
+	s.sc.Feed(p, func(e sse.Event) {
+		if u, ok := UsageOf(e.Data); ok {
+			s.Usage, s.HasUsage = u, true
+		}
+		if s.DropUsage && s.err == nil && !IsUsageChunk(e.Data) {
+			s.err = sse.WriteFullEvent(s.W, e)
 		}
 	})
-	return out.Bytes()
+	if !s.DropUsage && s.err == nil {
+		_, s.err = s.W.Write(p)
+	}
+	if s.err != nil {
+		return 0, s.err
+	}
+	return len(p), nil
 }
