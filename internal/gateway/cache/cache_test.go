@@ -3,7 +3,6 @@ package cache
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/aideploy/aideploy/internal/testutil/redistest"
 	"github.com/aideploy/aideploy/internal/units"
 )
 
@@ -193,32 +193,7 @@ func TestCorruptL2EntryIsAMiss(t *testing.T) {
 // TestSlowRedisCostsAtMostTheTimeout points L2 at a server that accepts and never answers.
 func TestSlowRedisCostsAtMostTheTimeout(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	var conns []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	rdb := redis.NewClient(&redis.Options{Addr: l.Addr().String(), ContextTimeoutEnabled: true})
+	rdb := redis.NewClient(&redis.Options{Addr: redistest.Hung(t), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rdb.Close() })
 	cfg := testConfig()
 	cfg.L2.Timeout = units.Duration(20 * time.Millisecond)

@@ -1,6 +1,7 @@
 package front
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -96,7 +97,7 @@ func (w *response) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-var errClientGone = fmt.Errorf("front: the client connection is closed")
+var errClientGone = errors.New("front: the client connection is closed")
 
 // Flush sends the head and the body so far to the client.
 func (w *response) Flush() { _ = w.FlushError() }

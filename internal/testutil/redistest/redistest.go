@@ -156,3 +156,36 @@ func (s *Server) Restart() {
 
 // Stop kills the server if it runs; it is safe to call more than once.
 func (s *Server) Stop() { s.Kill() }
+
+// Hung listens on loopback, accepts connections and never answers, like a
+// Redis stuck in a slow command; it returns the address. Everything closes
+// when the test ends.
+func Hung(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
