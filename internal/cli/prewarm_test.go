@@ -1,12 +1,7 @@
 package cli
 
 import (
-	"context"
-	"errors"
-	"strings"
 	"testing"
-
-	"github.com/aideploy/aideploy/internal/iostreams"
 )
 
 func TestPrewarmFlags(t *testing.T) {
@@ -27,22 +22,9 @@ func TestPrewarmFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			io, _, _, _ := iostreams.Test()
-			var got *prewarmOptions
-			cmd := newCmdPrewarm(NewFactory(io), func(_ context.Context, o *prewarmOptions) error { got = o; return nil })
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(io.Out)
-			cmd.SetErr(io.ErrOut)
-			err := cmd.Execute()
-			if tt.wantErr != "" {
-				var ue *UsageError
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, &ue) {
-					t.Fatalf("error = %v, want a usage error with %q", err, tt.wantErr)
-				}
+			got := parseFlags(t, newCmdPrewarm, tt.args, tt.wantErr)
+			if got == nil {
 				return
-			}
-			if err != nil || got == nil {
-				t.Fatalf("error = %v", err)
 			}
 			if tt.name == "docker" && (got.target.GatewayAdmin != "http://127.0.0.1:9" || got.target.Pool != "p") {
 				t.Errorf("gateway flags not parsed: %+v", got.target)

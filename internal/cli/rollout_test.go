@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -52,22 +51,9 @@ func TestRolloutFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			io, _, _, _ := iostreams.Test()
-			var got *rolloutOptions
-			cmd := newCmdRollout(NewFactory(io), func(_ context.Context, o *rolloutOptions) error { got = o; return nil })
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(io.Out)
-			cmd.SetErr(io.ErrOut)
-			err := cmd.Execute()
-			if tt.wantErr != "" {
-				var ue *UsageError
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, &ue) {
-					t.Fatalf("error = %v, want a usage error with %q", err, tt.wantErr)
-				}
+			got := parseFlags(t, newCmdRollout, tt.args, tt.wantErr)
+			if got == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			tt.check(t, got)
 		})
