@@ -161,7 +161,6 @@ type exchange struct {
 	oa     openai.Request
 	isOA   bool
 
-	cacheKey  string
 	stale     *cache.Entry // an answer past its TTL, for when no upstream can answer
 	record    bool         // capture the answer for the cache
 	captured  []byte
@@ -176,7 +175,6 @@ type exchange struct {
 	abort     bool
 	complete  bool // the upstream body arrived whole
 	cacheRes  string
-	cacheLvl  string
 	onUsage   func(openai.Usage)
 	settleRes func()
 }
