@@ -81,7 +81,10 @@ func TestStreamFollowersGetTokensLive(t *testing.T) {
 	t.Logf("leader stream %v; followers' first token after %v", l.total, followers[0].first)
 }
 
-// When the shared call does not answer with a stream, followers make their own calls.
+// Identical stream requests to a model that answers with JSON errors each
+// get the whole error, from their own call (follow declining a share that
+// holds no stream is pinned by TestFollowDeclinesWhatItCannotShare: here the
+// failing call may end before the others arrive).
 func TestStreamFollowersFallBackWhenTheSharedCallFails(t *testing.T) {
 	fm, up := fake(t, func(o *fakemodel.Options) { o.FailureRate = 1; o.FirstTokenDelay = 100 * time.Millisecond })
 	cfg := testConfig(up)
