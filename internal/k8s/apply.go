@@ -79,17 +79,9 @@ func (c *Client) applyOne(ctx context.Context, o *unstructured.Unstructured, dry
 	if err != nil {
 		return ch, fmt.Errorf("applying %s %s: %w", gvk.Kind, o.GetName(), err)
 	}
-	after, err := comparable(got)
-	if err != nil {
+	if ch.Diff, err = ownedDiff(live, got); err != nil {
 		return ch, err
 	}
-	before := ""
-	if live != nil {
-		if before, err = comparable(live); err != nil {
-			return ch, err
-		}
-	}
-	ch.Diff = lineDiff(before, after, 3)
 	switch {
 	case live == nil:
 		ch.Action = Created
@@ -101,14 +93,48 @@ func (c *Client) applyOne(ctx context.Context, o *unstructured.Unstructured, dry
 	return ch, nil
 }
 
-// comparable renders o as YAML without the fields the server maintains.
-func comparable(o *unstructured.Unstructured) (string, error) {
+// ownedDiff shows what applying changed in the fields aideploy applies, now
+// or before: a controller writing its own fields (a Deployment's revision
+// annotation) between the read and the apply is not a change aideploy made.
+// live is nil for an object the apply created.
+func ownedDiff(live, got *unstructured.Unstructured) (string, error) {
+	owned := ownedFields(got, FieldManager)
+	if live != nil {
+		owned = mergeFields(ownedFields(live, FieldManager), owned)
+	}
+	after, err := comparable(got, owned)
+	if err != nil {
+		return "", err
+	}
+	before := ""
+	if live != nil {
+		if before, err = comparable(live, owned); err != nil {
+			return "", err
+		}
+	}
+	return lineDiff(before, after, 3), nil
+}
+
+// comparable renders o as YAML: its identity and the fields in owned, or all
+// but the fields the server maintains when owned is empty.
+func comparable(o *unstructured.Unstructured, owned map[string]any) (string, error) {
 	o = o.DeepCopy()
 	for _, f := range []string{"managedFields", "resourceVersion", "uid", "generation", "creationTimestamp"} {
 		unstructured.RemoveNestedField(o.Object, "metadata", f)
 	}
 	unstructured.RemoveNestedField(o.Object, "status")
-	b, err := yaml.Marshal(o.Object)
+	obj := o.Object
+	if len(owned) > 0 {
+		obj, _ = project(o.Object, owned).(map[string]any)
+		obj["apiVersion"], obj["kind"] = o.GetAPIVersion(), o.GetKind()
+		md, _ := obj["metadata"].(map[string]any)
+		if md == nil {
+			md = map[string]any{}
+			obj["metadata"] = md
+		}
+		md["name"] = o.GetName()
+	}
+	b, err := yaml.Marshal(obj)
 	if err != nil {
 		return "", fmt.Errorf("showing %s %s: %w", o.GetKind(), o.GetName(), err)
 	}

@@ -1,10 +1,14 @@
 package k8s
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/rollout"
@@ -130,5 +134,86 @@ func TestPrewarmCronJobs(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// The diff of an apply sees only the fields aideploy owns: another manager's
+// annotation is left out, list items are picked by their keys, and an owned
+// field's whole value is kept.
+func TestProjectOwnedFields(t *testing.T) {
+	t.Parallel()
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(`{
+		"metadata": {"labels": {"app": "m"}, "annotations": {"deployment.kubernetes.io/revision": "1"}},
+		"spec": {"replicas": 2, "template": {"spec": {"containers": [
+			{"name": "model", "image": "m:1", "ports": [{"containerPort": 8000, "protocol": "TCP"}], "terminationMessagePath": "/dev/termination-log"},
+			{"name": "sidecar", "image": "s:1"}
+		]}}}
+	}`), &obj); err != nil {
+		t.Fatal(err)
+	}
+	var set map[string]any
+	if err := json.Unmarshal([]byte(`{
+		"f:metadata": {"f:labels": {"f:app": {}}},
+		"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+			"k:{\"name\":\"model\"}": {".": {}, "f:image": {}, "f:name": {}, "f:ports": {
+				"k:{\"containerPort\":8000,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}
+			}}
+		}}}}
+	}`), &set); err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(project(obj, set))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"metadata":{"labels":{"app":"m"}},"spec":{"replicas":2,"template":{"spec":{"containers":[{"image":"m:1","name":"model","ports":[{"containerPort":8000}]}]}}}}`
+	if string(got) != want {
+		t.Errorf("project\n got %s\nwant %s", got, want)
+	}
+	merged := mergeFields(map[string]any{"f:spec": map[string]any{"f:paused": map[string]any{}}}, set)
+	if _, ok := merged["f:spec"].(map[string]any)["f:paused"]; !ok {
+		t.Errorf("mergeFields lost a field only the first set has: %v", merged)
+	}
+}
+
+// The race CI met: the deployment controller wrote its revision annotation
+// between aideploy's read and its apply. That is no change of aideploy's; a
+// changed image is.
+func TestOwnedDiffIgnoresOtherManagers(t *testing.T) {
+	t.Parallel()
+	obj := func(image string, annotated bool) *unstructured.Unstructured {
+		o := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "apps/v1", "kind": "Deployment",
+			"metadata": map[string]any{"name": "m-blue", "labels": map[string]any{"app": "m"}},
+			"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+				"containers": []any{map[string]any{"name": "model", "image": image}},
+			}}},
+		}}
+		fields := []metav1.ManagedFieldsEntry{{
+			Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply,
+			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{"f:app":{}}},"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"model\"}":{".":{},"f:image":{},"f:name":{}}}}}}}`)},
+		}}
+		if annotated {
+			o.SetAnnotations(map[string]string{"deployment.kubernetes.io/revision": "1"})
+			fields = append(fields, metav1.ManagedFieldsEntry{
+				Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate,
+				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{".":{},"f:deployment.kubernetes.io/revision":{}}}}`)},
+			})
+		}
+		o.SetManagedFields(fields)
+		return o
+	}
+	diff, err := ownedDiff(obj("m:1", false), obj("m:1", true))
+	if err != nil || diff != "" {
+		t.Errorf("controller's annotation showed as a change: %q (err %v)", diff, err)
+	}
+	diff, err = ownedDiff(obj("m:1", false), obj("m:2", true))
+	if err != nil || !strings.Contains(diff, "- ") || !strings.Contains(diff, "+ ") || !strings.Contains(diff, "m:2") || strings.Contains(diff, "revision") {
+		t.Errorf("image change diff:\n%s (err %v)", diff, err)
+	}
+	created, err := ownedDiff(nil, obj("m:1", true))
+	if err != nil || !strings.Contains(created, "+ ") || !strings.Contains(created, "name: m-blue") {
+		t.Errorf("created diff:\n%s (err %v)", created, err)
 	}
 }
