@@ -113,14 +113,6 @@ func (t *deployTarget) runner() rollout.Platform {
 	return t.platform
 }
 
-// dockerOnly refuses a command that has no Kubernetes form yet.
-func (t *deployTarget) dockerOnly(cmd string) error {
-	if t.kube != nil {
-		return UsageErrorf("aideploy %s --target k8s is not supported yet; use kubectl, or --target docker", cmd)
-	}
-	return nil
-}
-
 // serviceSpec reads the service from a compose file, or builds it from aideploy.yaml.
 func serviceSpec(ctx context.Context, cfg *config.Config, file string) (composetypes.ServiceConfig, map[string]composetypes.VolumeConfig, map[string]composetypes.NetworkConfig, error) {
 	if file != "" {
