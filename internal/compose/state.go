@@ -5,14 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/aideploy/aideploy/internal/rollout"
@@ -58,7 +54,7 @@ func (p *Platform) createStateContainer(ctx context.Context, name string, labels
 // Lock creates the service's lock container; its name makes the lock exclusive.
 // A lock whose holder's process is gone on this host is broken at once.
 func (p *Platform) Lock(ctx context.Context, h rollout.Holder, force bool) error {
-	h.Started = processStart(h.PID)
+	h = h.Stamped()
 	b, _ := json.Marshal(h)
 	labels := p.baseLabels(kindLock)
 	labels[LabelHolder] = string(b)
@@ -79,7 +75,7 @@ func (p *Platform) Lock(ctx context.Context, h rollout.Holder, force bool) error
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		dead := holderDead(*held)
+		dead := held.Gone()
 		if !force && !dead {
 			return &rollout.LockedError{Service: p.opts.Service, Holder: *held}
 		}
@@ -132,38 +128,7 @@ func (p *Platform) LockHolder(ctx context.Context) (*rollout.Holder, bool, error
 	if err != nil || h == nil {
 		return nil, false, err
 	}
-	return h, holderDead(*h), nil
-}
-
-// holderDead reports whether h ran on this host and its process is gone (or the pid was reused).
-func holderDead(h rollout.Holder) bool {
-	host, _ := os.Hostname()
-	if h.Host != host || h.PID <= 0 {
-		return false
-	}
-	if err := syscall.Kill(h.PID, 0); errors.Is(err, syscall.ESRCH) {
-		return true
-	}
-	return h.Started != 0 && processStart(h.PID) != h.Started
-}
-
-// processStart reads a process's start time in clock ticks from /proc, 0 when unknown.
-func processStart(pid int) uint64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0
-	}
-	n, _ := strconv.ParseUint(f[19], 10, 64)
-	return n
+	return h, h.Gone(), nil
 }
 
 // Record stores j as a new journal container; once j is finished, its earlier

@@ -29,7 +29,7 @@ func (p *Platform) LockHolder(ctx context.Context) (*rollout.Holder, bool, error
 	if err := json.Unmarshal([]byte(l.Annotations[annotationHolder]), &h); err != nil {
 		h.Owner = *l.Spec.HolderIdentity
 	}
-	return &h, holderDead(h), nil
+	return &h, h.Gone(), nil
 }
 
 // downKinds are the kinds aideploy creates for a service, in the order Down

@@ -3,11 +3,8 @@ package k8s
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"sort"
-	"syscall"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -73,6 +70,7 @@ func (p *Platform) stateName() string { return p.name + "-rollout" }
 // Lock takes the Lease <svc>-rollout; a holder whose process is gone on this host is replaced.
 func (p *Platform) Lock(ctx context.Context, h rollout.Holder, force bool) error {
 	leases := p.c.Clientset.CoordinationV1().Leases(p.c.Namespace)
+	h = h.Stamped()
 	b, _ := json.Marshal(h)
 	id := fmt.Sprintf("%s/%d", h.Owner, h.PID)
 	now := metav1.NewMicroTime(time.Now())
@@ -97,7 +95,7 @@ func (p *Platform) Lock(ctx context.Context, h rollout.Holder, force bool) error
 			if err := json.Unmarshal([]byte(l.Annotations[annotationHolder]), &held); err != nil && !force {
 				return fmt.Errorf("reading the holder of Lease %s: %w; rerun with --force-unlock", p.lockName(), err)
 			}
-			dead := holderDead(held)
+			dead := held.Gone()
 			if !(held.Host == h.Host && held.PID == h.PID) {
 				if !force && !dead {
 					return &rollout.LockedError{Service: p.name, Holder: held}
@@ -146,15 +144,6 @@ func (p *Platform) Unlock(ctx context.Context, h rollout.Holder) error {
 		return fmt.Errorf("releasing Lease %s: %w", p.lockName(), err)
 	}
 	return nil
-}
-
-// holderDead reports whether h ran on this host and its process is gone.
-func holderDead(h rollout.Holder) bool {
-	host, _ := os.Hostname()
-	if h.Host != host || h.PID <= 0 {
-		return false
-	}
-	return errors.Is(syscall.Kill(h.PID, 0), syscall.ESRCH)
 }
 
 // journals reads the history kept on the ConfigMap <svc>-rollout.
