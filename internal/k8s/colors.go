@@ -196,20 +196,42 @@ func (p *Platform) podFailure(ctx context.Context, pod *corev1.Pod, unready map[
 	return nil
 }
 
-// Warmup sends the configured request through the preview Service, via the API server's service proxy.
+// Warmup sends the configured request through the preview Service, via the
+// API server's service proxy. Pods turn Ready a moment before the endpoint
+// controller lists them behind the Service, so "no endpoints available" is
+// retried until the warm-up timeout; any other error fails at once.
 func (p *Platform) Warmup(ctx context.Context, d rollout.Deployment) (rollout.WarmupResult, error) {
 	w := p.o.Config.Rollout.Warmup
 	ctx, cancel := context.WithTimeout(ctx, w.Timeout.D())
 	defer cancel()
-	t0 := time.Now()
-	res := p.c.Clientset.CoreV1().RESTClient().Post().Namespace(p.c.Namespace).Resource("services").
-		Name(fmt.Sprintf("http:%s:%d", PreviewName(p.name), p.o.Config.Port)).SubResource("proxy").
-		Suffix(strings.TrimPrefix(w.Path, "/")).SetHeader("Content-Type", "application/json").Body([]byte(w.Body)).Do(ctx)
-	if err := res.Error(); err != nil {
-		return rollout.WarmupResult{}, fmt.Errorf("warm-up request to %s through the preview Service: %w", d, err)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		t0 := time.Now()
+		res := p.c.Clientset.CoreV1().RESTClient().Post().Namespace(p.c.Namespace).Resource("services").
+			Name(fmt.Sprintf("http:%s:%d", PreviewName(p.name), p.o.Config.Port)).SubResource("proxy").
+			Suffix(strings.TrimPrefix(w.Path, "/")).SetHeader("Content-Type", "application/json").Body([]byte(w.Body)).Do(ctx)
+		err := res.Error()
+		if err == nil {
+			took := time.Since(t0)
+			return rollout.WarmupResult{TimeToFirstToken: took, Total: took}, nil
+		}
+		if !noEndpoints(err) {
+			return rollout.WarmupResult{}, fmt.Errorf("warm-up request to %s through the preview Service: %w", d, err)
+		}
+		select {
+		case <-ctx.Done():
+			return rollout.WarmupResult{}, fmt.Errorf("warm-up request to %s: the preview Service %s had no ready endpoints within %s: %w",
+				d, PreviewName(p.name), w.Timeout, err)
+		case <-tick.C:
+		}
 	}
-	took := time.Since(t0)
-	return rollout.WarmupResult{TimeToFirstToken: took, Total: took}, nil
+}
+
+// noEndpoints reports the service proxy's answer for a Service that has no
+// ready endpoint yet.
+func noEndpoints(err error) bool {
+	return apierrors.IsServiceUnavailable(err) && strings.Contains(err.Error(), "no endpoints available")
 }
 
 // Switch points the active Service at colour to and the HPA at its Deployment.

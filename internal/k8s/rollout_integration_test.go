@@ -29,9 +29,11 @@ type bg struct {
 	// podAnnotations and gpus shape the next colour's pods (kwok failure stages, GPUs per pod).
 	podAnnotations map[string]string
 	gpus           int64
-	mu             sync.Mutex
-	events         []rollout.Event
-	onEvent        func(rollout.Event)
+	// podSpec, when set, edits the next colour's pod spec.
+	podSpec func(spec map[string]any)
+	mu      sync.Mutex
+	events  []rollout.Event
+	onEvent func(rollout.Event)
 }
 
 func newBG(t *testing.T, kc *k8s.Client) *bg {
@@ -46,6 +48,9 @@ func (b *bg) mutate(objs []*unstructured.Unstructured) {
 		}
 		spec := o.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
 		spec["volumes"] = nil
+		if b.podSpec != nil {
+			b.podSpec(spec)
+		}
 		for _, ct := range spec["containers"].([]any) {
 			c := ct.(map[string]any)
 			c["volumeMounts"] = nil
