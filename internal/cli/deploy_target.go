@@ -80,7 +80,11 @@ func newDeployTarget(ctx context.Context, f *Factory, t targetFlags, tweak func(
 		if err != nil {
 			return nil, err
 		}
-		p := k8s.NewPlatform(kc, k8s.Options{Config: cfg, Source: sourceName(f.ConfigPath, "."),
+		// The platform reads the rollout settings too (warm-up): give it the
+		// ones the flags changed, as the Docker platform gets.
+		kcfg := *cfg
+		kcfg.Rollout = settings
+		p := k8s.NewPlatform(kc, k8s.Options{Config: &kcfg, Source: sourceName(f.ConfigPath, "."),
 			Logf: func(format string, args ...any) { fmt.Fprintf(f.IO.ErrOut, format+"\n", args...) }})
 		return &deployTarget{cfg: cfg, settings: settings, kube: p}, nil
 	case rollout.TargetDocker:
