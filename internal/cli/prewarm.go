@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/aideploy/aideploy/internal/buildinfo"
 	"github.com/aideploy/aideploy/internal/k8s"
 	"github.com/aideploy/aideploy/internal/rollout"
 )
@@ -24,6 +25,9 @@ type prewarmOptions struct {
 	Until    string
 	At       string
 	Timeout  time.Duration
+	// ScheduleRestore, with For or Until, applies a CronJob that restores the floor then.
+	ScheduleRestore bool
+	RestoreImage    string
 }
 
 func newCmdPrewarm(f *Factory, runF func(context.Context, *prewarmOptions) error) *cobra.Command {
@@ -34,7 +38,9 @@ func newCmdPrewarm(f *Factory, runF func(context.Context, *prewarmOptions) error
 		Long: `Prewarm raises the HorizontalPodAutoscaler's minReplicas (and maxReplicas when it
 is lower) so the pods for a planned peak load their models before it starts. The
 original bounds are recorded on the HPA in the same update; --restore puts them
-back and may be run any number of times.
+back and may be run any number of times. With --for or --until, a one-off
+CronJob (<name>-prewarm-restore, running the aideploy image) restores them when
+the peak ends, and removes itself; --restore before then removes it too.
 
 --wait shows ready and pending pods until all are ready, and fails (exit 1) as
 soon as pods cannot be scheduled for lack of GPUs, saying how many are free.
@@ -68,8 +74,10 @@ serve. --restore drains them out of the pool and removes them.`,
 	fs.IntVar(&opts.Replicas, "replicas", 0, "floor during the peak")
 	fs.BoolVar(&opts.Wait, "wait", false, "wait until the pods are ready; fail fast when capacity is missing")
 	fs.BoolVar(&opts.Restore, "restore", false, "put back the bounds recorded by the last prewarm")
-	fs.DurationVar(&opts.For, "for", 0, "the peak lasts this long (recorded, shown by status)")
-	fs.StringVar(&opts.Until, "until", "", "the peak ends at this time, RFC 3339 (recorded, shown by status)")
+	fs.DurationVar(&opts.For, "for", 0, "the peak lasts this long; the floor is restored then")
+	fs.StringVar(&opts.Until, "until", "", "the peak ends at this time, RFC 3339; the floor is restored then")
+	fs.BoolVar(&opts.ScheduleRestore, "schedule-restore", true, "with --for or --until, apply a CronJob that restores the floor when the peak ends")
+	fs.StringVar(&opts.RestoreImage, "restore-image", "", "aideploy image the restore CronJob runs (default ghcr.io/aideploy/aideploy:VERSION)")
 	fs.StringVar(&opts.At, "at", "", "wait until this time, RFC 3339, before raising the floor")
 	fs.DurationVar(&opts.Timeout, "timeout", 15*time.Minute, "with --wait (always on Docker), give up after this long")
 	opts.target.register(cmd)
@@ -81,7 +89,7 @@ func (o *prewarmOptions) validate(cmd *cobra.Command) error {
 	case o.Target != rollout.TargetK8s && o.Target != rollout.TargetDocker:
 		return UsageErrorf("--target %q is not supported; use k8s or docker", o.Target)
 	case o.Target == rollout.TargetDocker && (o.For != 0 || o.Until != ""):
-		return UsageErrorf("--for and --until are recorded on the autoscaler and need --target k8s; on Docker run aideploy prewarm --restore --target docker when the peak ends")
+		return UsageErrorf("--for and --until need --target k8s; on Docker run aideploy prewarm --restore --target docker when the peak ends")
 	case o.Restore && cmd.Flags().Changed("replicas"):
 		return UsageErrorf("--restore and --replicas exclude each other; choose one")
 	case !o.Restore && o.Replicas < 1:
@@ -126,9 +134,16 @@ func runPrewarm(ctx context.Context, o *prewarmOptions) error {
 		}
 		if rec == nil {
 			fmt.Fprintf(out, "HPA %s has no prewarm to restore\n", name)
-			return nil
+		} else {
+			fmt.Fprintf(out, "HPA %s restored to minReplicas %d, maxReplicas %d\n", name, rec.MinReplicas, rec.MaxReplicas)
 		}
-		fmt.Fprintf(out, "HPA %s restored to minReplicas %d, maxReplicas %d\n", name, rec.MinReplicas, rec.MaxReplicas)
+		cancelled, err := kc.CancelRestore(ctx, name)
+		if err != nil {
+			return err
+		}
+		if cancelled {
+			fmt.Fprintf(out, "removed the scheduled restore (CronJob %s)\n", k8s.RestoreCronJobName(name))
+		}
 		return nil
 	}
 	if o.At != "" {
@@ -158,6 +173,17 @@ func runPrewarm(ctx context.Context, o *prewarmOptions) error {
 	}
 	fmt.Fprintf(out, "HPA %s floor raised to %d (was %d, ceiling %d); aideploy prewarm --restore puts it back\n",
 		name, o.Replicas, rec.MinReplicas, max(rec.MaxReplicas, int32(o.Replicas)))
+	if !until.IsZero() && o.ScheduleRestore {
+		image := o.RestoreImage
+		if image == "" {
+			image = "ghcr.io/aideploy/aideploy:" + buildinfo.Version
+		}
+		due, err := kc.ScheduleRestore(ctx, name, until, image)
+		if err != nil {
+			return fmt.Errorf("the floor is raised, but %w; run aideploy prewarm --restore when the peak ends", err)
+		}
+		fmt.Fprintf(out, "the floor returns at %s (CronJob %s)\n", due.Format(time.RFC3339), k8s.RestoreCronJobName(name))
+	}
 	if !o.Wait {
 		return nil
 	}

@@ -2,11 +2,16 @@ package k8s_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/aideploy/aideploy/internal/cli"
 	"github.com/aideploy/aideploy/internal/iostreams"
@@ -54,9 +59,26 @@ func TestIntegrationK8sCommandLine(t *testing.T) {
 	if _, err := kc.Apply(ctx, runnable(t, golden(t, "gpu1"), rollout.Blue, nil), false); err != nil {
 		t.Fatal(err)
 	}
+	before := time.Now()
 	out, _, code = run("prewarm", "--replicas", "6", "--wait", "--for", "2h")
-	if code != 0 || !strings.Contains(out, "floor raised to 6 (was 2") || !strings.Contains(out, "6/6 ready") {
+	if code != 0 || !strings.Contains(out, "floor raised to 6 (was 2") || !strings.Contains(out, "6/6 ready") ||
+		!strings.Contains(out, "the floor returns at ") {
 		t.Errorf("prewarm --wait: exit %d\n%s", code, out)
+	}
+	// The one-off restore CronJob fires in the minute after the peak, in UTC.
+	cj, err := kc.Clientset.BatchV1().CronJobs(kc.Namespace).Get(ctx, k8s.RestoreCronJobName("chat"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the restore CronJob: %v", err)
+	}
+	var due []string
+	for _, d := range []time.Duration{0, time.Minute, 2 * time.Minute} {
+		at := before.Add(2*time.Hour + d).UTC()
+		due = append(due, fmt.Sprintf("%d %d %d %d *", at.Minute(), at.Hour(), at.Day(), int(at.Month())))
+	}
+	args := strings.Join(cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args, " ")
+	if !slices.Contains(due, cj.Spec.Schedule) || cj.Spec.TimeZone == nil || *cj.Spec.TimeZone != "UTC" ||
+		args != "prewarm --target k8s --name chat --restore" || cj.Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName != "chat-prewarm" {
+		t.Errorf("restore CronJob: schedule %q (want one of %v), args %q, account %q", cj.Spec.Schedule, due, args, cj.Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName)
 	}
 	out, _, code = run("status", "--target", "k8s")
 	for _, want := range []string{"HPA:        chat-blue, floor 6, ceiling 20", "Prewarm:    floor 6 since", "(then 2–20)", "└── blue r0 registry.example.com/chat:1.0.0  6/6 ready (active)"} {
@@ -65,8 +87,27 @@ func TestIntegrationK8sCommandLine(t *testing.T) {
 		}
 	}
 	out, _, code = run("prewarm", "--restore")
-	if code != 0 || !strings.Contains(out, "restored to minReplicas 2, maxReplicas 20") {
+	if code != 0 || !strings.Contains(out, "restored to minReplicas 2, maxReplicas 20") || !strings.Contains(out, "removed the scheduled restore (CronJob chat-prewarm-restore)") {
 		t.Errorf("prewarm --restore: exit %d\n%s", code, out)
+	}
+	if _, err := kc.Clientset.BatchV1().CronJobs(kc.Namespace).Get(ctx, k8s.RestoreCronJobName("chat"), metav1.GetOptions{}); err == nil {
+		t.Error("the restore CronJob outlived prewarm --restore")
+	}
+	// What the restore CronJob does, with the rights of its ServiceAccount.
+	if _, _, code := run("prewarm", "--replicas", "3", "--for", "1h"); code != 0 {
+		t.Fatalf("prewarm --for 1h: exit %d", code)
+	}
+	asJob := rest.CopyConfig(cl.RESTConfig)
+	asJob.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + kc.Namespace + ":chat-prewarm"}
+	jc, err := k8s.NewClient(asJob, kc.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := jc.Restore(ctx, "chat"); err != nil || rec == nil || rec.MinReplicas != 2 {
+		t.Errorf("restore as the CronJob's ServiceAccount: %+v, %v", rec, err)
+	}
+	if gone, err := jc.CancelRestore(ctx, "chat"); err != nil || !gone {
+		t.Errorf("the CronJob's ServiceAccount removing its CronJob: %v, %v", gone, err)
 	}
 	out, _, code = run("prewarm", "--replicas", "11", "--wait")
 	if code != 1 {

@@ -19,20 +19,7 @@ var eventLayouts = []string{"2006-01-02T15:04:05", "2006-01-02T15:04"}
 // event starts, one restoring it when it ends, both scheduled in the event's
 // time zone, with the ServiceAccount and Role they run as.
 func PrewarmCronJobs(cfg *config.Config, image string) ([]byte, error) {
-	sa := cfg.Name + "-prewarm"
-	labels := map[string]any{LabelName: cfg.Name, "app.kubernetes.io/component": "prewarm", "app.kubernetes.io/managed-by": FieldManager}
-	objs := []map[string]any{
-		{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": map[string]any{"name": sa, "labels": labels}},
-		{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": map[string]any{"name": sa, "labels": labels},
-			"rules": []any{
-				map[string]any{"apiGroups": []any{"autoscaling"}, "resources": []any{"horizontalpodautoscalers"}, "resourceNames": []any{cfg.Name}, "verbs": []any{"get", "update", "patch"}},
-				map[string]any{"apiGroups": []any{"apps"}, "resources": []any{"deployments"}, "verbs": []any{"get"}},
-				map[string]any{"apiGroups": []any{""}, "resources": []any{"pods", "nodes"}, "verbs": []any{"get", "list"}},
-			}},
-		{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": map[string]any{"name": sa, "labels": labels},
-			"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
-			"subjects": []any{map[string]any{"kind": "ServiceAccount", "name": sa}}},
-	}
+	sa, labels, objs := prewarmRBAC(cfg.Name)
 	for _, ev := range cfg.Prewarm {
 		tz := ev.Timezone
 		if tz == "" {
@@ -51,7 +38,8 @@ func PrewarmCronJobs(cfg *config.Config, image string) ([]byte, error) {
 			return nil, fmt.Errorf("prewarm event %s: end: %w", ev.Name, err)
 		}
 		raise := start.Add(-cfg.Startup.ColdStart.D())
-		args := []any{"prewarm", "--target", "k8s", "--name", cfg.Name, "--replicas", strconv.Itoa(ev.Replicas), "--until", end.Format(time.RFC3339)}
+		// The event's own -end CronJob restores the floor: no one-off restore.
+		args := []any{"prewarm", "--target", "k8s", "--name", cfg.Name, "--replicas", strconv.Itoa(ev.Replicas), "--until", end.Format(time.RFC3339), "--schedule-restore=false"}
 		objs = append(objs,
 			cronJob(cfg.Name+"-prewarm-"+ev.Name+"-start", tz, raise, image, sa, labels, args),
 			cronJob(cfg.Name+"-prewarm-"+ev.Name+"-end", tz, end, image, sa, labels, []any{"prewarm", "--target", "k8s", "--name", cfg.Name, "--restore"}))
@@ -70,6 +58,27 @@ func PrewarmCronJobs(cfg *config.Config, image string) ([]byte, error) {
 		sb.Write(b)
 	}
 	return []byte(sb.String()), nil
+}
+
+// prewarmRBAC returns the ServiceAccount prewarm CronJobs of service svc run
+// as, their labels, and the ServiceAccount with its Role and RoleBinding.
+func prewarmRBAC(svc string) (string, map[string]any, []map[string]any) {
+	sa := svc + "-prewarm"
+	labels := map[string]any{LabelName: svc, "app.kubernetes.io/component": "prewarm", "app.kubernetes.io/managed-by": FieldManager}
+	return sa, labels, []map[string]any{
+		{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": map[string]any{"name": sa, "labels": labels}},
+		{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": map[string]any{"name": sa, "labels": labels},
+			"rules": []any{
+				map[string]any{"apiGroups": []any{"autoscaling"}, "resources": []any{"horizontalpodautoscalers"}, "resourceNames": []any{svc}, "verbs": []any{"get", "update", "patch"}},
+				map[string]any{"apiGroups": []any{"apps"}, "resources": []any{"deployments"}, "verbs": []any{"get"}},
+				map[string]any{"apiGroups": []any{""}, "resources": []any{"pods", "nodes"}, "verbs": []any{"get", "list"}},
+				// prewarm --restore removes the one-off restore CronJob of prewarm --for.
+				map[string]any{"apiGroups": []any{"batch"}, "resources": []any{"cronjobs"}, "resourceNames": []any{RestoreCronJobName(svc)}, "verbs": []any{"get", "delete"}},
+			}},
+		{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": map[string]any{"name": sa, "labels": labels},
+			"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
+			"subjects": []any{map[string]any{"kind": "ServiceAccount", "name": sa}}},
+	}
 }
 
 func cronJob(name, tz string, at time.Time, image, sa string, labels map[string]any, args []any) map[string]any {

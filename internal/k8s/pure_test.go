@@ -129,7 +129,7 @@ func TestPrewarmCronJobs(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s %q %s %v", o.GetName(), spec["schedule"], spec["timeZone"], args))
 	}
 	want := []string{
-		`chat-prewarm-singles-day-start "52 23 10 11 *" Asia/Shanghai [prewarm --target k8s --name chat --replicas 10 --until 2026-11-11T02:00:00+08:00]`,
+		`chat-prewarm-singles-day-start "52 23 10 11 *" Asia/Shanghai [prewarm --target k8s --name chat --replicas 10 --until 2026-11-11T02:00:00+08:00 --schedule-restore=false]`,
 		`chat-prewarm-singles-day-end "0 2 11 11 *" Asia/Shanghai [prewarm --target k8s --name chat --restore]`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
