@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/aideploy/aideploy/internal/buildinfo"
 	"github.com/aideploy/aideploy/internal/k8s"
 	"github.com/aideploy/aideploy/internal/rollout"
 )
@@ -122,81 +122,13 @@ func runPrewarm(ctx context.Context, o *prewarmOptions) error {
 		}
 		name = cfg.Name
 	}
-	kc, err := o.f.Kube()
-	if err != nil {
-		return err
-	}
-	out := o.f.IO.Out
-	if o.Restore {
-		rec, err := kc.Restore(ctx, name)
-		if err != nil {
-			return err
-		}
-		if rec == nil {
-			fmt.Fprintf(out, "HPA %s has no prewarm to restore\n", name)
-		} else {
-			fmt.Fprintf(out, "HPA %s restored to minReplicas %d, maxReplicas %d\n", name, rec.MinReplicas, rec.MaxReplicas)
-		}
-		cancelled, err := kc.CancelRestore(ctx, name)
-		if err != nil {
-			return err
-		}
-		if cancelled {
-			fmt.Fprintf(out, "removed the scheduled restore (CronJob %s)\n", k8s.RestoreCronJobName(name))
-		}
-		return nil
-	}
-	if o.At != "" {
-		at, _ := time.Parse(time.RFC3339, o.At)
-		if d := time.Until(at); d > 0 {
-			fmt.Fprintf(out, "waiting until %s to raise the floor\n", at.Format(time.RFC3339))
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-			}
-		}
-	}
-	now := time.Now()
-	var until time.Time
-	switch {
-	case o.For > 0:
-		until = now.Add(o.For)
-	case o.Until != "":
-		until, _ = time.Parse(time.RFC3339, o.Until)
-	}
-	rec, err := kc.Prewarm(ctx, name, int32(o.Replicas), until, now)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "HPA %s floor raised to %d (was %d, ceiling %d); aideploy prewarm --restore puts it back\n",
-		name, o.Replicas, rec.MinReplicas, max(rec.MaxReplicas, int32(o.Replicas)))
-	if !until.IsZero() && o.ScheduleRestore {
-		image := o.RestoreImage
-		if image == "" {
-			image = "ghcr.io/aideploy/aideploy:" + buildinfo.Version
-		}
-		due, err := kc.ScheduleRestore(ctx, name, until, image)
-		if err != nil {
-			return fmt.Errorf("the floor is raised, but %w; run aideploy prewarm --restore when the peak ends", err)
-		}
-		fmt.Fprintf(out, "the floor returns at %s (CronJob %s)\n", due.Format(time.RFC3339), k8s.RestoreCronJobName(name))
-	}
-	if !o.Wait {
-		return nil
-	}
-	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	return waitPrewarm(wctx, o.f, kc, name, o.Replicas)
+	return runPrewarmK8s(ctx, o, name)
 }
 
 // waitPrewarm shows the pods coming up: one redrawn line on a terminal, a
 // line per change otherwise.
-func waitPrewarm(ctx context.Context, f *Factory, kc *k8s.Client, name string, want int) error {
-	w := f.IO.Out
-	live := f.IO.IsTerminal()
+func waitPrewarm(ctx context.Context, f *Factory, w io.Writer, kc *k8s.Client, name string, want int) error {
+	live := f.IO.IsTerminal() && w == f.IO.Out
 	last := ""
 	err := kc.WaitScaled(ctx, name, want, func(p k8s.Progress) {
 		line := p.String()

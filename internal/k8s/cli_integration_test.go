@@ -2,6 +2,7 @@ package k8s_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -94,8 +95,23 @@ func TestIntegrationK8sCommandLine(t *testing.T) {
 		t.Error("the restore CronJob outlived prewarm --restore")
 	}
 	// What the restore CronJob does, with the rights of its ServiceAccount.
-	if _, _, code := run("prewarm", "--replicas", "3", "--for", "1h"); code != 0 {
-		t.Fatalf("prewarm --for 1h: exit %d", code)
+	out, _, code = run("prewarm", "--replicas", "3", "--for", "1h", "--output", "json")
+	var res struct {
+		HPA      string `json:"hpa"`
+		Action   string `json:"action"`
+		Replicas int    `json:"replicas"`
+		Original struct {
+			MinReplicas int `json:"minReplicas"`
+		}
+		RestoreAt      time.Time `json:"restoreAt"`
+		RestoreCronJob string    `json:"restoreCronJob"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil {
+		t.Fatalf("prewarm --for 1h --output json: exit %d, %v\n%s", code, err, out)
+	}
+	if res.HPA != "chat" || res.Action != "raised" || res.Replicas != 3 || res.Original.MinReplicas != 2 ||
+		res.RestoreCronJob != "chat-prewarm-restore" || time.Until(res.RestoreAt) < 59*time.Minute {
+		t.Errorf("prewarm --output json: %+v", res)
 	}
 	asJob := rest.CopyConfig(cl.RESTConfig)
 	asJob.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + kc.Namespace + ":chat-prewarm"}
