@@ -43,7 +43,7 @@ say "aideploy init: scaffold the project (aideploy.yaml + rendered files)"
 mv "$work/demo/"* "$work/demo/".dockerignore "$work/"
 
 say "aideploy render all: rendering again gives the same bytes"
-(cd "$work" && ./aideploy render all -o r1 >/dev/null && ./aideploy render all -o r2 >/dev/null && diff -r r1 r2 && echo "identical: $(find r1 -type f | wc -l) files" && rm -rf r1 r2)
+(cd "$work" && ./aideploy render all --output-dir r1 >/dev/null && ./aideploy render all --output-dir r2 >/dev/null && diff -r r1 r2 && echo "identical: $(find r1 -type f | wc -l) files" && rm -rf r1 r2)
 cd "$work"
 AIDEPLOY_ADMIN_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 export AIDEPLOY_ADMIN_TOKEN AIDEPLOY_GATEWAY_ADMIN="http://$admin"

@@ -34,7 +34,7 @@ func TestBadInputsExit2(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "aideploy.yaml"), []byte(content), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			return []string{"render", "all", "--config", filepath.Join(dir, "aideploy.yaml"), "-o", filepath.Join(dir, "out")}
+			return []string{"render", "all", "--config", filepath.Join(dir, "aideploy.yaml"), "--output-dir", filepath.Join(dir, "out")}
 		}
 	}
 	valid := withConfig(validHead)
@@ -57,7 +57,7 @@ func TestBadInputsExit2(t *testing.T) {
 		{"malformed YAML", withConfig(validHead + "model: [path\n"), []string{"aideploy.yaml:", "is not valid YAML"}},
 		{"empty file", withConfig("\n  \n"), []string{"aideploy.yaml:1:1: is empty"}},
 		{"missing file", func(t *testing.T, dir string) []string {
-			return []string{"render", "--config", filepath.Join(dir, "aideploy.yaml"), "-o", filepath.Join(dir, "out")}
+			return []string{"render", "--config", filepath.Join(dir, "aideploy.yaml"), "--output-dir", filepath.Join(dir, "out")}
 		}, []string{"aideploy.yaml: does not exist", "aideploy init"}},
 		{"duplicate key", withConfig(validHead + "port: 8000\nport: 9000\n"), []string{"aideploy.yaml:5:1: port is set twice"}},
 		{"bad prewarm timezone", withConfig(validHead + "prewarm:\n  - name: peak\n    start: 2026-12-31T23:00\n    end: 2027-01-01T03:00\n    timezone: Mars/Olympus\n    replicas: 5\n"), []string{"aideploy.yaml:8:5: prewarm[0].timezone", "IANA"}},
@@ -81,7 +81,7 @@ func TestBadInputsExit2(t *testing.T) {
 				}
 			}
 			return append(args[:len(args)-1], ro)
-		}, []string{"is not writable", "-o"}},
+		}, []string{"is not writable", "--output-dir"}},
 		{"output path is a file", func(t *testing.T, dir string) []string {
 			args := valid(t, dir)
 			if err := os.WriteFile(filepath.Join(dir, "out"), []byte("x"), 0o644); err != nil {

@@ -51,7 +51,7 @@ Exit 0 when nothing fails (warnings allowed unless --strict), 1 when a check
 fails, 2 on bad flags or an invalid aideploy.yaml.`,
 		Example: `  aideploy preflight
   aideploy preflight --gpu --require-gpu --strict
-  aideploy render all -o out && aideploy preflight --manifests out
+  aideploy render all --output-dir out && aideploy preflight --manifests out
   aideploy preflight --output json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

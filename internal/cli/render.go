@@ -54,7 +54,7 @@ Files are written all or nothing: everything is rendered and staged first, then
 moved into place. A file that aideploy did not generate is never overwritten
 without --force. The output is the same, byte for byte, for the same aideploy.yaml.`,
 		Example: `  aideploy render
-  aideploy render k8s -o deploy
+  aideploy render k8s --output-dir deploy
   aideploy render k8s --stdout | kubectl apply --dry-run=server -f -
   aideploy render prewarm --stdout   # CronJobs for the prewarm: events`,
 		ValidArgs: kinds,
@@ -79,7 +79,7 @@ without --force. The output is the same, byte for byte, for the same aideploy.ya
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&opts.Dir, "output-dir", "o", "", "folder to write into (default: the folder of aideploy.yaml)")
+	fl.StringVar(&opts.Dir, "output-dir", "", "folder to write into (default: the folder of aideploy.yaml)")
 	fl.BoolVar(&opts.Stdout, "stdout", false, "print the files instead of writing them")
 	fl.BoolVar(&opts.Force, "force", false, "overwrite files that aideploy did not generate")
 	fl.StringVar(&opts.PrewarmImage, "prewarm-image", "", "aideploy image the prewarm CronJobs run (default: ghcr.io/aideploy/aideploy at this version)")

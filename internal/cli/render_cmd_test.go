@@ -22,7 +22,7 @@ func TestRenderFlags(t *testing.T) {
 	}{
 		{nil, nil, "", false},
 		{[]string{"k8s", "compose"}, []render.Kind{render.Kubernetes, render.Compose}, "", false},
-		{[]string{"all", "-o", "deploy"}, []render.Kind{render.All}, "deploy", false},
+		{[]string{"all", "--output-dir", "deploy"}, []render.Kind{render.All}, "deploy", false},
 		{[]string{"nginx", "--output-dir=x", "--force"}, []render.Kind{render.Nginx}, "x", false},
 		{[]string{"monitoring", "--stdout"}, []render.Kind{render.Monitoring}, "", true},
 	}

@@ -34,7 +34,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&f.ConfigPath, "config", f.ConfigPath, "path of aideploy.yaml")
-	pf.StringVar(&f.Output, "output", f.Output, "output format: table, json or yaml")
+	pf.StringVarP(&f.Output, "output", "o", f.Output, "output format: table, json or yaml")
 	pf.BoolVar(&noColor, "no-color", false, "never write colour (also NO_COLOR)")
 	pf.BoolVarP(&f.Verbose, "verbose", "v", false, "log more detail to stderr")
 	if f.KubeFlags != nil {

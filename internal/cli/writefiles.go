@@ -104,7 +104,7 @@ func stageAndMove(dir string, files []render.File, may overwritePolicy) ([]strin
 
 	tmp := ".aideploy-render-" + randomSuffix()
 	if err := root.Mkdir(tmp, 0o700); err != nil {
-		return nil, UsageErrorf("the output folder %s is not writable (%v); fix its permissions or choose another with -o", dir, unwrapPath(err))
+		return nil, UsageErrorf("the output folder %s is not writable (%v); fix its permissions or write elsewhere (init DIR, render --output-dir DIR)", dir, unwrapPath(err))
 	}
 	defer root.RemoveAll(tmp)
 
