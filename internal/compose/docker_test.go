@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,6 +71,11 @@ func dockerClient(t testing.TB) *client.Client {
 
 // fakeModelImage builds a FROM scratch image of the fake model with env baked in,
 // removed when the test ends.
+// imageMu keeps image removal apart from builds: removing an image also
+// removes its untagged parents, the cached steps every test image shares, and
+// a build that is reusing one of them then fails with "failed to get digest".
+var imageMu sync.RWMutex
+
 func fakeModelImage(t testing.TB, c *client.Client, tag string, env map[string]string) string {
 	t.Helper()
 	bin, err := os.ReadFile(fakeModelBinary(t))
@@ -102,13 +108,18 @@ func fakeModelImage(t testing.TB, c *client.Client, tag string, env map[string]s
 	_ = tw.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	imageMu.RLock()
 	resp, err := c.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true,
 		Labels: map[string]string{testLabel: "true"}})
+	var out []byte
+	if err == nil {
+		out, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	imageMu.RUnlock()
 	if err != nil {
 		t.Fatalf("building image %s: %v", tag, err)
 	}
-	out, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	if bytes.Contains(out, []byte(`"error"`)) {
 		t.Fatalf("building image %s: %s", tag, out)
 	}
@@ -119,6 +130,8 @@ func fakeModelImage(t testing.TB, c *client.Client, tag string, env map[string]s
 		for _, x := range cs {
 			_ = c.ContainerRemove(ctx, x.ID, container.RemoveOptions{Force: true})
 		}
+		imageMu.Lock()
+		defer imageMu.Unlock()
 		_, _ = c.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})
 	})
 	return tag
