@@ -82,7 +82,7 @@ func TestIntegrationK8sCommandLine(t *testing.T) {
 		t.Errorf("restore CronJob: schedule %q (want one of %v), args %q, account %q", cj.Spec.Schedule, due, args, cj.Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName)
 	}
 	out, _, code = run("status", "--target", "k8s")
-	for _, want := range []string{"HPA:        chat-blue, floor 6, ceiling 20", "Prewarm:    floor 6 since", "(then 2–20)", "└── blue r0 registry.example.com/chat:1.0.0  6/6 ready (active)"} {
+	for _, want := range []string{"HPA:        chat-blue, floor 6, ceiling 20", "Prewarm:    floor 6 since", "(then 2–20); CronJob chat-prewarm-restore restores it at ", "└── blue r0 registry.example.com/chat:1.0.0  6/6 ready (active)"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("status: exit %d, lacks %q\n%s", code, want, out)
 		}

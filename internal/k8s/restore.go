@@ -3,12 +3,16 @@ package k8s
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
+
+// annotationDue on the restore CronJob is when it restores the floor, RFC 3339.
+const annotationDue = "aideploy.dev/due"
 
 // RestoreCronJobName names the CronJob that puts back the floor of service
 // svc's HPA when a prewarm with --for or --until ends.
@@ -27,6 +31,7 @@ func (c *Client) ScheduleRestore(ctx context.Context, svc string, at time.Time, 
 	sa, labels, objs := prewarmRBAC(svc)
 	job := cronJob(RestoreCronJobName(svc), "UTC", due, image, sa, labels,
 		[]any{"prewarm", "--target", "k8s", "--name", svc, "--restore"})
+	job["metadata"].(map[string]any)["annotations"] = map[string]any{annotationDue: due.Format(time.RFC3339)}
 	objs = append(objs, job)
 	var us []*unstructured.Unstructured
 	for _, o := range objs {
@@ -49,4 +54,31 @@ func (c *Client) CancelRestore(ctx context.Context, svc string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("removing the restore CronJob %s: %w", RestoreCronJobName(svc), err)
+}
+
+// restorer finds what will restore the floor of svc: the one-off CronJob of
+// prewarm --for (with when it is due), or else another prewarm CronJob that
+// runs --restore, such as a scheduled event's -end CronJob (due nil). It
+// returns "" when there is none.
+func (c *Client) restorer(ctx context.Context, svc string) (string, *time.Time, error) {
+	sel := LabelName + "=" + svc + ",app.kubernetes.io/component=prewarm,app.kubernetes.io/managed-by=" + FieldManager
+	list, err := c.Clientset.BatchV1().CronJobs(c.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return "", nil, fmt.Errorf("listing the prewarm CronJobs of %s: %w", svc, err)
+	}
+	other := ""
+	for _, cj := range list.Items {
+		if cj.Name == RestoreCronJobName(svc) {
+			if due, err := time.Parse(time.RFC3339, cj.Annotations[annotationDue]); err == nil {
+				return cj.Name, &due, nil
+			}
+			return cj.Name, nil, nil
+		}
+		for _, ct := range cj.Spec.JobTemplate.Spec.Template.Spec.Containers {
+			if slices.Contains(ct.Args, "--restore") && other == "" {
+				other = cj.Name
+			}
+		}
+	}
+	return other, nil, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,14 +16,20 @@ import (
 
 // StatusView is what `aideploy status --target k8s` shows, read once.
 type StatusView struct {
-	Service   string           `json:"service"`
-	Namespace string           `json:"namespace"`
-	Active    rollout.Color    `json:"active,omitempty"`
-	Preview   rollout.Color    `json:"preview,omitempty"`
-	Colors    []ColorView      `json:"colors"`
-	HPA       *HPAView         `json:"hpa,omitempty"`
-	Prewarm   *PrewarmRecord   `json:"prewarm,omitempty"`
-	Last      *rollout.Journal `json:"last,omitempty"`
+	Service   string         `json:"service"`
+	Namespace string         `json:"namespace"`
+	Active    rollout.Color  `json:"active,omitempty"`
+	Preview   rollout.Color  `json:"preview,omitempty"`
+	Colors    []ColorView    `json:"colors"`
+	HPA       *HPAView       `json:"hpa,omitempty"`
+	Prewarm   *PrewarmRecord `json:"prewarm,omitempty"`
+	// Restorer is the CronJob that puts the prewarmed floor back, if any,
+	// and RestoreAt when, if known.
+	Restorer  string     `json:"restorer,omitempty"`
+	RestoreAt *time.Time `json:"restoreAt,omitempty"`
+	// restoreUnknown is set when the CronJobs could not be read.
+	restoreUnknown bool
+	Last           *rollout.Journal `json:"last,omitempty"`
 }
 
 // ColorView is one colour's Deployment and its ReplicaSets.
@@ -137,6 +144,16 @@ func (c *Client) ReadStatus(ctx context.Context, svc string) (StatusView, error)
 		if v.Prewarm, err = ReadPrewarm(hpa); err != nil {
 			return v, err
 		}
+		if v.Prewarm != nil {
+			v.Restorer, v.RestoreAt, err = c.restorer(ctx, svc)
+			switch {
+			case apierrors.IsForbidden(err):
+				// Without the right to list CronJobs, status says nothing of the restore.
+				v.restoreUnknown = true
+			case err != nil:
+				return v, err
+			}
+		}
 	}
 	return v, nil
 }
@@ -155,7 +172,16 @@ func PrintStatus(w io.Writer, v StatusView) {
 		if !p.Until.IsZero() {
 			until = "until " + p.Until.UTC().Format("2006-01-02 15:04 MST")
 		}
-		fmt.Fprintf(w, "Prewarm:    floor %d since %s, %s (then %d–%d)\n", p.Replicas, p.Since.UTC().Format("2006-01-02 15:04 MST"), until, p.MinReplicas, p.MaxReplicas)
+		restore := ""
+		switch {
+		case v.RestoreAt != nil:
+			restore = "; CronJob " + v.Restorer + " restores it at " + v.RestoreAt.UTC().Format("2006-01-02 15:04 MST")
+		case v.Restorer != "":
+			restore = "; CronJob " + v.Restorer + " restores it"
+		case !p.Until.IsZero() && !v.restoreUnknown:
+			restore = "; nothing restores it by itself: run aideploy prewarm --restore"
+		}
+		fmt.Fprintf(w, "Prewarm:    floor %d since %s, %s (then %d–%d)%s\n", p.Replicas, p.Since.UTC().Format("2006-01-02 15:04 MST"), until, p.MinReplicas, p.MaxReplicas, restore)
 	}
 	if j := v.Last; j != nil {
 		line := fmt.Sprintf("%s to %s %s", j.Op, j.To, j.Status)

@@ -11,6 +11,7 @@ import (
 func TestPrintStatus(t *testing.T) {
 	t.Parallel()
 	since := time.Date(2026, 12, 24, 9, 0, 0, 0, time.UTC)
+	due := since.Add(3*time.Hour + time.Minute)
 	v := StatusView{
 		Service: "chat", Namespace: "serving", Active: rollout.Green, Preview: rollout.Green,
 		Colors: []ColorView{
@@ -23,9 +24,10 @@ func TestPrintStatus(t *testing.T) {
 				},
 			}}},
 		},
-		HPA:     &HPAView{Target: "chat-green", Min: 10, Max: 20, Current: 2, Desired: 10},
-		Prewarm: &PrewarmRecord{MinReplicas: 2, MaxReplicas: 20, Replicas: 10, Since: since, Until: since.Add(3 * time.Hour)},
-		Last:    &rollout.Journal{Op: rollout.OpRollout, Status: rollout.StatusSucceeded, To: rollout.Deployment{Color: rollout.Green, Revision: 2, Image: "chat:2"}},
+		HPA:      &HPAView{Target: "chat-green", Min: 10, Max: 20, Current: 2, Desired: 10},
+		Prewarm:  &PrewarmRecord{MinReplicas: 2, MaxReplicas: 20, Replicas: 10, Since: since, Until: since.Add(3 * time.Hour)},
+		Restorer: "chat-prewarm-restore", RestoreAt: &due,
+		Last: &rollout.Journal{Op: rollout.OpRollout, Status: rollout.StatusSucceeded, To: rollout.Deployment{Color: rollout.Green, Revision: 2, Image: "chat:2"}},
 	}
 	var sb strings.Builder
 	PrintStatus(&sb, v)
@@ -34,7 +36,7 @@ Namespace:  serving
 Active:     green
 Preview:    green
 HPA:        chat-green, floor 10, ceiling 20, current 2, desired 10
-Prewarm:    floor 10 since 2026-12-24 09:00 UTC, until 2026-12-24 12:00 UTC (then 2–20)
+Prewarm:    floor 10 since 2026-12-24 09:00 UTC, until 2026-12-24 12:00 UTC (then 2–20); CronJob chat-prewarm-restore restores it at 2026-12-24 12:01 UTC
 Last:       rollout to green r2 (chat:2) succeeded
 
 chat
@@ -46,5 +48,26 @@ chat
 `
 	if got := sb.String(); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// A prewarm with an end and nothing to restore it says so; one restored by a
+// scheduled event's CronJob names it.
+func TestPrintStatusRestorer(t *testing.T) {
+	t.Parallel()
+	since := time.Date(2026, 12, 24, 9, 0, 0, 0, time.UTC)
+	v := StatusView{Service: "chat", Prewarm: &PrewarmRecord{MinReplicas: 2, MaxReplicas: 20, Replicas: 10, Since: since, Until: since.Add(time.Hour)}}
+	for _, tt := range []struct {
+		restorer, want string
+	}{
+		{"", "; nothing restores it by itself: run aideploy prewarm --restore\n"},
+		{"chat-prewarm-launch-end", "; CronJob chat-prewarm-launch-end restores it\n"},
+	} {
+		v.Restorer = tt.restorer
+		var sb strings.Builder
+		PrintStatus(&sb, v)
+		if !strings.Contains(sb.String(), "(then 2–20)"+tt.want) {
+			t.Errorf("restorer %q:\n%s", tt.restorer, sb.String())
+		}
 	}
 }
