@@ -40,7 +40,7 @@ func runPrewarmK8s(ctx context.Context, o *prewarmOptions, name string) error {
 		say = o.f.IO.ErrOut
 	}
 	res := prewarmK8sResult{HPA: name}
-	print := func() error {
+	report := func() error {
 		return printOutput(o.f.IO.Out, o.f.Output, res, func(io.Writer) error { return nil })
 	}
 	if o.Restore {
@@ -63,7 +63,7 @@ func runPrewarmK8s(ctx context.Context, o *prewarmOptions, name string) error {
 			res.RemovedCronJob = k8s.RestoreCronJobName(name)
 			fmt.Fprintf(say, "removed the scheduled restore (CronJob %s)\n", res.RemovedCronJob)
 		}
-		return print()
+		return report()
 	}
 	if err := waitUntil(ctx, say, o.At); err != nil {
 		return err
@@ -103,5 +103,5 @@ func runPrewarmK8s(ctx context.Context, o *prewarmOptions, name string) error {
 		}
 		res.Ready = o.Replicas
 	}
-	return print()
+	return report()
 }

@@ -68,7 +68,7 @@ func (p *Platform) Down(ctx context.Context) (int, error) {
 			if err := ri.Delete(ctx, o.GetName(), del); err != nil && !apierrors.IsNotFound(err) {
 				return n, fmt.Errorf("deleting %s %s: %w", o.GetKind(), o.GetName(), err)
 			}
-			p.logf("deleted %s/%s", kindOf(gvr, o.GetKind()), o.GetName())
+			p.logf("deleted %s/%s", o.GetKind(), o.GetName())
 			n++
 		}
 	}
@@ -81,13 +81,4 @@ func (p *Platform) Down(ctx context.Context) (int, error) {
 		return n, fmt.Errorf("deleting Lease %s: %w", p.lockName(), err)
 	}
 	return n, nil
-}
-
-// kindOf names a listed object's kind; list items of the dynamic client carry
-// it, and the resource name stands in if one does not.
-func kindOf(gvr schema.GroupVersionResource, kind string) string {
-	if kind != "" {
-		return kind
-	}
-	return gvr.Resource
 }

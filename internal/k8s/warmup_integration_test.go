@@ -135,18 +135,11 @@ func TestIntegrationK8sWarmup(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	m := startWarmModel(t)
 	// Two nodes: both colours' pods use the same host port, one per node.
-	key := hostNodes(ctx, t, kc, 2)
-
-	b := newBG(t, kc)
-	cfg := *golden(t, "cpu")
-	cfg.Port = m.port
-	b.cfg = &cfg
-	b.podSpec = onHostNodes(key)
+	b, m := warmBG(ctx, t, kc, 2, 10*time.Second)
 	run := func(image string) error {
 		r := b.runner(os.Getpid())
-		r.Config.Warmup = rollout.Warmup{Enabled: true, Path: "/v1/chat/completions", Body: rollout.DefaultWarmupBody, Timeout: units.Duration(10 * time.Second)}
+		r.Config.Warmup = b.cfg.Rollout.Warmup
 		_, err := r.Run(ctx, rollout.Request{Op: rollout.OpRollout, Image: image, Replicas: 1})
 		return err
 	}
@@ -171,6 +164,21 @@ func TestIntegrationK8sWarmup(t *testing.T) {
 	if got := b.selector(ctx); got != string(rollout.Blue) {
 		t.Errorf("Service selects %q after a failed warm-up, want blue", got)
 	}
+}
+
+// warmBG is the cpu service with warm-up on (timeout as given), its pods on
+// n nodes of hostNodes, and the fake model of startWarmModel as their server.
+func warmBG(ctx context.Context, t *testing.T, kc *k8s.Client, n int, timeout time.Duration) (*bg, *warmModel) {
+	t.Helper()
+	m := startWarmModel(t)
+	key := hostNodes(ctx, t, kc, n)
+	b := newBG(t, kc)
+	cfg := *golden(t, "cpu")
+	cfg.Port = m.port
+	cfg.Rollout.Warmup = rollout.Warmup{Enabled: true, Path: "/v1/chat/completions", Body: rollout.DefaultWarmupBody, Timeout: units.Duration(timeout)}
+	b.cfg = &cfg
+	b.podSpec = onHostNodes(key)
+	return b, m
 }
 
 // warmModel is the fake model on this machine's address, counting warm-up
@@ -216,15 +224,9 @@ func TestIntegrationK8sWarmupWaitsForEndpoints(t *testing.T) {
 	_, kc := start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m := startWarmModel(t)
-	key := hostNodes(ctx, t, kc, 1)
-	b := newBG(t, kc)
-	cfg := *golden(t, "cpu")
-	cfg.Port = m.port
-	cfg.Rollout.Warmup = rollout.Warmup{Enabled: true, Path: "/v1/chat/completions", Body: rollout.DefaultWarmupBody, Timeout: units.Duration(30 * time.Second)}
-	b.cfg = &cfg
-	b.podSpec = onHostNodes(key)
-	objs := runnable(t, &cfg, rollout.Blue, nil)
+	b, m := warmBG(ctx, t, kc, 1, 30*time.Second)
+	cfg := b.cfg
+	objs := runnable(t, cfg, rollout.Blue, nil)
 	b.mutate(objs)
 	var services, deployments []*unstructured.Unstructured
 	for _, o := range objs {
@@ -238,7 +240,7 @@ func TestIntegrationK8sWarmupWaitsForEndpoints(t *testing.T) {
 	if _, err := kc.Apply(ctx, services, false); err != nil {
 		t.Fatal(err)
 	}
-	p := k8s.NewPlatform(kc, k8s.Options{Config: &cfg, Logf: t.Logf})
+	p := k8s.NewPlatform(kc, k8s.Options{Config: cfg, Logf: t.Logf})
 	type result struct {
 		took time.Duration
 		err  error

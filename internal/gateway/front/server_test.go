@@ -15,11 +15,17 @@ import (
 
 func serve(t *testing.T, h http.Handler) (*Server, string) {
 	t.Helper()
+	s := &Server{Handler: h}
+	return s, serveServer(t, s)
+}
+
+// serveServer runs s on a loopback port until the test ends and returns its address.
+func serveServer(t *testing.T, s *Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Handler: h}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	t.Cleanup(func() {
@@ -28,7 +34,7 @@ func serve(t *testing.T, h http.Handler) (*Server, string) {
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
 	})
-	return s, ln.Addr().String()
+	return ln.Addr().String()
 }
 
 // raw sends the bytes as they are and returns the connection and a reader of its answers.
@@ -280,14 +286,8 @@ func TestShutdownWaitsForInFlightAndClosesIdle(t *testing.T) {
 }
 
 func TestIdleTimeoutClosesConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Server{Handler: http.HandlerFunc(echo), IdleTimeout: 100 * time.Millisecond}
-	go func() { _ = s.Serve(ln) }()
-	t.Cleanup(func() { _ = s.Close() })
-	_, br := raw(t, ln.Addr().String(), "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+	addr := serveServer(t, &Server{Handler: http.HandlerFunc(echo), IdleTimeout: 100 * time.Millisecond})
+	_, br := raw(t, addr, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
 	readResp(t, br, "GET")
 	start := time.Now()
 	if _, err := br.ReadByte(); err != io.EOF {
@@ -325,14 +325,8 @@ func TestLargeBodyAndUnreadBody(t *testing.T) {
 }
 
 func TestNewConnectionWithoutRequestCloses(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Server{Handler: http.HandlerFunc(echo), ReadHeaderTimeout: 100 * time.Millisecond}
-	go func() { _ = s.Serve(ln) }()
-	t.Cleanup(func() { _ = s.Close() })
-	c, err := net.Dial("tcp", ln.Addr().String())
+	addr := serveServer(t, &Server{Handler: http.HandlerFunc(echo), ReadHeaderTimeout: 100 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
