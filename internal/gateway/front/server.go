@@ -1,6 +1,8 @@
 package front
 
 import (
+	"github.com/aideploy/aideploy/internal/gateway/sockio"
+
 	"context"
 	"errors"
 	"log/slog"
@@ -88,7 +90,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
-		c := newConn(s, nc)
+		c := newConn(s, sockio.Wrap(nc))
 		s.mu.Lock()
 		if s.shutting.Load() {
 			s.mu.Unlock()

@@ -1,6 +1,8 @@
 package upstream
 
 import (
+	"github.com/aideploy/aideploy/internal/gateway/sockio"
+
 	"context"
 	"net"
 	"net/http"
@@ -74,7 +76,13 @@ func newTarget(tc TargetConfig, to Timeouts, bf BreakerFactory) (*Target, error)
 		addr = net.JoinHostPort(addr, "80")
 	}
 	t := &Target{url: tc.URL, base: base, transport: tr,
-		h1: &h1Client{dial: func(ctx context.Context) (net.Conn, error) { return tr.DialContext(ctx, "tcp", addr) },
+		h1: &h1Client{dial: func(ctx context.Context) (net.Conn, error) {
+			c, err := tr.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			return sockio.Wrap(c), nil
+		},
 			respHeader: to.ResponseHeader.D(), idleTimeout: to.Idle.D()}}
 	if bf != nil {
 		t.breaker = bf(tc.URL)
