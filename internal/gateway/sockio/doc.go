@@ -12,6 +12,8 @@
 // Wrap returns a net.Conn whose Read and Write make the read(2) and write(2)
 // calls as raw system calls inside the connection's RawConn, which waits for
 // readiness on the runtime's network poller as net.Conn does, with the same
-// deadlines. Everything else goes to the wrapped connection. On systems other
-// than Linux, Wrap returns the connection unchanged.
+// deadlines. Everything else goes to the wrapped connection. Race-detector
+// builds use the syscall package's calls instead, whose annotations let the
+// detector see a socket write happen before the read of its bytes. On systems
+// other than Linux, Wrap returns the connection unchanged.
 package sockio
