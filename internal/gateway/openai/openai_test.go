@@ -46,6 +46,13 @@ func TestUsageOf(t *testing.T) {
 		{`{"choices":[],"usage":null}`, Usage{}, false},
 		{`{"choices":[]}`, Usage{}, false},
 		{`[DONE]`, Usage{}, false},
+		// Usage last, read from the end; and anywhere else, walked to.
+		{`{"id":"x","choices":[{"message":{"content":"a \"usage\":{} b"}}],"usage" : {"prompt_tokens":2,"completion_tokens":16,"total_tokens":18,"prompt_tokens_details":{"cached_tokens":1}} }` + "\n", Usage{2, 16, 18}, true},
+		{`{"usage":{"prompt_tokens":1,"completion_tokens":1},"id":"x"}`, Usage{1, 1, 2}, true},
+		// A nested usage last in the answer is not the answer's usage.
+		{`{"usage":{"prompt_tokens":5,"completion_tokens":5},"meta":{"usage":{"prompt_tokens":9,"completion_tokens":9}}}`, Usage{5, 5, 10}, true},
+		{`{"meta":{"usage":{"prompt_tokens":9,"completion_tokens":9}}}`, Usage{}, false},
+		{`{"choices":[{"text":"usage"}],"x":"usage"}`, Usage{}, false},
 	}
 	for _, tt := range tests {
 		got, ok := UsageOf([]byte(tt.in))
