@@ -100,7 +100,7 @@ func (cl *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request,
 	var resp *http.Response
 	for {
 		var err error
-		resp, err = http.ReadResponse(pc.br, req)
+		resp, err = readResponse(pc.br, req)
 		if err != nil {
 			if pc.reused && pc.br.Buffered() == 0 && isClosedConn(err) && replayable(req) {
 				err = errors.Join(errReusedConnClosed, err)
