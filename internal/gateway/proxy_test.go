@@ -102,6 +102,38 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	}
 }
 
+// A model still queueing the request (no status line yet) is abandoned once
+// its client goes away: the request context's hook cuts the upstream read.
+func TestClientDisconnectCancelsUpstreamBeforeItAnswers(t *testing.T) {
+	t.Parallel()
+	started, abandoned := make(chan struct{}, 1), make(chan time.Duration, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		_, _ = io.ReadAll(r.Body)
+		t0 := time.Now()
+		started <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			abandoned <- time.Since(t0)
+		case <-time.After(10 * time.Second):
+			abandoned <- -1
+		}
+	}))
+	t.Cleanup(up.Close)
+	_, gw := startGateway(t, testConfig(up.URL), false)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw+"/v1/chat/completions", strings.NewReader(`{"model":"m","max_tokens":5}`))
+	go func() { <-started; cancel() }()
+	if _, err := http.DefaultClient.Do(req); err == nil {
+		t.Fatal("the request was answered")
+	}
+	if d := <-abandoned; d < 0 || d > 3*time.Second {
+		t.Fatalf("the upstream request was not abandoned (%v)", d)
+	}
+}
+
 func TestUpstreamCutEndsWithErrorEvent(t *testing.T) {
 	t.Parallel()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

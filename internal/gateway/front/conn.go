@@ -2,7 +2,6 @@ package front
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -154,7 +153,7 @@ func (c *conn) handOff() {
 // serveRequest runs the handler for one request and reports whether the
 // connection can take another.
 func (c *conn) serveRequest(h head) (keep bool) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx := &reqCtx{}
 	var zero http.Request
 	req := zero.WithContext(ctx)
 	req.Method = h.method
@@ -174,18 +173,18 @@ func (c *conn) serveRequest(h head) (keep bool) {
 		req.Body = http.NoBody
 	}
 	w := &response{c: c, cl: -1, closeAfter: h.close || c.s.shutting.Load()}
-	c.w.arm(cancel, rb == nil)
+	c.w.arm(ctx, rb == nil)
 	ok := c.runHandler(w, req)
 	c.w.disarm()
 	if rb != nil {
 		rb.c = nil // the handler's reads after return fail
 	}
 	if !ok {
-		cancel()
+		ctx.cancel()
 		return false
 	}
 	w.finish()
-	cancel()
+	ctx.cancel()
 	c.linger = true // from here on a close follows a whole answer
 	if rb != nil && rb.remaining > 0 {
 		if rb.remaining > maxDiscard || c.broken.Load() {

@@ -1,7 +1,6 @@
 package front
 
 import (
-	"context"
 	"errors"
 	"os"
 	"sync"
@@ -23,7 +22,7 @@ type watcher struct {
 
 	mu       sync.Mutex
 	timer    *time.Timer
-	cancel   context.CancelFunc
+	ctx      *reqCtx
 	armed    bool
 	bodyDone bool
 	due      bool // watchAfter has passed for the current request
@@ -33,9 +32,9 @@ type watcher struct {
 }
 
 // arm starts the clock for a request.
-func (w *watcher) arm(cancel context.CancelFunc, bodyDone bool) {
+func (w *watcher) arm(ctx *reqCtx, bodyDone bool) {
 	w.mu.Lock()
-	w.cancel, w.armed, w.bodyDone, w.due = cancel, true, bodyDone, false
+	w.ctx, w.armed, w.bodyDone, w.due = ctx, true, bodyDone, false
 	if w.timer == nil {
 		w.timer = time.AfterFunc(watchAfter, w.fire)
 	} else {
@@ -72,10 +71,10 @@ func (w *watcher) startLocked() {
 	w.running = true
 	w.aborted.Store(false)
 	w.done = make(chan struct{})
-	go w.watch(w.cancel, w.done)
+	go w.watch(w.ctx, w.done)
 }
 
-func (w *watcher) watch(cancel context.CancelFunc, done chan struct{}) {
+func (w *watcher) watch(ctx *reqCtx, done chan struct{}) {
 	defer close(done)
 	c := w.c
 	for {
@@ -93,7 +92,7 @@ func (w *watcher) watch(cancel context.CancelFunc, done chan struct{}) {
 			continue
 		}
 		c.broken.Store(true)
-		cancel()
+		ctx.cancel()
 		return
 	}
 }

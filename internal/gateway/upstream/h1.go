@@ -43,6 +43,46 @@ type h1Conn struct {
 	idleSince time.Time
 	reused    bool
 	canceled  atomic.Bool // the caller's context ended: the deadline was moved to the past
+	abort     func()      // sets canceled and the past deadline; made once per connection
+}
+
+func newH1Conn(c net.Conn) *h1Conn {
+	pc := &h1Conn{c: c, br: bufio.NewReaderSize(c, 8<<10), bw: bufio.NewWriterSize(c, 8<<10)}
+	pc.abort = func() {
+		pc.canceled.Store(true)
+		_ = pc.c.SetDeadline(pastDeadline)
+	}
+	return pc
+}
+
+// hooker is a context with one slot for a function to run when it ends,
+// free of context.AfterFunc's allocations: the front server's request
+// contexts are.
+type hooker interface {
+	Hook(f func()) bool
+	Unhook() bool
+}
+
+// stopper unregisters what onDone registered; stop reports false when the
+// function ran or is running.
+type stopper struct {
+	h  hooker
+	fn func() bool
+}
+
+func (s stopper) stop() bool {
+	if s.h != nil {
+		return s.h.Unhook()
+	}
+	return s.fn()
+}
+
+// onDone runs f when ctx ends, through the context's hook slot when it has one.
+func onDone(ctx context.Context, f func()) stopper {
+	if h, ok := ctx.(hooker); ok && h.Hook(f) {
+		return stopper{h: h}
+	}
+	return stopper{fn: context.AfterFunc(ctx, f)}
 }
 
 // pastDeadline makes every pending and later read or write on a conn fail at once.
@@ -79,12 +119,9 @@ func (cl *h1Client) exchange(ctx context.Context, pc *h1Conn, req *http.Request,
 	_ = pc.c.SetWriteDeadline(deadline)
 	_ = pc.c.SetReadDeadline(hdrDeadline)
 	// Registered after the deadlines are set, so that its past deadline wins.
-	stop := context.AfterFunc(ctx, func() {
-		pc.canceled.Store(true)
-		_ = pc.c.SetDeadline(pastDeadline)
-	})
+	stop := onDone(ctx, pc.abort)
 	fail := func(err error) (*http.Response, error) {
-		stop()
+		stop.stop()
 		_ = pc.c.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -207,13 +244,13 @@ func (cl *h1Client) get(ctx context.Context) (*h1Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &h1Conn{c: c, br: bufio.NewReaderSize(c, 8<<10), bw: bufio.NewWriterSize(c, 8<<10)}, nil
+	return newH1Conn(c), nil
 }
 
 // release ends an exchange: the connection goes back to the pool when its
 // answer was read whole and nothing asked to close it.
-func (cl *h1Client) release(pc *h1Conn, stop func() bool, keep bool) {
-	if !stop() || !keep || pc.canceled.Load() || pc.br.Buffered() != 0 {
+func (cl *h1Client) release(pc *h1Conn, stop stopper, keep bool) {
+	if !stop.stop() || !keep || pc.canceled.Load() || pc.br.Buffered() != 0 {
 		_ = pc.c.Close()
 		return
 	}
@@ -254,7 +291,7 @@ type h1Body struct {
 	rc   io.ReadCloser
 	pc   *h1Conn
 	cl   *h1Client
-	stop func() bool
+	stop stopper
 	keep bool
 	done bool
 }
@@ -269,7 +306,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		b.cl.release(b.pc, b.stop, b.keep)
 	} else if err != nil {
 		b.done = true
-		b.stop()
+		b.stop.stop()
 		_ = b.pc.c.Close()
 	}
 	return n, err
@@ -279,7 +316,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 func (b *h1Body) Close() error {
 	if !b.done {
 		b.done = true
-		b.stop()
+		b.stop.stop()
 		_ = b.pc.c.Close()
 	}
 	return nil
