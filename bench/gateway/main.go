@@ -1,7 +1,7 @@
 // Command gateway benchmarks the aideploy gateway against the upstream alone and
 // nginx proxy_pass on loopback, with the fake model as upstream, and prints a table.
 //
-//	go run ./bench/gateway [-duration 5s] [-concurrency 64] [-streams 5000]
+//	go run ./bench/gateway [-duration 5s] [-rounds 3] [-concurrency 64] [-streams 5000]
 package main
 
 import (
@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,6 +42,7 @@ type options struct {
 	concurrency int
 	streams     int
 	nginx       string
+	rounds      int
 }
 
 func run(ctx context.Context) error {
@@ -49,6 +51,7 @@ func run(ctx context.Context) error {
 	flag.IntVar(&o.concurrency, "concurrency", 64, "concurrent connections of the load generator")
 	flag.IntVar(&o.streams, "streams", 5000, "open streams for the RSS measurement")
 	flag.StringVar(&o.nginx, "nginx", "/usr/sbin/nginx", "nginx binary (Debian: apt-get install -y nginx-light)")
+	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds of every scenario; each figure is the median")
 	flag.Parse()
 
 	dir, err := os.MkdirTemp("", "gateway-bench-")
@@ -100,8 +103,10 @@ func run(ctx context.Context) error {
 	same := func(int64) string {
 		return `{"model":"fake-model","messages":[{"role":"user","content":"the same question"}],"max_tokens":16}`
 	}
-	rows := []result{}
-	for _, s := range []struct {
+	// The machine's speed drifts (shared hosts), so the scenarios run
+	// interleaved for several rounds and each figure is the median of its
+	// rounds: a slow patch then touches every scenario alike.
+	scenarios := []struct {
 		name, addr string
 		body       func(int64) string
 		pid        int // the process whose CPU time is counted
@@ -110,25 +115,32 @@ func run(ctx context.Context) error {
 		{"b nginx proxy_pass", "127.0.0.1:" + ngPort, unique, ngPID},
 		{"c gateway, cache miss", "127.0.0.1:" + gwPort, unique, gwPID},
 		{"d gateway, cache hit", "127.0.0.1:" + gwPort, same, gwPID},
-	} {
-		fmt.Fprintf(os.Stderr, "running %s for %s...\n", s.name, o.duration)
-		// Warm the connections and the cache first.
-		if _, err := loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", s.body, o.concurrency, time.Second, 0); err != nil {
-			return err
+	}
+	samples := make([][]result, len(scenarios))
+	for round := range o.rounds {
+		for i, s := range scenarios {
+			fmt.Fprintf(os.Stderr, "round %d/%d: %s for %s...\n", round+1, o.rounds, s.name, o.duration)
+			// Warm the connections and the cache first.
+			if _, err := loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", s.body, o.concurrency, time.Second, 0); err != nil {
+				return err
+			}
+			before := cpuTicks(s.pid)
+			r, err := loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", s.body, o.concurrency, o.duration, 0)
+			if err != nil {
+				return err
+			}
+			r.cpuPerReq = time.Duration(float64(cpuTicks(s.pid)-before) * float64(10*time.Millisecond) / (r.rps * o.duration.Seconds()))
+			samples[i] = append(samples[i], r)
 		}
-		before := cpuTicks(s.pid)
-		r, err := loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", s.body, o.concurrency, o.duration, 0)
-		if err != nil {
-			return err
-		}
-		r.cpuPerReq = time.Duration(float64(cpuTicks(s.pid)-before) * float64(10*time.Millisecond) / (r.rps * o.duration.Seconds()))
-		rows = append(rows, r)
+	}
+	rows := make([]result, len(scenarios))
+	for i := range scenarios {
+		rows[i] = median(samples[i])
 	}
 	// Added p99 at half of nginx's peak rate (the target) and, to show how
-	// much of it is the cores running out, at a quarter.
+	// much of it is the cores running out, at a quarter; interleaved too.
 	half := rows[1].rps / 2
-	var paced []result
-	for _, s := range []struct {
+	pacedRuns := []struct {
 		name, addr string
 		rate       float64
 	}{
@@ -136,13 +148,21 @@ func run(ctx context.Context) error {
 		{"c gateway (miss) at nginx's half peak", "127.0.0.1:" + gwPort, half},
 		{"b nginx at a quarter of its peak", "127.0.0.1:" + ngPort, half / 2},
 		{"c gateway (miss) at nginx's quarter peak", "127.0.0.1:" + gwPort, half / 2},
-	} {
-		fmt.Fprintf(os.Stderr, "running %s (%.0f req/s)...\n", s.name, s.rate)
-		r, err := loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", unique, o.concurrency, o.duration, s.rate)
-		if err != nil {
-			return err
+	}
+	pacedSamples := make([][]result, len(pacedRuns))
+	for round := range o.rounds {
+		for i, s := range pacedRuns {
+			fmt.Fprintf(os.Stderr, "round %d/%d: %s (%.0f req/s)...\n", round+1, o.rounds, s.name, s.rate)
+			r, err := loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", unique, o.concurrency, o.duration, s.rate)
+			if err != nil {
+				return err
+			}
+			pacedSamples[i] = append(pacedSamples[i], r)
 		}
-		paced = append(paced, r)
+	}
+	paced := make([]result, len(pacedRuns))
+	for i := range pacedRuns {
+		paced[i] = median(pacedSamples[i])
 	}
 	ttfbDirect, ttfbGW, err := streamTTFB(ctx, up, "127.0.0.1:"+gwPort, 300)
 	if err != nil {
@@ -165,6 +185,10 @@ func run(ctx context.Context) error {
 		fmt.Fprintf(w, "%s\t%.0f\t%.2f\t%.2f\t%d\t%s\t\n", r.name, r.rps, ms(r.p50), ms(r.p99), r.errors, cpu)
 	}
 	w.Flush()
+	fmt.Printf("\nmedians of %d interleaved rounds of %s each; c/b by round:", o.rounds, o.duration)
+	for i := range samples[1] {
+		fmt.Printf(" %.2f", samples[2][i].rps/samples[1][i].rps)
+	}
 	fmt.Printf("\nratio c/b (gateway miss / nginx): %.2f (target >= 0.80)\n", rows[2].rps/rows[1].rps)
 	fmt.Printf("ratio d/b (gateway hit / nginx):  %.2f (target >= 1.50)\n", rows[3].rps/rows[1].rps)
 	fmt.Printf("p99 added at %.0f req/s (gateway - nginx): %.2f ms (target <= 1 ms); at %.0f req/s: %.2f ms\n",
@@ -176,6 +200,21 @@ func run(ctx context.Context) error {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// median returns the run with the median throughput, its p99 replaced by the
+// median p99 of the runs (p99 is a tail: one slow patch moves it far).
+func median(runs []result) result {
+	byRPS := slices.Clone(runs)
+	sort.Slice(byRPS, func(i, j int) bool { return byRPS[i].rps < byRPS[j].rps })
+	m := byRPS[len(byRPS)/2]
+	p99s := make([]time.Duration, len(runs))
+	for i, r := range runs {
+		p99s[i] = r.p99
+	}
+	slices.Sort(p99s)
+	m.p99 = p99s[len(p99s)/2]
+	return m
+}
 
 type result struct {
 	name      string
