@@ -103,7 +103,9 @@ func New() *Metrics {
 		}, []string{"endpoint", "method", "status"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ai_api_request_duration_seconds", Help: "Time from request to the end of the answer.",
-			Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+			// The seed's buckets from 0.1s, and below them the cache hits and
+			// the gateway's own overhead, which live under a few milliseconds.
+			Buckets: []float64{0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 		}, []string{"endpoint"}),
 		Tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ai_tokens_usage_total", Help: "Tokens reported by the model, by type input or output.",
