@@ -1,6 +1,8 @@
 package front
 
 import (
+	"github.com/aideploy/aideploy/internal/gateway/httpwire"
+
 	"bufio"
 	"errors"
 	"io"
@@ -108,7 +110,7 @@ func (c *conn) readHead() (n int, fast bool, err error) {
 	timed := false
 	for {
 		buf := peekN(c.br, c.br.Buffered())
-		n, bare := headEnd(buf)
+		n, bare := httpwire.HeadEnd(buf)
 		if bare {
 			return 0, false, nil
 		}

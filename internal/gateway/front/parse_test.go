@@ -1,6 +1,8 @@
 package front
 
 import (
+	"github.com/aideploy/aideploy/internal/gateway/httpwire"
+
 	"bufio"
 	"bytes"
 	"net/http"
@@ -11,7 +13,7 @@ import (
 func TestParseHeadFastPath(t *testing.T) {
 	raw := "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: gw:8080\r\nContent-Type: application/json\r\n" +
 		"content-length: 12\r\nX-Multi: a\r\nX-Multi:  b \r\nConnection: keep-alive, close\r\nPragma: no-cache\r\n\r\n"
-	n, bare := headEnd([]byte(raw + "body bytes.."))
+	n, bare := httpwire.HeadEnd([]byte(raw + "body bytes.."))
 	if bare || n != len(raw) {
 		t.Fatalf("headEnd = %d, %v; want %d", n, bare, len(raw))
 	}
@@ -55,7 +57,7 @@ func TestParseHeadHandsOff(t *testing.T) {
 		"double slash target": "GET //evil/ HTTP/1.1\r\nHost: a\r\n\r\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			n, bare := headEnd([]byte(raw))
+			n, bare := httpwire.HeadEnd([]byte(raw))
 			if bare {
 				return
 			}
@@ -67,7 +69,7 @@ func TestParseHeadHandsOff(t *testing.T) {
 			}
 		})
 	}
-	if _, bare := headEnd([]byte("GET / HTTP/1.1\nHost: a\n\n")); !bare {
+	if _, bare := httpwire.HeadEnd([]byte("GET / HTTP/1.1\nHost: a\n\n")); !bare {
 		t.Error("bare LF lines were not left to net/http")
 	}
 }
@@ -85,7 +87,7 @@ func FuzzParseHead(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		n, bare := headEnd(b)
+		n, bare := httpwire.HeadEnd(b)
 		if bare || n == 0 {
 			return
 		}

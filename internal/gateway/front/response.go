@@ -1,6 +1,8 @@
 package front
 
 import (
+	"github.com/aideploy/aideploy/internal/gateway/httpwire"
+
 	"errors"
 	"fmt"
 	"net/http"
@@ -56,7 +58,7 @@ func (w *response) WriteHeader(code int) {
 	w.wroteHeader, w.status = true, code
 	w.noBody = code < 200 || code == http.StatusNoContent || code == http.StatusNotModified
 	if v := w.header["Content-Length"]; len(v) > 0 {
-		if n, ok := parseLength(strings.TrimSpace(v[0])); ok && !w.noBody {
+		if n, ok := httpwire.ParseLength(strings.TrimSpace(v[0])); ok && !w.noBody {
 			w.cl = n
 		} else {
 			delete(w.header, "Content-Length")

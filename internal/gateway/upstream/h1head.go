@@ -2,12 +2,11 @@ package upstream
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"net/http"
-	"net/textproto"
 	"strings"
 
+	"github.com/aideploy/aideploy/internal/gateway/httpwire"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -19,7 +18,7 @@ import (
 func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 	for {
 		buf, _ := br.Peek(br.Buffered())
-		n, bare := respHeadEnd(buf)
+		n, bare := httpwire.HeadEnd(buf)
 		if n > 0 {
 			resp, ok := parseResponseHead(buf[:n], req)
 			if !ok {
@@ -45,26 +44,6 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 		}
 	}
 	return http.ReadResponse(br, req)
-}
-
-// respHeadEnd returns the length of a complete head ending in an empty CRLF
-// line, or bare true when a line ends in a bare LF.
-func respHeadEnd(buf []byte) (n int, bare bool) {
-	start := 0
-	for {
-		j := bytes.IndexByte(buf[start:], '\n')
-		if j < 0 {
-			return 0, false
-		}
-		j += start
-		if j == 0 || buf[j-1] != '\r' {
-			return 0, true
-		}
-		if j-1 == start {
-			return j + 1, false
-		}
-		start = j + 1
-	}
 }
 
 // parseResponseHead parses a complete head; ok false means it is outside the
@@ -98,30 +77,14 @@ func parseResponseHead(b []byte, req *http.Request) (*http.Response, bool) {
 		Status: line[9:], StatusCode: code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Request: req, ContentLength: -1,
 	}
-	pos := eol + 2
-	n := strings.Count(s[pos:], "\r\n") - 1
-	h := make(http.Header, n)
-	strs := make([]string, n)
 	lengths := 0
-	for pos < len(s)-2 {
-		e := pos + strings.Index(s[pos:], "\r\n")
-		line := s[pos:e]
-		pos = e + 2
-		colon := strings.IndexByte(line, ':')
-		if colon <= 0 || !httpguts.ValidHeaderFieldName(line[:colon]) {
-			return nil, false // also obs-fold: a line that starts with a space
-		}
-		value := strings.Trim(line[colon+1:], " \t")
-		if !httpguts.ValidHeaderFieldValue(value) {
-			return nil, false
-		}
-		key := textproto.CanonicalMIMEHeaderKey(line[:colon])
+	h, ok := httpwire.ParseFields(s[eol+2:], func(key, value string) bool {
 		switch key {
 		case "Content-Length":
 			lengths++
-			cl, ok := parseLength(value)
+			cl, ok := httpwire.ParseLength(value)
 			if !ok {
-				return nil, false
+				return false
 			}
 			resp.ContentLength = cl
 		case "Connection":
@@ -129,21 +92,12 @@ func parseResponseHead(b []byte, req *http.Request) (*http.Response, bool) {
 				resp.Close = true
 			}
 		case "Transfer-Encoding", "Trailer":
-			return nil, false
+			return false
 		}
-		if vv, seen := h[key]; seen {
-			h[key] = append(vv, value)
-			continue
-		}
-		strs[0] = value
-		h[key] = strs[:1:1]
-		strs = strs[1:]
-	}
-	// http.ReadResponse's fixPragmaCacheControl: HTTP/1.0 caches' no-cache.
-	if p := h["Pragma"]; len(p) > 0 && p[0] == "no-cache" {
-		if _, ok := h["Cache-Control"]; !ok {
-			h["Cache-Control"] = []string{"no-cache"}
-		}
+		return true
+	})
+	if !ok {
+		return nil, false
 	}
 	if resp.Close {
 		delete(h, "Connection") // as net/http's shouldClose does
@@ -164,22 +118,6 @@ func parseResponseHead(b []byte, req *http.Request) (*http.Response, bool) {
 		resp.Body = http.NoBody
 	}
 	return resp, true
-}
-
-// parseLength parses a Content-Length value: digits only, as net/http.
-func parseLength(v string) (int64, bool) {
-	if v == "" || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
 
 // lengthBody is a body of known length read from the connection's buffer.

@@ -1,6 +1,8 @@
 package upstream
 
 import (
+	"github.com/aideploy/aideploy/internal/gateway/httpwire"
+
 	"bufio"
 	"bytes"
 	"io"
@@ -105,7 +107,7 @@ func FuzzParseResponseHead(f *testing.F) {
 			return
 		}
 		req, _ := http.NewRequest(method, "http://m/", nil)
-		n, _ := respHeadEnd([]byte(in))
+		n, _ := httpwire.HeadEnd([]byte(in))
 		if n == 0 {
 			return
 		}

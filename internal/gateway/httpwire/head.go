@@ -1,0 +1,92 @@
+package httpwire
+
+import (
+	"bytes"
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// HeadEnd finds the blank line that ends the head at the start of buf and
+// returns the head's length, 0 when it is not all there yet. bare is true
+// when a line ends in a bare LF, which the fast paths leave to net/http.
+func HeadEnd(buf []byte) (n int, bare bool) {
+	start := 0 // start of the current line
+	for {
+		j := bytes.IndexByte(buf[start:], '\n')
+		if j < 0 {
+			return 0, false
+		}
+		j += start
+		if j == 0 || buf[j-1] != '\r' {
+			return 0, true
+		}
+		if j-1 == start {
+			return j + 1, false
+		}
+		start = j + 1
+	}
+}
+
+// ParseFields parses the header lines in s (each ending in CRLF, then the
+// blank line) into a header with canonical keys and values sliced from s,
+// one backing array for all. field sees each key and value first and
+// reports false to refuse the head; ok is false then, and for a line
+// net/http might read differently (obs-fold, invalid names or values).
+func ParseFields(s string, field func(key, value string) bool) (h http.Header, ok bool) {
+	n := strings.Count(s, "\r\n") - 1
+	if n < 0 {
+		return nil, false
+	}
+	h = make(http.Header, n)
+	strs := make([]string, n)
+	for pos := 0; pos < len(s)-2; {
+		e := pos + strings.Index(s[pos:], "\r\n")
+		line := s[pos:e]
+		pos = e + 2
+		colon := strings.IndexByte(line, ':')
+		if colon <= 0 || !httpguts.ValidHeaderFieldName(line[:colon]) {
+			return nil, false // also obs-fold: a line that starts with a space
+		}
+		value := strings.Trim(line[colon+1:], " \t")
+		if !httpguts.ValidHeaderFieldValue(value) {
+			return nil, false
+		}
+		key := textproto.CanonicalMIMEHeaderKey(line[:colon])
+		if !field(key, value) {
+			return nil, false
+		}
+		if vv, seen := h[key]; seen {
+			h[key] = append(vv, value)
+			continue
+		}
+		strs[0] = value
+		h[key] = strs[:1:1]
+		strs = strs[1:]
+	}
+	// net/http's fixPragmaCacheControl: HTTP/1.0 caches' no-cache.
+	if p := h["Pragma"]; len(p) > 0 && p[0] == "no-cache" {
+		if _, ok := h["Cache-Control"]; !ok {
+			h["Cache-Control"] = []string{"no-cache"}
+		}
+	}
+	return h, true
+}
+
+// ParseLength parses a Content-Length value: digits only, as net/http.
+func ParseLength(v string) (int64, bool) {
+	if v == "" || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
