@@ -8,7 +8,10 @@ COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
 DATE      ?= $(shell git log -1 --format=%cI 2>/dev/null)
 PKG        = github.com/aideploy/aideploy/internal/buildinfo
 LDFLAGS    = -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PKG).Date=$(DATE)
-FUZZTIME  ?= 10s
+# A count, not a duration: Go 1.26's fuzz coordinator can fail a target with
+# "context deadline exceeded" when a -fuzztime duration ends mid-input
+# (golang/go#75804, fixed in 1.27); a count has no deadline to race.
+FUZZTIME  ?= 200000x
 
 .PHONY: all build image test unit fuzz vet lint bench demo k8s-tools cluster-up cluster-down clean
 
