@@ -26,8 +26,8 @@ type Conn struct {
 	writeFn func(uintptr) bool
 }
 
-// Wrap returns c with raw reads and writes when it is a socket that allows
-// them (TCP or Unix), and c itself otherwise.
+// Wrap returns c with raw reads and writes when it is a stream socket (TCP,
+// or Unix as the gateway dials it), and c itself otherwise.
 func Wrap(c net.Conn) net.Conn {
 	switch c.(type) {
 	case *net.TCPConn, *net.UnixConn:
@@ -35,12 +35,21 @@ func Wrap(c net.Conn) net.Conn {
 		return c
 	}
 	rc, err := c.(syscall.Conn).SyscallConn()
-	if err != nil {
-		return c
+	if err != nil || !isStream(rc) {
+		return c // unixgram, unixpacket: a read of 0 bytes is no EOF there
 	}
 	sc := &Conn{Conn: c, rc: rc}
 	sc.readFn, sc.writeFn = sc.read, sc.write
 	return sc
+}
+
+// isStream says whether the socket is SOCK_STREAM.
+func isStream(rc syscall.RawConn) bool {
+	typ, err := 0, error(nil)
+	cerr := rc.Control(func(fd uintptr) {
+		typ, err = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TYPE)
+	})
+	return cerr == nil && err == nil && typ == syscall.SOCK_STREAM
 }
 
 func (c *Conn) Read(p []byte) (int, error) {

@@ -124,6 +124,23 @@ func TestWrapLeavesOtherConnsAlone(t *testing.T) {
 	}
 }
 
+func TestWrapLeavesDatagramSocketsAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.sock")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("unixgram", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := sockio.Wrap(c); got != c {
+		t.Fatalf("Wrap(unixgram) = %T, want the conn itself", got)
+	}
+}
+
 func TestWrapGivesTheRawConn(t *testing.T) {
 	c, _ := pair(t, "tcp")
 	rc, err := c.(syscall.Conn).SyscallConn()
