@@ -46,7 +46,7 @@ var ErrMalformed = errors.New("malformed request body")
 // validates the whole body but decodes only those fields, without allocating
 // a tree: this runs on every OpenAI request.
 func ParseRequest(body []byte) (Request, error) {
-	if !json.Valid(body) {
+	if !valid(body) {
 		var v any
 		err := json.Unmarshal(body, &v)
 		return Request{}, fmt.Errorf("%w: %v", ErrMalformed, err)
