@@ -36,16 +36,22 @@ func HeadEnd(buf []byte) (n int, bare bool) {
 // reports false to refuse the head; ok is false then, and for a line
 // net/http might read differently (obs-fold, invalid names or values).
 func ParseFields(s string, field func(key, value string) bool) (h http.Header, ok bool) {
-	n := strings.Count(s, "\r\n") - 1
-	if n < 0 {
+	// Every line ends in CRLF (HeadEnd found no bare LF), so a line is
+	// what lies before its LF's CR: IndexByte and Count of one byte are
+	// the vectorised ones.
+	n := strings.Count(s, "\n") - 1
+	if n < 0 || s != "\r\n" && !strings.HasSuffix(s, "\r\n\r\n") {
 		return nil, false
 	}
 	h = make(http.Header, n)
 	strs := make([]string, n)
 	for pos := 0; pos < len(s)-2; {
-		e := pos + strings.Index(s[pos:], "\r\n")
-		line := s[pos:e]
-		pos = e + 2
+		e := pos + strings.IndexByte(s[pos:], '\n')
+		if e == pos || s[e-1] != '\r' {
+			return nil, false
+		}
+		line := s[pos : e-1]
+		pos = e + 1
 		colon := strings.IndexByte(line, ':')
 		if colon <= 0 || !httpguts.ValidHeaderFieldName(line[:colon]) {
 			return nil, false // also obs-fold: a line that starts with a space

@@ -3,6 +3,7 @@ package httpwire
 import (
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -36,7 +37,7 @@ func TestParseFields(t *testing.T) {
 	if len(seen) != 4 || seen[0] != "Content-Type=a/b" {
 		t.Fatalf("field saw %v", seen)
 	}
-	for _, bad := range []string{" X-A: folded\r\n\r\n", "X A: 1\r\n\r\n", "X-A: a\x00b\r\n\r\n", ": v\r\n\r\n"} {
+	for _, bad := range []string{"\nX-A: 1\r\n\r\n", "X-A: 1\nX-B: 2\r\n\r\n", "X-A: 1\r\n", " X-A: folded\r\n\r\n", "X A: 1\r\n\r\n", "X-A: a\x00b\r\n\r\n", ": v\r\n\r\n"} {
 		if _, ok := ParseFields(bad, func(string, string) bool { return true }); ok {
 			t.Errorf("ParseFields(%q) took it", bad)
 		}
@@ -53,4 +54,28 @@ func TestParseLength(t *testing.T) {
 			t.Errorf("ParseLength(%q) = %d, %v", in, n, ok)
 		}
 	}
+}
+
+// FuzzParseFields feeds any bytes: no panic, and a header it accepts has
+// canonical keys and values without line breaks.
+func FuzzParseFields(f *testing.F) {
+	for _, s := range []string{"A: 1\r\n\r\n", "\r\n", "X-A: 1\r\n", "a:\r\nb: c\r\n\r\n", "\n\r\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, ok := ParseFields(s, func(string, string) bool { return true })
+		if !ok {
+			return
+		}
+		for k, vv := range h {
+			if k != http.CanonicalHeaderKey(k) {
+				t.Fatalf("key %q is not canonical", k)
+			}
+			for _, v := range vv {
+				if strings.ContainsAny(v, "\r\n") {
+					t.Fatalf("value %q holds a line break", v)
+				}
+			}
+		}
+	})
 }
