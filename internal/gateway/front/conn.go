@@ -1,8 +1,6 @@
 package front
 
 import (
-	"github.com/aideploy/aideploy/internal/gateway/httpwire"
-
 	"bufio"
 	"errors"
 	"io"
@@ -12,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/aideploy/aideploy/internal/gateway/httpwire"
 )
 
 const (

@@ -1,13 +1,13 @@
 package front
 
 import (
-	"github.com/aideploy/aideploy/internal/gateway/httpwire"
-
 	"bufio"
 	"bytes"
 	"net/http"
 	"reflect"
 	"testing"
+
+	"github.com/aideploy/aideploy/internal/gateway/httpwire"
 )
 
 func TestParseHeadFastPath(t *testing.T) {

@@ -1,8 +1,6 @@
 package front
 
 import (
-	"github.com/aideploy/aideploy/internal/gateway/httpwire"
-
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aideploy/aideploy/internal/gateway/httpwire"
 	"golang.org/x/net/http/httpguts"
 )
 

@@ -1,8 +1,6 @@
 package front
 
 import (
-	"github.com/aideploy/aideploy/internal/gateway/sockio"
-
 	"context"
 	"errors"
 	"log/slog"
@@ -11,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/aideploy/aideploy/internal/gateway/sockio"
 )
 
 // Server serves HTTP/1.1 to a Handler; see the package comment for what it

@@ -128,11 +128,12 @@ var usageKey = []byte(`"usage"`)
 // UsageOf reads usage from a JSON response or one stream chunk; ok is false when
 // the object has no usage (most chunks of a stream).
 func UsageOf(b []byte) (Usage, bool) {
-	v, ok := trailingUsage(b)
+	i := bytes.LastIndex(b, usageKey)
+	if i < 0 {
+		return Usage{}, false // most chunks of a stream: one scan and done
+	}
+	v, ok := trailingUsage(b, i)
 	if !ok {
-		if !bytes.Contains(b, usageKey) {
-			return Usage{}, false
-		}
 		var vt jsonparser.ValueType
 		var err error
 		v, vt, _, err = jsonparser.Get(b, "usage")
@@ -163,37 +164,26 @@ func UsageOf(b []byte) (Usage, bool) {
 
 var usagePaths = [][]string{{"prompt_tokens"}, {"completion_tokens"}, {"total_tokens"}}
 
-// trailingUsage finds the usage object where OpenAI-compatible servers put
-// it, as the last member of the top-level object, reading from the end
-// instead of walking the whole answer. It is the top-level member when only
-// the root's closing brace follows its value: a nested object would need
-// more closers. A key cannot hide in a string: quotes there are escaped. ok
-// is false when usage is not last; the caller then walks the object.
-func trailingUsage(b []byte) ([]byte, bool) {
-	i := bytes.LastIndex(b, usageKey)
-	if i < 0 {
+// trailingUsage takes the usage object at b[i:] (the last "usage" in b)
+// when it is where OpenAI-compatible servers put it, the last member of the
+// top-level object: then only the root's closing brace follows its value, as
+// a nested object would need more closers. A key cannot hide in a string:
+// quotes there are escaped. ok is false otherwise; the caller then walks the
+// object.
+func trailingUsage(b []byte, i int) ([]byte, bool) {
+	i = skipWS(b, i+len(usageKey))
+	if i >= len(b) || b[i] != ':' {
 		return nil, false
 	}
-	rest := skipSpace(b[i+len(usageKey):])
-	if len(rest) == 0 || rest[0] != ':' {
-		return nil, false
-	}
-	v, vt, end, err := jsonparser.Get(rest[1:])
+	v, vt, end, err := jsonparser.Get(b[i+1:])
 	if err != nil || vt != jsonparser.Object {
 		return nil, false
 	}
-	after := skipSpace(rest[1+end:])
-	if len(after) == 0 || after[0] != '}' || len(skipSpace(after[1:])) != 0 {
+	i = skipWS(b, i+1+end)
+	if i >= len(b) || b[i] != '}' {
 		return nil, false
 	}
-	return v, true
-}
-
-func skipSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\n' || b[0] == '\r') {
-		b = b[1:]
-	}
-	return b
+	return v, skipWS(b, i+1) == len(b)
 }
 
 // ErrorBody is an OpenAI-style error object.

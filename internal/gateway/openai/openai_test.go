@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"bytes"
 	"errors"
 	"net/http/httptest"
 	"strings"
@@ -58,6 +59,23 @@ func TestUsageOf(t *testing.T) {
 		got, ok := UsageOf([]byte(tt.in))
 		if ok != tt.wantOK || got != tt.want {
 			t.Errorf("UsageOf(%s) = %+v,%v want %+v,%v", tt.in, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}
+
+// The usual answer, usage last, is read from its end; the walk is only for
+// the rest.
+func TestUsageOfReadsTheUsualAnswerFromItsEnd(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]bool{
+		`{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":2,"completion_tokens":16}}` + "\n": true,
+		`{"usage":{"prompt_tokens":1},"id":"x"}`:                             false,
+		`{"usage":{"prompt_tokens":1},"meta":{"usage":{"prompt_tokens":9}}}`: false,
+		`{"choices":[],"usage":null}`:                                        false,
+	} {
+		b := []byte(in)
+		if _, ok := trailingUsage(b, bytes.LastIndex(b, usageKey)); ok != want {
+			t.Errorf("trailingUsage(%s) = %v, want %v", in, ok, want)
 		}
 	}
 }

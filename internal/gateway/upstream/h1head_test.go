@@ -1,8 +1,6 @@
 package upstream
 
 import (
-	"github.com/aideploy/aideploy/internal/gateway/httpwire"
-
 	"bufio"
 	"bytes"
 	"io"
@@ -10,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/aideploy/aideploy/internal/gateway/httpwire"
 )
 
 func TestReadResponseFastPath(t *testing.T) {

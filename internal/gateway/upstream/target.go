@@ -1,14 +1,14 @@
 package upstream
 
 import (
-	"github.com/aideploy/aideploy/internal/gateway/sockio"
-
 	"context"
 	"net"
 	"net/http"
 	"net/url"
 	"sync/atomic"
 	"time"
+
+	"github.com/aideploy/aideploy/internal/gateway/sockio"
 )
 
 // Breaker guards one target; it is the two-step breaker of the breaker package.
