@@ -30,6 +30,23 @@ func aideploy(ctx context.Context, t *testing.T, kubeconfig, ns, configPath stri
 	return out.String(), errOut.String(), code
 }
 
+// commandLine writes the render golden config named golden, with extra YAML
+// appended, and returns the command line run against it in kc's namespace.
+func commandLine(ctx context.Context, t *testing.T, kubeconfig string, kc *k8s.Client, golden, extra string) func(args ...string) (string, string, int) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "render", "testdata", golden, "aideploy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "aideploy.yaml")
+	if err := os.WriteFile(path, append(data, extra...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return func(args ...string) (string, string, int) {
+		return aideploy(ctx, t, kubeconfig, kc.Namespace, path, args...)
+	}
+}
+
 // The commands as a user runs them: apply --dry-run=server --diff, prewarm
 // --wait and --restore, status, render prewarm.
 func TestIntegrationK8sCommandLine(t *testing.T) {
@@ -37,18 +54,8 @@ func TestIntegrationK8sCommandLine(t *testing.T) {
 	waitGPUsFree(t, kc)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	data, err := os.ReadFile(filepath.Join("..", "render", "testdata", "gpu1", "aideploy.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data = append(data, []byte("prewarm:\n  - name: launch\n    start: 2026-12-24T18:00\n    end: 2026-12-24T22:00\n    timezone: Europe/Berlin\n    replicas: 6\n")...)
-	path := filepath.Join(t.TempDir(), "aideploy.yaml")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	run := func(args ...string) (string, string, int) {
-		return aideploy(ctx, t, cl.Kubeconfig, kc.Namespace, path, args...)
-	}
+	run := commandLine(ctx, t, cl.Kubeconfig, kc, "gpu1",
+		"prewarm:\n  - name: launch\n    start: 2026-12-24T18:00\n    end: 2026-12-24T22:00\n    timezone: Europe/Berlin\n    replicas: 6\n")
 
 	out, _, code := run("apply", "--target", "k8s", "--dry-run=server", "--diff")
 	if code != 0 || !strings.Contains(out, "Deployment/chat-blue created (server dry run)") || !strings.Contains(out, "+ kind: Deployment") {

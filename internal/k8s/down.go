@@ -2,7 +2,6 @@ package k8s
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,14 +21,14 @@ func (p *Platform) LockHolder(ctx context.Context) (*rollout.Holder, bool, error
 	if err != nil {
 		return nil, false, fmt.Errorf("reading Lease %s: %w", p.lockName(), err)
 	}
-	if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
+	h, err := holderOf(l)
+	if h == nil {
 		return nil, false, nil
 	}
-	var h rollout.Holder
-	if err := json.Unmarshal([]byte(l.Annotations[annotationHolder]), &h); err != nil {
+	if err != nil {
 		h.Owner = *l.Spec.HolderIdentity
 	}
-	return &h, h.Gone(), nil
+	return h, h.Gone(), nil
 }
 
 // downKinds are the kinds aideploy creates for a service, in the order Down

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,18 +32,8 @@ func TestIntegrationK8sDown(t *testing.T) {
 	if _, err := b.rollout(ctx, "registry.example.com/app:2", 1); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join("..", "render", "testdata", "cpu", "aideploy.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data = append(data, []byte("prewarm:\n  - name: launch\n    start: 2026-12-24T18:00\n    end: 2026-12-24T22:00\n    replicas: 3\n")...)
-	path := filepath.Join(t.TempDir(), "aideploy.yaml")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	run := func(args ...string) (string, string, int) {
-		return aideploy(ctx, t, cl.Kubeconfig, kc.Namespace, path, args...)
-	}
+	run := commandLine(ctx, t, cl.Kubeconfig, kc, "cpu",
+		"prewarm:\n  - name: launch\n    start: 2026-12-24T18:00\n    end: 2026-12-24T22:00\n    replicas: 3\n")
 	out, _, code := run("render", "prewarm", "--stdout")
 	if code != 0 {
 		t.Fatalf("render prewarm: exit %d", code)

@@ -90,15 +90,14 @@ func (p *Platform) Lock(ctx context.Context, h rollout.Holder, force bool) error
 		if err != nil {
 			return fmt.Errorf("reading Lease %s: %w", p.lockName(), err)
 		}
-		if l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "" {
-			var held rollout.Holder
-			if err := json.Unmarshal([]byte(l.Annotations[annotationHolder]), &held); err != nil && !force {
+		if held, err := holderOf(l); held != nil {
+			if err != nil && !force {
 				return fmt.Errorf("reading the holder of Lease %s: %w; rerun with --force-unlock", p.lockName(), err)
 			}
 			dead := held.Gone()
 			if !(held.Host == h.Host && held.PID == h.PID) {
 				if !force && !dead {
-					return &rollout.LockedError{Service: p.name, Holder: held}
+					return &rollout.LockedError{Service: p.name, Holder: *held}
 				}
 				why := "--force-unlock"
 				if dead {
@@ -121,6 +120,16 @@ func (p *Platform) Lock(ctx context.Context, h rollout.Holder, force bool) error
 		return nil
 	}
 	return fmt.Errorf("taking Lease %s: it kept changing; try again", p.lockName())
+}
+
+// holderOf returns who holds l, nil when nobody does; err is about the
+// holder annotation, which may be unreadable while the Lease is held.
+func holderOf(l *coordinationv1.Lease) (*rollout.Holder, error) {
+	if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
+		return nil, nil
+	}
+	var h rollout.Holder
+	return &h, json.Unmarshal([]byte(l.Annotations[annotationHolder]), &h)
 }
 
 // Unlock deletes the Lease if h still holds it.
