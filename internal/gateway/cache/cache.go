@@ -70,6 +70,12 @@ func New(cfg Config, rdb redis.UniversalClient, m *Metrics) *Cache {
 			storedAt, ttl := envelopeTimes(oe.Value)
 			return max(time.Until(storedAt.Add(ttl+cfg.StaleFor.D())), time.Millisecond)
 		}),
+		// Maintenance runs on the goroutine that wrote: the default executor
+		// starts a goroutine for nearly every write, and on a cache miss
+		// that goroutine and the thread woken to run it cost more than the
+		// drain itself. Nothing here runs user code under the cache's locks
+		// (no OnDeletion, no Compute, no refresh).
+		Executor: func(fn func()) { fn() },
 	})
 	m.l1.Store(c.l1)
 	return c

@@ -114,6 +114,10 @@ func TestL1BoundedByBytes(t *testing.T) {
 	body := bytes.Repeat([]byte("x"), 60<<10)
 	for i := range 100 {
 		c.Set(context.Background(), string(rune('a'+i%26))+string(rune(i)), Entry{Status: 200, Body: body}, time.Minute)
+		// The bound holds after every write, not only after a clean-up.
+		if got := c.l1.WeightedSize(); got > 1<<20 {
+			t.Fatalf("after write %d L1 holds %d bytes, bound is %d", i, got, 1<<20)
+		}
 	}
 	c.l1.CleanUp()
 	if got := c.l1.WeightedSize(); got > 1<<20 {
