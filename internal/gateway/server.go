@@ -20,9 +20,11 @@ import (
 	"github.com/aideploy/aideploy/internal/gateway/breaker"
 	"github.com/aideploy/aideploy/internal/gateway/cache"
 	"github.com/aideploy/aideploy/internal/gateway/front"
+	"github.com/aideploy/aideploy/internal/gateway/gctune"
 	"github.com/aideploy/aideploy/internal/gateway/limit"
 	"github.com/aideploy/aideploy/internal/gateway/metrics"
 	"github.com/aideploy/aideploy/internal/gateway/upstream"
+	"github.com/aideploy/aideploy/internal/units"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -124,6 +126,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 	if err != nil {
 		return err
 	}
+	gc := gctune.Start(uint64(cfg.GCHeapTarget))
+	defer gc.Stop()
 	m := metrics.New()
 	d := Deps{Logger: logger, Metrics: m}
 	bm := breaker.NewMetrics(m.Registry)
@@ -189,7 +193,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
 	go func() { errc <- as.Serve(aln) }()
-	logger.Info("gateway serving", "listen", ln.Addr().String(), "admin", aln.Addr().String(), "redis", cfg.RedisURL != "")
+	logger.Info("gateway serving", "listen", ln.Addr().String(), "admin", aln.Addr().String(), "redis", cfg.RedisURL != "",
+		"gc_heap_target", gcTarget(gc, cfg.GCHeapTarget))
 	if opts.Started != nil {
 		opts.Started(ln.Addr().String(), aln.Addr().String())
 	}
@@ -234,6 +239,15 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 		return fmt.Errorf("draining on shutdown: %w", err)
 	}
 	return nil
+}
+
+// gcTarget is the heap target for the log: "off" when the environment's
+// GOGC or GOMEMLIMIT rule.
+func gcTarget(gc *gctune.Tuner, target units.ByteSize) string {
+	if gc == nil {
+		return "off (GOGC or GOMEMLIMIT set)"
+	}
+	return target.String()
 }
 
 // limitsConfig merges per-key limits into the tenants' rules and shares the

@@ -1,0 +1,21 @@
+// Package gctune makes the gateway collect garbage less often while its heap
+// is small, trading memory it is allowed to use for CPU and tail latency.
+//
+// With the runtime's default GOGC=100 a collection starts whenever the heap
+// has doubled since the last one. A gateway's live heap is small (its L1
+// cache and the requests in flight) and its garbage rate high (every
+// request), so it collects many times a second, and each collection's mark
+// phase takes CPU from requests in flight: on a busy machine that is a
+// visible share of the slowest requests. A Tuner raises GOGC after each
+// collection so that the next one starts near a heap target instead, never
+// below GOGC=100 and never above 500: once the live heap passes half the
+// target, collections run as they would by default.
+//
+// An operator's own GOGC or GOMEMLIMIT in the environment wins: then Start
+// changes nothing.
+//
+// Why not a library: bytedance/gopkg's gctuner does the same with
+// runtime.ReadMemStats, which stops the world on every collection, as
+// package-level state that reads GOGC at init; runtime/metrics gives the live
+// heap without a stop, and a Tuner is a value with its own Stop.
+package gctune
