@@ -2,14 +2,14 @@ package gateway
 
 import (
 	"bytes"
-
-	"github.com/aideploy/aideploy/internal/gateway/openai"
-	"github.com/buger/jsonparser"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/buger/jsonparser"
+
 	"github.com/aideploy/aideploy/internal/gateway/cache"
+	"github.com/aideploy/aideploy/internal/gateway/openai"
 )
 
 // cacheStep answers repeats from the cache and makes identical concurrent

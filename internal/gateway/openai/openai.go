@@ -1,15 +1,15 @@
 package openai
 
 import (
-	"strings"
-
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/buger/jsonparser"
 	"net/http"
 	"strconv"
+	"strings"
+
+	"github.com/buger/jsonparser"
 )
 
 // Route templates of the OpenAI-compatible API; Other is everything else.
