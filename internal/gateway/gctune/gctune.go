@@ -92,15 +92,22 @@ func (t *Tuner) GCPercent() int {
 	return t.percent
 }
 
-// Stop ends the tuning and restores the GOGC from before Start.
+// Stop ends the tuning and restores the GOGC from before Start, unless
+// something else has set GOGC since (another Tuner in the same process, as
+// in tests that run several gateways).
 func (t *Tuner) Stop() {
 	if t == nil {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.stopped {
-		t.stopped = true
+	if t.stopped {
+		return
+	}
+	t.stopped = true
+	cur := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(cur)
+	if cur[0].Value.Kind() == metrics.KindUint64 && int(cur[0].Value.Uint64()) == t.percent {
 		debug.SetGCPercent(t.prior)
 	}
 }

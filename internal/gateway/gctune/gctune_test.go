@@ -111,3 +111,16 @@ func TestOperatorSettingsWin(t *testing.T) {
 		t.Error("a nil Tuner reports a GOGC")
 	}
 }
+
+func TestStopLeavesAnotherSetting(t *testing.T) {
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	tu := Start(1 << 30)
+	waitGOGC(t, MaxPercent)
+	debug.SetGCPercent(250) // someone else's choice, after the tuner's
+	tu.Stop()
+	if got := gogc(); got != 250 {
+		t.Fatalf("GOGC is %d after Stop, want the 250 set after the tuner", got)
+	}
+}
