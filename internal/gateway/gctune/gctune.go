@@ -11,7 +11,7 @@ import (
 // The bounds of the GOGC a Tuner sets.
 const (
 	MinPercent = 100 // the runtime's default: a Tuner never collects more often
-	MaxPercent = 500 // keeps a collection's pause of work in proportion
+	MaxPercent = 500 // garbage between collections at most five times the live heap
 )
 
 // Percent is the GOGC that starts the next collection when the heap reaches
