@@ -88,7 +88,18 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, a := range []string{up, "127.0.0.1:" + ngPort, "127.0.0.1:" + gwPort} {
+	// The same gateway without its cache: not a target, it shows how much
+	// of the gap is the cache's own work and heap.
+	offPort := freePort()
+	offConf, err := cacheOffConfig(dir)
+	if err != nil {
+		return err
+	}
+	offPID, err := procs.startGateway(ctx, dir, "gateway-nocache", offPort, freePort(), up, "--config", offConf)
+	if err != nil {
+		return err
+	}
+	for _, a := range []string{up, "127.0.0.1:" + ngPort, "127.0.0.1:" + gwPort, "127.0.0.1:" + offPort} {
 		if err := waitHTTP(ctx, "http://"+a+"/health"); err != nil {
 			return err
 		}
@@ -115,6 +126,7 @@ func run(ctx context.Context) error {
 		{"b nginx proxy_pass", "127.0.0.1:" + ngPort, unique, ngPID},
 		{"c gateway, cache miss", "127.0.0.1:" + gwPort, unique, gwPID},
 		{"d gateway, cache hit", "127.0.0.1:" + gwPort, same, gwPID},
+		{"c' gateway, cache off", "127.0.0.1:" + offPort, unique, offPID},
 	}
 	samples := make([][]result, len(scenarios))
 	for round := range o.rounds {
@@ -148,6 +160,8 @@ func run(ctx context.Context) error {
 		{"c gateway (miss) at nginx's half peak", "127.0.0.1:" + gwPort, half},
 		{"b nginx at a quarter of its peak", "127.0.0.1:" + ngPort, half / 2},
 		{"c gateway (miss) at nginx's quarter peak", "127.0.0.1:" + gwPort, half / 2},
+		{"c' gateway (cache off) at nginx's half peak", "127.0.0.1:" + offPort, half},
+		{"c' gateway (cache off) at nginx's quarter peak", "127.0.0.1:" + offPort, half / 2},
 	}
 	pacedSamples := make([][]result, len(pacedRuns))
 	for round := range o.rounds {
@@ -193,6 +207,8 @@ func run(ctx context.Context) error {
 	fmt.Printf("ratio d/b (gateway hit / nginx):  %.2f (target >= 1.50)\n", rows[3].rps/rows[1].rps)
 	fmt.Printf("p99 added at %.0f req/s (gateway - nginx): %.2f ms (target <= 1 ms); at %.0f req/s: %.2f ms\n",
 		half, ms(paced[1].p99-paced[0].p99), half/2, ms(paced[3].p99-paced[2].p99))
+	fmt.Printf("with the cache off (no target; the share of the gap that is the cache's): c'/b %.2f, p99 added %.2f ms at %.0f req/s, %.2f ms at %.0f req/s\n",
+		rows[4].rps/rows[1].rps, ms(paced[4].p99-paced[0].p99), half, ms(paced[5].p99-paced[2].p99), half/2)
 	fmt.Printf("stream first byte: direct p50 %.3f ms, via gateway p50 %.3f ms, added %.3f ms (target <= 1 ms)\n",
 		ms(ttfbDirect), ms(ttfbGW), ms(ttfbGW-ttfbDirect))
 	fmt.Printf("gateway RSS with %d open streams: %.1f MiB (target <= 512 MiB)\n", openN, float64(rss)/(1<<20))
@@ -439,9 +455,12 @@ func (p *procs) startPID(ctx context.Context, dir, name, bin string, args ...str
 	return cmd.Process.Pid, nil
 }
 
-func (p *procs) startGateway(ctx context.Context, dir, name, port, admin, up string) (int, error) {
-	err := p.start(ctx, dir, name, filepath.Join(dir, "aideploy"), "gateway", "serve", "--config", filepath.Join(dir, "none.yaml"),
-		"--listen", "127.0.0.1:"+port, "--admin-listen", "127.0.0.1:"+admin, "--upstream", "http://"+up)
+// startGateway runs a gateway on its embedded defaults (a config file that
+// does not exist), or with the flags in extra, which come later and win.
+func (p *procs) startGateway(ctx context.Context, dir, name, port, admin, up string, extra ...string) (int, error) {
+	args := append([]string{"gateway", "serve", "--config", filepath.Join(dir, "none.yaml"),
+		"--listen", "127.0.0.1:" + port, "--admin-listen", "127.0.0.1:" + admin, "--upstream", "http://" + up}, extra...)
+	err := p.start(ctx, dir, name, filepath.Join(dir, "aideploy"), args...)
 	if err != nil {
 		return 0, err
 	}
@@ -461,6 +480,13 @@ func (p *procs) stopAll() {
 		}
 	}
 	p.list = nil
+}
+
+// cacheOffConfig writes a configuration whose gateway has no cache.
+func cacheOffConfig(dir string) (string, error) {
+	path := filepath.Join(dir, "nocache.yaml")
+	conf := "name: bench\nimage: bench/model:1\ngateway:\n  cache:\n    enabled: false\n"
+	return path, os.WriteFile(path, []byte(conf), 0o600)
 }
 
 func startNginx(ctx context.Context, p *procs, bin, dir, port, up string) (int, error) {
