@@ -7,10 +7,9 @@ import (
 	"slices"
 	"unicode/utf16"
 	"unicode/utf8"
-)
 
-// maxDepth is the nesting limit of encoding/json, kept so that both accept the same documents.
-const maxDepth = 10000
+	"github.com/aideploy/aideploy/internal/gateway/jsonscan"
+)
 
 // canonicalizer rewrites one JSON document in canonical form in a single pass. Objects are
 // rebuilt with their members sorted by decoded key; the member and key stacks and the
@@ -37,16 +36,7 @@ func (c *canonicalizer) fail(what string) error {
 	return fmt.Errorf("%w: %s at offset %d", errSyntax, what, c.pos)
 }
 
-func (c *canonicalizer) skipSpace() {
-	for c.pos < len(c.src) {
-		switch c.src[c.pos] {
-		case ' ', '\t', '\n', '\r':
-			c.pos++
-		default:
-			return
-		}
-	}
-}
+func (c *canonicalizer) skipSpace() { c.pos = jsonscan.Space(c.src, c.pos) }
 
 func (c *canonicalizer) value(dst []byte) ([]byte, error) {
 	c.skipSpace()
@@ -74,7 +64,7 @@ func (c *canonicalizer) value(dst []byte) ([]byte, error) {
 
 func (c *canonicalizer) enter() error {
 	c.pos++
-	if c.depth++; c.depth > maxDepth {
+	if c.depth++; c.depth > jsonscan.MaxDepth { // encoding/json's limit: both accept the same documents
 		return c.fail("nesting too deep")
 	}
 	return nil
@@ -322,38 +312,11 @@ func (c *canonicalizer) hex4(at int) (rune, bool) {
 
 // number copies a number as written after checking it against JSON's grammar.
 func (c *canonicalizer) number(dst []byte) ([]byte, error) {
-	start := c.pos
-	digits := func() int {
-		n := 0
-		for c.pos < len(c.src) && c.src[c.pos] >= '0' && c.src[c.pos] <= '9' {
-			c.pos++
-			n++
-		}
-		return n
-	}
-	if c.src[c.pos] == '-' {
-		c.pos++
-	}
-	switch {
-	case c.pos < len(c.src) && c.src[c.pos] == '0':
-		c.pos++
-	case digits() == 0:
+	end := jsonscan.Number(c.src, c.pos)
+	if end < 0 {
 		return nil, c.fail("invalid number")
 	}
-	if c.pos < len(c.src) && c.src[c.pos] == '.' {
-		c.pos++
-		if digits() == 0 {
-			return nil, c.fail("invalid number")
-		}
-	}
-	if c.pos < len(c.src) && (c.src[c.pos] == 'e' || c.src[c.pos] == 'E') {
-		c.pos++
-		if c.pos < len(c.src) && (c.src[c.pos] == '+' || c.src[c.pos] == '-') {
-			c.pos++
-		}
-		if digits() == 0 {
-			return nil, c.fail("invalid number")
-		}
-	}
-	return append(dst, c.src[start:c.pos]...), nil
+	dst = append(dst, c.src[c.pos:end]...)
+	c.pos = end
+	return dst, nil
 }

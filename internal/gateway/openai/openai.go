@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/buger/jsonparser"
+
+	"github.com/aideploy/aideploy/internal/gateway/jsonscan"
 )
 
 // Route templates of the OpenAI-compatible API; Other is everything else.
@@ -46,12 +48,12 @@ var ErrMalformed = errors.New("malformed request body")
 // validates the whole body but decodes only those fields, without allocating
 // a tree: this runs on every OpenAI request.
 func ParseRequest(body []byte) (Request, error) {
-	if !valid(body) {
+	if !jsonscan.Valid(body) {
 		var v any
 		err := json.Unmarshal(body, &v)
 		return Request{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	if t := firstByte(body); t != '{' {
+	if body[jsonscan.Space(body, 0)] != '{' { // Valid: a value follows any space
 		return Request{}, fmt.Errorf("%w: the body must be a JSON object", ErrMalformed)
 	}
 	var r Request
@@ -103,17 +105,6 @@ func typeName(t jsonparser.ValueType) string {
 		return "boolean"
 	}
 	return "number"
-}
-
-func firstByte(b []byte) byte {
-	for _, c := range b {
-		switch c {
-		case ' ', '\t', '\n', '\r':
-			continue
-		}
-		return c
-	}
-	return 0
 }
 
 // Usage is token usage as the OpenAI API reports it.
@@ -171,7 +162,7 @@ var usagePaths = [][]string{{"prompt_tokens"}, {"completion_tokens"}, {"total_to
 // quotes there are escaped. ok is false otherwise; the caller then walks the
 // object.
 func trailingUsage(b []byte, i int) ([]byte, bool) {
-	i = skipWS(b, i+len(usageKey))
+	i = jsonscan.Space(b, i+len(usageKey))
 	if i >= len(b) || b[i] != ':' {
 		return nil, false
 	}
@@ -179,11 +170,11 @@ func trailingUsage(b []byte, i int) ([]byte, bool) {
 	if err != nil || vt != jsonparser.Object {
 		return nil, false
 	}
-	i = skipWS(b, i+1+end)
+	i = jsonscan.Space(b, i+1+end)
 	if i >= len(b) || b[i] != '}' {
 		return nil, false
 	}
-	return v, skipWS(b, i+1) == len(b)
+	return v, jsonscan.Space(b, i+1) == len(b)
 }
 
 // ErrorBody is an OpenAI-style error object.

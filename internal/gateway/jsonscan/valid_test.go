@@ -1,4 +1,4 @@
-package openai
+package jsonscan
 
 import (
 	"encoding/json"
@@ -8,13 +8,13 @@ import (
 
 func TestValidAgreesWithEncodingJSON(t *testing.T) {
 	for _, in := range validSeeds {
-		if got, want := valid([]byte(in)), json.Valid([]byte(in)); got != want {
+		if got, want := Valid([]byte(in)), json.Valid([]byte(in)); got != want {
 			t.Errorf("valid(%q) = %v, json.Valid says %v", in, got, want)
 		}
 	}
-	deep := strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth)
-	for _, in := range []string{deep, "[" + deep + "]", strings.Repeat(`{"a":`, maxDepth) + "1" + strings.Repeat("}", maxDepth)} {
-		if got, want := valid([]byte(in)), json.Valid([]byte(in)); got != want {
+	deep := strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth)
+	for _, in := range []string{deep, "[" + deep + "]", strings.Repeat(`{"a":`, MaxDepth) + "1" + strings.Repeat("}", MaxDepth)} {
+		if got, want := Valid([]byte(in)), json.Valid([]byte(in)); got != want {
 			t.Errorf("valid at depth %d = %v, json.Valid says %v", strings.Count(in, "[")+strings.Count(in, "{"), got, want)
 		}
 	}
@@ -27,13 +27,13 @@ var validSeeds = []string{
 	"\"a\x01b\"", "\"caf\xe9\"", `tru`, `nul`, `falsey`, `{"a":1}}`, `[[]`, ``, ` `, "\ufeff{}", `{"a":"\/"}`, "[1]\n", "\t{}\r\n",
 }
 
-// FuzzValid checks valid against json.Valid on any input.
+// FuzzValid checks Valid against json.Valid on any input.
 func FuzzValid(f *testing.F) {
 	for _, s := range validSeeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := valid(b), json.Valid(b); got != want {
+		if got, want := Valid(b), json.Valid(b); got != want {
 			t.Fatalf("valid(%q) = %v, json.Valid says %v", b, got, want)
 		}
 	})
@@ -44,7 +44,7 @@ func BenchmarkValid(b *testing.B) {
 	b.Run("valid", func(b *testing.B) {
 		b.SetBytes(int64(len(body)))
 		for b.Loop() {
-			valid(body)
+			Valid(body)
 		}
 	})
 	b.Run("json.Valid", func(b *testing.B) {

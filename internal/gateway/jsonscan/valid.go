@@ -1,17 +1,17 @@
-package openai
+package jsonscan
 
-// maxDepth is encoding/json's nesting limit, which valid keeps.
-const maxDepth = 10000
+// MaxDepth is encoding/json's nesting limit, which Valid keeps.
+const MaxDepth = 10000
 
-// valid reports whether b is exactly one JSON value, with json.Valid's
+// Valid reports whether b is exactly one JSON value, with json.Valid's
 // verdict on every input (FuzzValid checks). json.Valid steps a state machine
 // through a function call per byte; this plain loop is several times faster,
 // which counts for long prompts: every OpenAI request is checked before it
 // goes anywhere.
-func valid(b []byte) bool {
+func Valid(b []byte) bool {
 	var arr [32]byte
 	stack := arr[:0] // '{' or '[' per open container
-	i := skipWS(b, 0)
+	i := Space(b, 0)
 	for {
 		// A value starts at i.
 		if i >= len(b) {
@@ -19,11 +19,11 @@ func valid(b []byte) bool {
 		}
 		switch c := b[i]; {
 		case c == '{' || c == '[':
-			if len(stack) >= maxDepth {
+			if len(stack) >= MaxDepth {
 				return false
 			}
 			stack = append(stack, c)
-			i = skipWS(b, i+1)
+			i = Space(b, i+1)
 			if i < len(b) && b[i] == c+2 { // '}' and ']' follow '{' and '[' by two
 				stack = stack[:len(stack)-1]
 				i++
@@ -40,7 +40,7 @@ func valid(b []byte) bool {
 				return false
 			}
 		case c == '-' || c >= '0' && c <= '9':
-			if i = number(b, i); i < 0 {
+			if i = Number(b, i); i < 0 {
 				return false
 			}
 		case c == 't':
@@ -60,7 +60,7 @@ func valid(b []byte) bool {
 		}
 		// A value ended before i: close containers, or go on to the next one.
 		for {
-			i = skipWS(b, i)
+			i = Space(b, i)
 			if len(stack) == 0 {
 				return i == len(b)
 			}
@@ -76,7 +76,7 @@ func valid(b []byte) bool {
 			if b[i] != ',' {
 				return false
 			}
-			i = skipWS(b, i+1)
+			i = Space(b, i+1)
 			if top == '{' {
 				if i = member(b, i); i < 0 {
 					return false
@@ -96,14 +96,16 @@ func member(b []byte, i int) int {
 	if i = str(b, i); i < 0 {
 		return -1
 	}
-	i = skipWS(b, i)
+	i = Space(b, i)
 	if i >= len(b) || b[i] != ':' {
 		return -1
 	}
-	return skipWS(b, i+1)
+	return Space(b, i+1)
 }
 
-func skipWS(b []byte, i int) int {
+// Space returns the index of the first byte at or after i that is not JSON
+// whitespace.
+func Space(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t') {
 		i++
 	}
@@ -145,8 +147,9 @@ func str(b []byte, i int) int {
 	return -1
 }
 
-// number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? from b[i].
-func number(b []byte, i int) int {
+// Number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? from b[i]
+// and returns the index after it, or -1.
+func Number(b []byte, i int) int {
 	if b[i] == '-' {
 		i++
 	}
