@@ -3,7 +3,9 @@ package cache
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
+	"runtime/metrics"
 	"sync"
 	"testing"
 	"time"
@@ -225,5 +227,26 @@ func TestSlowRedisCostsAtMostTheTimeout(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.l2Skipped); got < 5 {
 		t.Errorf("l2 skipped = %v, want the rest of the misses", got)
+	}
+}
+
+// Writes keep L1's maintenance on the writing goroutine: a cache miss must
+// not pay for a goroutine and a thread woken to drain otter's buffers. Not
+// parallel, so that other tests' goroutines do not count.
+func TestL1WritesStartNoGoroutines(t *testing.T) {
+	c, _, _ := newTestCache(t, testConfig(), nil)
+	ctx := context.Background()
+	created := func() uint64 {
+		s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	before := created()
+	for i := range 200 {
+		c.Set(ctx, fmt.Sprintf("key-%d", i), answer(`{"n":1}`), time.Minute)
+		time.Sleep(100 * time.Microsecond) // writes apart, as misses come: a drain would finish in between
+	}
+	if n := created() - before; n > 20 {
+		t.Fatalf("200 writes started %d goroutines", n)
 	}
 }
