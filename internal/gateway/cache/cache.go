@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/maypok86/otter/v2"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -38,12 +37,12 @@ func (f Freshness) String() string {
 
 // Cache is the two-tier answer cache. It is safe for concurrent use.
 //
-// L1 holds each answer as its envelope (Encode's bytes), the same bytes L2
-// stores: one pointer-free object per entry instead of a header map with its
-// strings, which keeps the garbage collector's work flat as the cache fills.
+// Both tiers hold each answer as its envelope (Encode's bytes); L1 keeps them
+// in freecache's preallocated ring buffers (see l1), so the garbage
+// collector's work stays flat however full the cache is.
 type Cache struct {
 	cfg     Config
-	l1      *otter.Cache[string, []byte]
+	l1      *l1
 	rdb     redis.UniversalClient // nil: L1 only
 	m       *Metrics
 	now     func() time.Time
@@ -52,7 +51,7 @@ type Cache struct {
 }
 
 // New builds a cache from a validated cfg. rdb nil (or cfg.L2.Enabled false) runs on L1 alone;
-// m nil records no metrics. Call Close to stop the L1 tier's background work.
+// m nil records no metrics. Call Close when done with it.
 func New(cfg Config, rdb redis.UniversalClient, m *Metrics) *Cache {
 	if m == nil {
 		m = NewMetrics(nil)
@@ -61,28 +60,14 @@ func New(cfg Config, rdb redis.UniversalClient, m *Metrics) *Cache {
 		rdb = nil
 	}
 	c := &Cache{cfg: cfg, rdb: rdb, m: m, now: time.Now}
-	c.l1 = otter.Must(&otter.Options[string, []byte]{
-		MaximumWeight: uint64(cfg.L1MaxBytes),
-		Weigher: func(key string, env []byte) uint32 {
-			return uint32(min(len(key)+len(env)+64, 1<<31))
-		},
-		ExpiryCalculator: otter.ExpiryWritingFunc(func(oe otter.Entry[string, []byte]) time.Duration {
-			storedAt, ttl := envelopeTimes(oe.Value)
-			return max(time.Until(storedAt.Add(ttl+cfg.StaleFor.D())), time.Millisecond)
-		}),
-		// Maintenance runs on the goroutine that wrote: the default executor
-		// starts a goroutine for nearly every write, and on a cache miss
-		// that goroutine and the thread woken to run it cost more than the
-		// drain itself. Nothing here runs user code under the cache's locks
-		// (no OnDeletion, no Compute, no refresh).
-		Executor: func(fn func()) { fn() },
-	})
+	c.l1 = newL1(int(cfg.L1MaxBytes), func() time.Time { return c.now() })
 	m.l1.Store(c.l1)
 	return c
 }
 
-// Close stops the L1 tier's background goroutines; the cache must not be used afterwards.
-func (c *Cache) Close() { c.l1.StopAllGoroutines() }
+// Close releases the cache; it must not be used afterwards. The L1 tier runs
+// no goroutines, so this only lets the metrics stop reading it.
+func (c *Cache) Close() { c.m.l1.CompareAndSwap(c.l1, nil) }
 
 // freshness classifies e at now; ok is false once it is past staleFor too.
 func (c *Cache) freshness(e Entry, now time.Time) (Freshness, bool) {
@@ -103,11 +88,11 @@ func (c *Cache) Get(ctx context.Context, key string) (Entry, Level, Freshness, b
 	now := c.now()
 	var e Entry
 	var f Freshness
-	env, ok := c.l1.GetIfPresent(key)
+	env, ok := c.l1.get(key)
 	if ok {
 		var err error
 		if e, err = Decode(env); err != nil {
-			c.l1.Invalidate(key) // cannot happen short of memory corruption; never serve it
+			c.l1.del(key) // cannot happen short of memory corruption; never serve it
 			ok = false
 		}
 	}
@@ -119,7 +104,7 @@ func (c *Cache) Get(ctx context.Context, key string) (Entry, Level, Freshness, b
 		return e, LevelL1, Fresh, true
 	}
 	if e2, env2, f2, ok2 := c.getL2(ctx, key, now); ok2 && (!ok || f2 == Fresh) {
-		c.l1.Set(key, env2)
+		c.l1.set(key, env2, c.life(e2, now))
 		c.count(LevelL2, f2)
 		return e2, LevelL2, f2, true
 	}
@@ -181,18 +166,23 @@ func (c *Cache) Set(ctx context.Context, key string, e Entry, ttl time.Duration)
 		e.StoredAt = now
 	}
 	e.TTL = ttl
+	life := c.life(e, now)
+	if life <= 0 {
+		return
+	}
 	env := e.Encode()
-	c.l1.Set(key, env)
+	c.l1.set(key, env, life)
 	if !c.l2Usable() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.L2.Timeout.D())
 	defer cancel()
-	life := e.StoredAt.Add(ttl + c.cfg.StaleFor.D()).Sub(now)
-	if life <= 0 {
-		return
-	}
 	c.l2Result(c.rdb.Set(ctx, c.cfg.L2.KeyPrefix+key, env, max(life, time.Millisecond)).Err())
+}
+
+// life is how long after now e may still be served: fresh, then stale.
+func (c *Cache) life(e Entry, now time.Time) time.Duration {
+	return e.StoredAt.Add(e.TTL + c.cfg.StaleFor.D()).Sub(now)
 }
 
 // l2Usable says whether L2 exists and is not being skipped after repeated errors.

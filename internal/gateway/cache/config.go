@@ -15,7 +15,8 @@ type Config struct {
 	TTL units.Duration `yaml:"ttl" json:"ttl"`
 	// StaleFor is how long past its TTL an answer may still be served as STALE while upstreams are down.
 	StaleFor units.Duration `yaml:"staleFor" json:"staleFor"`
-	// L1MaxBytes bounds the in-process tier by the size of the stored answers.
+	// L1MaxBytes is the in-process tier's memory, allocated at start: stored
+	// answers, their keys and 24 bytes each are kept within it.
 	L1MaxBytes units.ByteSize `yaml:"l1MaxBytes" json:"l1MaxBytes"`
 	// MaxEntryBytes is the largest answer that is stored; larger ones are not cached.
 	MaxEntryBytes units.ByteSize `yaml:"maxEntryBytes" json:"maxEntryBytes"`

@@ -1,6 +1,7 @@
 // Package cache owns the gateway's response cache: the canonical cache key (tenant, method,
 // route, model and canonical JSON body hashed with SHA-256), the versioned binary envelope for
-// stored answers, and the two tiers — L1 in process (otter, bounded by bytes) and L2 in Redis.
+// stored answers, and the two tiers — L1 in process (freecache: near-LRU,
+// bounded by bytes, no heap object per entry) and L2 in Redis.
 //
 // Get and Set never fail the caller: Redis errors are counted and L2 is skipped for a while
 // after repeated errors. Get reports Fresh or Stale; a Stale entry (past its TTL but within

@@ -3,7 +3,6 @@ package cache
 import (
 	"sync/atomic"
 
-	"github.com/maypok86/otter/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -16,9 +15,9 @@ type Metrics struct {
 	misses    prometheus.Counter
 	l2Errors  prometheus.Counter
 	l2Skipped prometheus.Counter
-	l1Bytes   prometheus.GaugeFunc
+	l1Evicted prometheus.CounterFunc
 	l1Entries prometheus.GaugeFunc
-	l1        atomic.Pointer[otter.Cache[string, []byte]] // the L1 tier the gauges read; the latest New wins
+	l1        atomic.Pointer[l1] // the L1 tier the gauges read; the latest New wins
 }
 
 // NewMetrics creates the cache series and registers them with reg (nil: not registered).
@@ -45,21 +44,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Redis calls of the cache skipped because Redis failed repeatedly just before.",
 		}),
 	}
-	m.l1Bytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "ai_gateway_cache_l1_bytes",
-		Help: "Bytes of answers held in the in-process cache.",
+	m.l1Evicted = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "ai_gateway_cache_l1_evictions_total",
+		Help: "Answers (or parts of large ones) the in-process cache dropped to make room; steady growth means it is full.",
 	}, func() float64 {
 		if l1 := m.l1.Load(); l1 != nil {
-			return float64(l1.WeightedSize())
+			return float64(l1.fc.EvacuateCount())
 		}
 		return 0
 	})
 	m.l1Entries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "ai_gateway_cache_l1_entries",
-		Help: "Answers held in the in-process cache.",
+		Help: "Answers held in the in-process cache; a large answer stored in parts counts once per part.",
 	}, func() float64 {
 		if l1 := m.l1.Load(); l1 != nil {
-			return float64(l1.EstimatedSize())
+			return float64(l1.fc.EntryCount())
 		}
 		return 0
 	})
@@ -68,7 +67,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.staleHits.WithLabelValues(l)
 	}
 	if reg != nil {
-		reg.MustRegister(m.hits, m.staleHits, m.misses, m.l2Errors, m.l2Skipped, m.l1Bytes, m.l1Entries)
+		reg.MustRegister(m.hits, m.staleHits, m.misses, m.l2Errors, m.l2Skipped, m.l1Evicted, m.l1Entries)
 	}
 	return m
 }
