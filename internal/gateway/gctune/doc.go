@@ -7,9 +7,15 @@
 // request), so it collects many times a second, and each collection's mark
 // phase takes CPU from requests in flight: on a busy machine that is a
 // visible share of the slowest requests. A Tuner raises GOGC after each
-// collection so that the next one starts near a heap target instead, never
-// below GOGC=100 and never above 500: once the live heap passes half the
-// target, collections run as they would by default.
+// collection so that the next one starts near a heap target instead (GOGC at
+// most 500).
+//
+// Past the target, the garbage allowed between collections follows what a
+// collection has to mark: the scannable part of the live heap, at least
+// 64 MiB. With a pointerful heap that is Go's default. A full L1 cache is a
+// few pointer-free buffers, marked in no time; the default would let as much
+// garbage pile up as the cache holds, doubling the gateway's memory, and
+// fault fresh pages in for it while the cache fills.
 //
 // An operator's own GOGC or GOMEMLIMIT in the environment wins: then Start
 // changes nothing.

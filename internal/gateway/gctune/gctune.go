@@ -8,20 +8,32 @@ import (
 	"sync"
 )
 
-// The bounds of the GOGC a Tuner sets.
+// The bounds of the GOGC a Tuner sets, and of the garbage it allows.
 const (
-	MinPercent = 100 // the runtime's default: a Tuner never collects more often
-	MaxPercent = 500 // garbage between collections at most five times the live heap
+	MinPercent  = 10       // garbage between collections at least a tenth of the live heap
+	MaxPercent  = 500      // and at most five times it
+	MinHeadroom = 64 << 20 // and at least this, however little is scannable
 )
 
-// Percent is the GOGC that starts the next collection when the heap reaches
-// target, given live bytes after the last one, within [MinPercent, MaxPercent].
-func Percent(live, target uint64) int {
-	if live == 0 || target <= live {
-		return MinPercent
+// Percent is the GOGC for the next collection, given the live heap after the
+// last one and the scannable part of it (what a collection marks). The heap
+// may grow by target−live while that is larger, else by the scannable bytes
+// or MinHeadroom, whichever is larger: within [MinPercent, MaxPercent].
+//
+// When all of the live heap is scannable this is never below Go's default,
+// and a collection's work per byte allocated stays within the default's. A
+// live heap that is mostly pointer-free (the L1 cache's ring buffers) costs
+// a collection almost nothing to mark, so it need not be matched by as much
+// garbage: the default would double the memory of a full cache.
+func Percent(live, scan, target uint64) int {
+	if live == 0 {
+		return 100 // nothing measured yet: the runtime's default
 	}
-	p := (target - live) * 100 / live
-	return int(min(max(p, MinPercent), MaxPercent))
+	headroom := max(scan, MinHeadroom)
+	if target > live {
+		headroom = max(headroom, target-live)
+	}
+	return int(min(max(headroom*100/live, MinPercent), MaxPercent))
 }
 
 // Tuner sets GOGC after every collection; see the package comment.
@@ -42,9 +54,9 @@ func Start(target uint64) *Tuner {
 	if target == 0 || os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return nil
 	}
-	t := &Tuner{target: target, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
-	t.percent = MinPercent
-	t.prior = debug.SetGCPercent(MinPercent)
+	t := &Tuner{target: target, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/heap:bytes"}}}
+	t.percent = 100
+	t.prior = debug.SetGCPercent(t.percent)
 	t.tune()
 	arm(t)
 	return t
@@ -71,11 +83,13 @@ func (t *Tuner) tune() bool {
 		return false
 	}
 	metrics.Read(t.sample)
-	var live uint64
-	if t.sample[0].Value.Kind() == metrics.KindUint64 {
-		live = t.sample[0].Value.Uint64()
+	var v [2]uint64
+	for i, s := range t.sample {
+		if s.Value.Kind() == metrics.KindUint64 {
+			v[i] = s.Value.Uint64()
+		}
 	}
-	if p := Percent(live, t.target); p != t.percent {
+	if p := Percent(v[0], v[1], t.target); p != t.percent {
 		t.percent = p
 		debug.SetGCPercent(p)
 	}

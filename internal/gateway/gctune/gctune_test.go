@@ -9,22 +9,26 @@ import (
 )
 
 func TestPercent(t *testing.T) {
+	const Mi = 1 << 20
 	for _, tt := range []struct {
-		live, target uint64
-		want         int
+		live, scan, target uint64
+		want               int
 	}{
-		{0, 256 << 20, MinPercent},         // nothing measured yet
-		{40 << 20, 256 << 20, MaxPercent},  // 540 wanted, capped
-		{64 << 20, 256 << 20, 300},         // the next collection at 256Mi
-		{85 << 20, 256 << 20, 201},         // 201.2, rounded down
-		{128 << 20, 256 << 20, MinPercent}, // half the target: the default from here on
-		{200 << 20, 256 << 20, MinPercent}, // never more often than the default
-		{256 << 20, 256 << 20, MinPercent}, // at the target
-		{300 << 20, 256 << 20, MinPercent}, // past it
-		{1, 1 << 40, MaxPercent},
+		{0, 0, 256 * Mi, 100},               // nothing measured yet: the default
+		{40 * Mi, 40 * Mi, 256 * Mi, 500},   // 540 wanted, capped
+		{64 * Mi, 64 * Mi, 256 * Mi, 300},   // the next collection at 256Mi
+		{85 * Mi, 85 * Mi, 256 * Mi, 201},   // 201.2, rounded down
+		{128 * Mi, 128 * Mi, 256 * Mi, 100}, // all scannable, half the target: the default from here on
+		{200 * Mi, 200 * Mi, 256 * Mi, 100}, // never more often than the default
+		{300 * Mi, 300 * Mi, 256 * Mi, 100}, // past the target
+		{300 * Mi, 150 * Mi, 256 * Mi, 50},  // half of it pointer-free: garbage as large as the scannable half
+		{284 * Mi, 28 * Mi, 256 * Mi, 22},   // a full 256Mi L1: 64Mi of garbage, not 284
+		{2048 * Mi, 20 * Mi, 256 * Mi, 10},  // a 2Gi L1: at least a tenth
+		{100 * Mi, 10 * Mi, 128 * Mi, 64},   // mostly pointer-free, near the target: at least 64Mi
+		{1, 1, 1 << 40, 500},
 	} {
-		if got := Percent(tt.live, tt.target); got != tt.want {
-			t.Errorf("Percent(%d, %d) = %d, want %d", tt.live, tt.target, got, tt.want)
+		if got := Percent(tt.live, tt.scan, tt.target); got != tt.want {
+			t.Errorf("Percent(%d, %d, %d) = %d, want %d", tt.live, tt.scan, tt.target, got, tt.want)
 		}
 	}
 }
@@ -123,4 +127,24 @@ func TestStopLeavesAnotherSetting(t *testing.T) {
 	if got := gogc(); got != 250 {
 		t.Fatalf("GOGC is %d after Stop, want the 250 set after the tuner", got)
 	}
+}
+
+// A live heap that is mostly pointer-free (a full L1) gets 64Mi of garbage
+// between collections, not as much again as it holds.
+func TestTunerSparesPointerFreeHeap(t *testing.T) {
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	arena := make([]byte, 256<<20)
+	tu := Start(64 << 20)
+	defer tu.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for p := gogc(); p < 15 || p > 35; p = gogc() {
+		if time.Now().After(deadline) {
+			t.Fatalf("GOGC is %d with a 256Mi pointer-free heap, want about 25", p)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	runtime.KeepAlive(arena)
 }
