@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/aideploy/aideploy/internal/gateway/admin"
 	"github.com/aideploy/aideploy/internal/gateway/adminapi"
 	"github.com/aideploy/aideploy/internal/gateway/breaker"
@@ -25,7 +28,6 @@ import (
 	"github.com/aideploy/aideploy/internal/gateway/metrics"
 	"github.com/aideploy/aideploy/internal/gateway/upstream"
 	"github.com/aideploy/aideploy/internal/units"
-	"github.com/redis/go-redis/v9"
 )
 
 // Options tune Run beyond the configuration.
@@ -128,6 +130,16 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 	}
 	gc := gctune.Start(uint64(cfg.GCHeapTarget))
 	defer gc.Stop()
+	memLimit, restoreMem, err := gctune.MemoryLimit(memlimit.FromCgroup, 0.9)
+	if err != nil {
+		logger.Warn("the container's memory limit could not be read; GOMEMLIMIT stays unset", "err", err)
+	}
+	defer restoreMem()
+	if need := int64(cfg.Cache.L1MaxBytes) + 200<<20; cfg.Cache.Enabled && memLimit > 0 && need > memLimit {
+		logger.Warn("gateway.cache.l1MaxBytes leaves too little of the container's memory",
+			"l1MaxBytes", cfg.Cache.L1MaxBytes, "gomemlimit", memLimitString(memLimit),
+			"fix", "raise the container's memory limit to at least l1MaxBytes + 256Mi (more for many open streams) or lower gateway.cache.l1MaxBytes")
+	}
 	m := metrics.New()
 	d := Deps{Logger: logger, Metrics: m}
 	bm := breaker.NewMetrics(m.Registry)
@@ -194,7 +206,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 	go func() { errc <- hs.Serve(ln) }()
 	go func() { errc <- as.Serve(aln) }()
 	logger.Info("gateway serving", "listen", ln.Addr().String(), "admin", aln.Addr().String(), "redis", cfg.RedisURL != "",
-		"gc_heap_target", gcTarget(gc, cfg.GCHeapTarget))
+		"gc_heap_target", gcTarget(gc, cfg.GCHeapTarget), "gomemlimit", memLimitString(memLimit))
 	if opts.Started != nil {
 		opts.Started(ln.Addr().String(), aln.Addr().String())
 	}
@@ -248,6 +260,13 @@ func gcTarget(gc *gctune.Tuner, target units.ByteSize) string {
 		return "off (GOGC or GOMEMLIMIT set)"
 	}
 	return target.String()
+}
+
+func memLimitString(limit int64) string {
+	if limit == 0 {
+		return "none"
+	}
+	return units.ByteSize(limit &^ (1<<20 - 1)).String() // whole MiB: 90% of a limit is rarely round
 }
 
 // limitsConfig merges per-key limits into the tenants' rules and shares the

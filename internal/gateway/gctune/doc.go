@@ -20,6 +20,11 @@
 // An operator's own GOGC or GOMEMLIMIT in the environment wins: then Start
 // changes nothing.
 //
+// MemoryLimit sets GOMEMLIMIT to 90% of the container's memory limit (through
+// automemlimit), so that near the limit the collector works harder instead
+// of the kernel's OOM killer ending the process; GOMEMLIMIT or
+// AUTOMEMLIMIT=off in the environment turn it off.
+//
 // Why not a library: bytedance/gopkg's gctuner does the same with
 // runtime.ReadMemStats, which stops the world on every collection, as
 // package-level state that reads GOGC at init; runtime/metrics gives the live
