@@ -114,6 +114,13 @@ func TestComposeLoads(t *testing.T) {
 			if !strings.HasPrefix(gw.Image, "aideploy:") || !slices.Equal(gw.Command, wantCmd) {
 				t.Errorf("gateway image %q command %v", gw.Image, gw.Command)
 			}
+			wantMem := int64(512 << 20)
+			if cfg.Gateway.Cache.Enabled {
+				wantMem += int64(cfg.Gateway.Cache.L1MaxBytes)
+			}
+			if gw.Deploy == nil || gw.Deploy.Resources.Limits == nil || int64(gw.Deploy.Resources.Limits.MemoryBytes) != wantMem {
+				t.Errorf("gateway deploy %+v: want a memory limit of l1MaxBytes + 512Mi = %d", gw.Deploy, wantMem)
+			}
 			if len(gw.Ports) != 2 || gw.Ports[0].Published != "8080" || gw.Ports[1].HostIP != "127.0.0.1" {
 				t.Errorf("gateway ports %+v: want 8080 public and the admin port on loopback", gw.Ports)
 			}

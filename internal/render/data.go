@@ -92,12 +92,17 @@ type gatewayData struct {
 	RedisPort    int
 	// StreamTimeout bounds one generation at the edge (nginx proxy_read_timeout).
 	StreamTimeout string
+	// Memory is the gateway container's memory limit (docker size): its L1
+	// cache plus room for requests and open streams. The gateway sets
+	// GOMEMLIMIT to 90% of it.
+	Memory string
 }
 
 // What the compose file fixes about the gateway container; its ports come
 // from gateway.listen and gateway.adminListen in aideploy.yaml.
 const (
 	gatewayRedisURL      = "redis://redis:6379/0" // used when gateway.redisURL is empty
+	gatewayMemoryRoom    = 512 << 20              // beyond the L1: measured about 200 MiB, plus 300 MiB for 5,000 open streams
 	gatewayService       = "gateway"
 	gatewayStreamTimeout = "600s"
 	gatewayConfigPath    = "/etc/aideploy/aideploy.yaml"
@@ -275,6 +280,11 @@ func newGatewayData(cfg *config.Config, version string) (gatewayData, error) {
 		RedisURL:      cfg.Gateway.RedisURL,
 		StreamTimeout: gatewayStreamTimeout,
 	}
+	mem := int64(gatewayMemoryRoom)
+	if cfg.Gateway.Cache.Enabled {
+		mem += int64(cfg.Gateway.Cache.L1MaxBytes)
+	}
+	g.Memory = dockerBytes(mem)
 	if g.RedisURL == "" {
 		g.RedisURL = gatewayRedisURL
 	}
