@@ -139,15 +139,6 @@ func Decode(data []byte) (Entry, error) {
 	return e, nil
 }
 
-// envelopeTimes reads StoredAt and TTL from an envelope without decoding it;
-// zero for data too short to be one (Decode rejects it).
-func envelopeTimes(env []byte) (storedAt time.Time, ttl time.Duration) {
-	if len(env) < 20 {
-		return time.Time{}, 0
-	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(env[4:12]))), time.Duration(binary.BigEndian.Uint64(env[12:20]))
-}
-
 // reader walks an envelope; any overrun sets err and yields zero values from then on.
 type reader struct {
 	b   []byte

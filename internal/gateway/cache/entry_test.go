@@ -101,14 +101,3 @@ func TestKeepHeaders(t *testing.T) {
 		t.Errorf("KeepHeaders shares value slices with its input")
 	}
 }
-
-func TestEnvelopeTimesMatchDecode(t *testing.T) {
-	e := Entry{Status: 200, Body: []byte("x"), StoredAt: time.Unix(1700000000, 123), TTL: 90 * time.Second}
-	storedAt, ttl := envelopeTimes(e.Encode())
-	if !storedAt.Equal(e.StoredAt) || ttl != e.TTL {
-		t.Errorf("envelopeTimes = %v, %v; want %v, %v", storedAt, ttl, e.StoredAt, e.TTL)
-	}
-	if s, d := envelopeTimes([]byte{envelopeV1}); !s.IsZero() || d != 0 {
-		t.Errorf("a truncated envelope gave %v, %v", s, d)
-	}
-}
