@@ -130,15 +130,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 	}
 	gc := gctune.Start(uint64(cfg.GCHeapTarget))
 	defer gc.Stop()
-	memLimit, restoreMem, err := gctune.MemoryLimit(memlimit.FromCgroup, 0.9)
+	memLimit, restoreMem, err := gctune.MemoryLimit(memlimit.FromCgroup, memLimitRatio)
 	if err != nil {
 		logger.Warn("the container's memory limit could not be read; GOMEMLIMIT stays unset", "err", err)
 	}
 	defer restoreMem()
-	if need := int64(cfg.Cache.L1MaxBytes) + 200<<20; cfg.Cache.Enabled && memLimit > 0 && need > memLimit {
+	if fix := memoryFix(cfg.Cache, memLimit); fix != "" {
 		logger.Warn("gateway.cache.l1MaxBytes leaves too little of the container's memory",
-			"l1MaxBytes", cfg.Cache.L1MaxBytes, "gomemlimit", memLimitString(memLimit),
-			"fix", "raise the container's memory limit to at least l1MaxBytes + 256Mi (more for many open streams) or lower gateway.cache.l1MaxBytes")
+			"l1MaxBytes", cfg.Cache.L1MaxBytes, "gomemlimit", memLimitString(memLimit), "fix", fix)
 	}
 	m := metrics.New()
 	d := Deps{Logger: logger, Metrics: m}
@@ -251,6 +250,24 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 		return fmt.Errorf("draining on shutdown: %w", err)
 	}
 	return nil
+}
+
+// The container's memory the gateway takes for GOMEMLIMIT, and what it
+// needs beyond its L1 before open streams (measured with a full default L1).
+const (
+	memLimitRatio = 0.9
+	beyondL1      = 200 << 20
+)
+
+// memoryFix says what to do when the L1 and what the gateway needs beyond
+// it do not fit under limit (GOMEMLIMIT; 0: none); "" when they do.
+func memoryFix(c cache.Config, limit int64) string {
+	need := int64(c.L1MaxBytes) + beyondL1
+	if !c.Enabled || limit == 0 || need <= limit {
+		return ""
+	}
+	return fmt.Sprintf("raise the container's memory limit to at least %s (more for many open streams) or lower gateway.cache.l1MaxBytes",
+		memLimitString(int64(float64(need)/memLimitRatio)+1<<20))
 }
 
 // gcTarget is the heap target for the log: "off" when the environment's
