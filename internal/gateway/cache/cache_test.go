@@ -238,17 +238,20 @@ func TestSlowRedisCostsAtMostTheTimeout(t *testing.T) {
 	}
 }
 
+// runtimeMetric reads one of the runtime's counters.
+func runtimeMetric(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
 // A cache miss must not pay for a goroutine and a thread woken to maintain
 // L1 (otter's default executor did that). Not parallel, so that other tests'
 // goroutines do not count.
 func TestL1WritesStartNoGoroutines(t *testing.T) {
 	c, _, _ := newTestCache(t, testConfig(), nil)
 	ctx := context.Background()
-	created := func() uint64 {
-		s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
-		metrics.Read(s)
-		return s[0].Value.Uint64()
-	}
+	created := func() uint64 { return runtimeMetric("/sched/goroutines-created:goroutines") }
 	before := created()
 	for i := range 200 {
 		c.Set(ctx, fmt.Sprintf("key-%d", i), answer(`{"n":1}`), time.Minute)
@@ -271,9 +274,7 @@ func TestL1AddsNoObjectPerEntry(t *testing.T) {
 	ctx := context.Background()
 	objects := func() uint64 {
 		runtime.GC()
-		s := []metrics.Sample{{Name: "/gc/heap/objects:objects"}}
-		metrics.Read(s)
-		return s[0].Value.Uint64()
+		return runtimeMetric("/gc/heap/objects:objects")
 	}
 	keys := make([]string, 20_000)
 	for i := range keys {
