@@ -56,7 +56,7 @@ func ParseFields(s string, field func(key, value string) bool) (h http.Header, o
 		if colon <= 0 || !httpguts.ValidHeaderFieldName(line[:colon]) {
 			return nil, false // also obs-fold: a line that starts with a space
 		}
-		value := strings.Trim(line[colon+1:], " \t")
+		value := trimOWS(line[colon+1:])
 		if !httpguts.ValidHeaderFieldValue(value) {
 			return nil, false
 		}
@@ -79,6 +79,18 @@ func ParseFields(s string, field func(key, value string) bool) (h http.Header, o
 		}
 	}
 	return h, true
+}
+
+// trimOWS drops the optional whitespace (spaces and tabs) around a field
+// value; strings.Trim would build its cutset's table on every call.
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // ParseLength parses a Content-Length value: digits only, as net/http.

@@ -26,7 +26,7 @@ func TestHeadEnd(t *testing.T) {
 
 func TestParseFields(t *testing.T) {
 	var seen []string
-	h, ok := ParseFields("content-type:  a/b \r\nX-A: 1\r\nx-a: 2\r\nPragma: no-cache\r\n\r\n", func(k, v string) bool {
+	h, ok := ParseFields("content-type:  a/b \r\nX-A:\t1 \t\r\nx-a: 2\r\nPragma: no-cache\r\n\r\n", func(k, v string) bool {
 		seen = append(seen, k+"="+v)
 		return true
 	})
@@ -57,7 +57,7 @@ func TestParseLength(t *testing.T) {
 }
 
 // FuzzParseFields feeds any bytes: no panic, and a header it accepts has
-// canonical keys and values without line breaks.
+// canonical keys and values without line breaks or surrounding whitespace.
 func FuzzParseFields(f *testing.F) {
 	for _, s := range []string{"A: 1\r\n\r\n", "\r\n", "X-A: 1\r\n", "a:\r\nb: c\r\n\r\n", "\n\r\n"} {
 		f.Add(s)
@@ -74,6 +74,9 @@ func FuzzParseFields(f *testing.F) {
 			for _, v := range vv {
 				if strings.ContainsAny(v, "\r\n") {
 					t.Fatalf("value %q holds a line break", v)
+				}
+				if v != strings.Trim(v, " \t") {
+					t.Fatalf("value %q keeps optional whitespace", v)
 				}
 			}
 		}
