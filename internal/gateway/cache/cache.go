@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,7 +49,12 @@ type Cache struct {
 	now     func() time.Time
 	l2Fails atomic.Int64 // consecutive L2 errors
 	l2Until atomic.Int64 // unix ns until which L2 is skipped
+	envs    sync.Pool    // *[]byte: Set's envelope buffers; both tiers copy them
 }
+
+// maxPooledEnvelope bounds the envelope buffers Set keeps for reuse: a rare
+// long answer should not pin its size in the pool.
+const maxPooledEnvelope = 64 << 10
 
 // New builds a cache from a validated cfg. rdb nil (or cfg.L2.Enabled false) runs on L1 alone;
 // m nil records no metrics. Call Close when done with it.
@@ -170,7 +176,17 @@ func (c *Cache) Set(ctx context.Context, key string, e Entry, ttl time.Duration)
 	if life <= 0 {
 		return
 	}
-	env := e.Encode()
+	bp, _ := c.envs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	env := e.AppendEncode((*bp)[:0])
+	defer func() {
+		if cap(env) <= maxPooledEnvelope {
+			*bp = env
+			c.envs.Put(bp)
+		}
+	}()
 	c.l1.set(key, env, life)
 	if !c.l2Usable() {
 		return

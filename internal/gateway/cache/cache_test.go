@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/metrics"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -296,4 +298,30 @@ func TestL1AddsNoObjectPerEntry(t *testing.T) {
 		t.Errorf("20,000 answers in L1 added %d heap objects, want at most 2,000", n)
 	}
 	runtime.KeepAlive(keys)
+}
+
+// TestSetReusesEnvelopes: both tiers copy the envelope, so Set encodes into a
+// reused buffer; an allocation per answer would be garbage on every miss.
+func TestSetReusesEnvelopes(t *testing.T) {
+	c := New(Default(), nil, nil)
+	t.Cleanup(c.Close)
+	ctx := context.Background()
+	e := answer(`{"choices":[{"message":{"content":"hello"}}]}`)
+	c.Set(ctx, "warm", e, time.Minute)
+	n := 0
+	keys := make([]string, 200)
+	for i := range keys {
+		keys[i] = strings.Repeat("k", 60) + strconv.Itoa(i)
+	}
+	if a := testing.AllocsPerRun(100, func() {
+		c.Set(ctx, keys[n%len(keys)], e, time.Minute)
+		n++
+	}); a > 0 && !raceBuild {
+		t.Fatalf("Set made %.1f allocations per answer, want 0", a)
+	}
+	for _, k := range keys[:100] {
+		if got, _, _, ok := c.Get(ctx, k); !ok || string(got.Body) != string(e.Body) {
+			t.Fatalf("%s: got %q, %v after reused buffers", k, got.Body, ok)
+		}
+	}
 }

@@ -67,9 +67,12 @@ func (e Entry) Size() int {
 	return n
 }
 
-// Encode writes the entry in the current envelope version.
-func (e Entry) Encode() []byte {
-	b := make([]byte, 0, e.Size()+32)
+// Encode returns the entry in the current envelope version.
+func (e Entry) Encode() []byte { return e.AppendEncode(make([]byte, 0, e.Size()+32)) }
+
+// AppendEncode appends the entry's envelope to b and returns the result.
+func (e Entry) AppendEncode(b []byte) []byte {
+	start := len(b)
 	var flags byte
 	if e.Stream {
 		flags |= flagStream
@@ -78,7 +81,8 @@ func (e Entry) Encode() []byte {
 	b = binary.BigEndian.AppendUint16(b, uint16(e.Status))
 	b = binary.BigEndian.AppendUint64(b, uint64(e.StoredAt.UnixNano()))
 	b = binary.BigEndian.AppendUint64(b, uint64(e.TTL))
-	names := make([]string, 0, len(e.Header))
+	var few [8]string // the kept headers fit: no allocation for their names
+	names := few[:0]
 	for k := range e.Header {
 		names = append(names, k)
 	}
@@ -92,7 +96,7 @@ func (e Entry) Encode() []byte {
 		}
 	}
 	b = appendBytes(b, e.Body)
-	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], crcTable))
 }
 
 func appendBytes[T string | []byte](b []byte, s T) []byte {
