@@ -26,6 +26,9 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 func main() {
@@ -378,30 +381,16 @@ func l1Counts(admin string) (evictions, entries float64, err error) {
 		return 0, 0, err
 	}
 	defer resp.Body.Close()
-	found := 0
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
-		}
-		switch name {
-		case "ai_gateway_cache_l1_evictions_total":
-			evictions, err = strconv.ParseFloat(val, 64)
-		case "ai_gateway_cache_l1_entries":
-			entries, err = strconv.ParseFloat(val, 64)
-		default:
-			continue
-		}
-		if err != nil {
-			return 0, 0, fmt.Errorf("metric %s: %w", name, err)
-		}
-		found++
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return 0, 0, fmt.Errorf("the gateway's /metrics: %w", err)
 	}
-	if found < 2 {
+	ev, n := fams["ai_gateway_cache_l1_evictions_total"], fams["ai_gateway_cache_l1_entries"]
+	if len(ev.GetMetric()) == 0 || len(n.GetMetric()) == 0 {
 		return 0, 0, errors.New("the gateway's /metrics has no L1 counters")
 	}
-	return evictions, entries, sc.Err()
+	return ev.GetMetric()[0].GetCounter().GetValue(), n.GetMetric()[0].GetGauge().GetValue(), nil
 }
 
 // streamTTFB measures the p50 time to the first byte of a stream, direct and through the gateway.

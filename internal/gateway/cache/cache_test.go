@@ -303,8 +303,7 @@ func TestL1AddsNoObjectPerEntry(t *testing.T) {
 // TestSetReusesEnvelopes: both tiers copy the envelope, so Set encodes into a
 // reused buffer; an allocation per answer would be garbage on every miss.
 func TestSetReusesEnvelopes(t *testing.T) {
-	c := New(Default(), nil, nil)
-	t.Cleanup(c.Close)
+	c, _, _ := newTestCache(t, testConfig(), nil)
 	ctx := context.Background()
 	e := answer(`{"choices":[{"message":{"content":"hello"}}]}`)
 	c.Set(ctx, "warm", e, time.Minute)
