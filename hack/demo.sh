@@ -13,7 +13,12 @@ listen=127.0.0.1:${DEMO_PORT:-18080}
 admin=127.0.0.1:${DEMO_ADMIN_PORT:-18081}
 gw_pid= load_pid=
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Bold headings on a terminal only (and never with NO_COLOR), as aideploy does.
+if [[ -t 1 && -z "${NO_COLOR:-}" ]]; then
+	say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+	say() { printf '\n== %s\n' "$*"; }
+fi
 
 cleanup() {
 	set +e
