@@ -46,9 +46,12 @@ func Handler(o Options) http.Handler {
 	if o.Registry != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
 	}
-	// Profiles for diagnosing the gateway itself, behind the admin token.
+	// Profiles for diagnosing the gateway itself, behind the admin token. An
+	// execution trace shows what a CPU profile cannot: where the slowest
+	// requests waited (scheduler, collector, network).
 	mux.HandleFunc("GET /debug/pprof/", s.auth(pprof.Index))
 	mux.HandleFunc("GET /debug/pprof/profile", s.auth(pprof.Profile))
+	mux.HandleFunc("GET /debug/pprof/trace", s.auth(pprof.Trace))
 	mux.HandleFunc("GET "+adminapi.PathPools, s.auth(s.listPools))
 	mux.HandleFunc("GET "+adminapi.PathPool, s.auth(s.getPool))
 	mux.HandleFunc("PUT "+adminapi.PathTargets, s.auth(s.replaceTargets))

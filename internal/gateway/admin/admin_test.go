@@ -1,8 +1,10 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -64,6 +66,34 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatalf("metrics: %v %v", resp, err)
 	}
 	resp.Body.Close()
+}
+
+func TestAdminProfilesNeedTheToken(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(Handler(Options{Pools: func() map[string]*upstream.Pool { return nil }, Token: "s3cret"}))
+	t.Cleanup(srv.Close)
+	get := func(path, token string) (int, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=0.05"} {
+		if code, _ := get(path, ""); code != http.StatusUnauthorized {
+			t.Errorf("%s without the token: %d, want 401", path, code)
+		}
+	}
+	// An execution trace starts with the runtime's header.
+	if code, b := get("/debug/pprof/trace?seconds=0.05", "s3cret"); code != 200 || !bytes.HasPrefix(b, []byte("go 1.")) {
+		t.Fatalf("trace: %d, %q", code, b[:min(len(b), 40)])
+	}
 }
 
 func TestAdminWithoutTokenRefuses(t *testing.T) {
