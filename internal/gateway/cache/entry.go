@@ -67,10 +67,8 @@ func (e Entry) Size() int {
 	return n
 }
 
-// Encode returns the entry in the current envelope version.
-func (e Entry) Encode() []byte { return e.AppendEncode(make([]byte, 0, e.Size()+32)) }
-
-// AppendEncode appends the entry's envelope to b and returns the result.
+// AppendEncode appends the entry's envelope, in the current version, to b
+// and returns the result.
 func (e Entry) AppendEncode(b []byte) []byte {
 	start := len(b)
 	var flags byte

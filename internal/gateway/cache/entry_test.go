@@ -25,9 +25,9 @@ func TestEntryRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := Decode(tt.e.Encode())
+			got, err := Decode(tt.e.AppendEncode(nil))
 			if err != nil {
-				t.Fatalf("Decode(Encode()): %v", err)
+				t.Fatalf("Decode(AppendEncode(nil)): %v", err)
 			}
 			if got.Status != tt.e.Status || got.Stream != tt.e.Stream || got.TTL != tt.e.TTL ||
 				!got.StoredAt.Equal(tt.e.StoredAt) || !bytes.Equal(got.Body, tt.e.Body) ||
@@ -40,7 +40,7 @@ func TestEntryRoundTrip(t *testing.T) {
 
 func TestDecodeCorrupt(t *testing.T) {
 	t.Parallel()
-	good := Entry{Status: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"a":1}`), StoredAt: time.Now(), TTL: time.Hour}.Encode()
+	good := Entry{Status: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"a":1}`), StoredAt: time.Now(), TTL: time.Hour}.AppendEncode(nil)
 	flipped := bytes.Clone(good)
 	flipped[len(flipped)/2] ^= 0x40
 	tests := map[string][]byte{
@@ -73,7 +73,7 @@ func TestDecodeCorrupt(t *testing.T) {
 // TestDecodeEveryTruncation checks that no prefix of a valid envelope decodes or panics.
 func TestDecodeEveryTruncation(t *testing.T) {
 	t.Parallel()
-	good := Entry{Status: 200, Header: http.Header{"A": {"1", "2"}, "B": {"3"}}, Body: []byte("body"), Stream: true}.Encode()
+	good := Entry{Status: 200, Header: http.Header{"A": {"1", "2"}, "B": {"3"}}, Body: []byte("body"), Stream: true}.AppendEncode(nil)
 	for i := range len(good) {
 		if _, err := Decode(good[:i]); err == nil {
 			t.Errorf("Decode of %d of %d bytes succeeded", i, len(good))
