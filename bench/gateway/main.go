@@ -154,12 +154,12 @@ func run(ctx context.Context) error {
 			if _, err := loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", s.body, o.concurrency, time.Second, 0); err != nil {
 				return err
 			}
-			before := cpuTicks(s.pid)
-			r, err := loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", s.body, o.concurrency, o.duration, 0)
+			r, err := withCPU(s.pid, o.duration, func() (result, error) {
+				return loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", s.body, o.concurrency, o.duration, 0)
+			})
 			if err != nil {
 				return err
 			}
-			r.cpuPerReq = time.Duration(float64(cpuTicks(s.pid)-before) * float64(10*time.Millisecond) / (r.rps * o.duration.Seconds()))
 			samples[i] = append(samples[i], r)
 		}
 	}
@@ -173,19 +173,22 @@ func run(ctx context.Context) error {
 	pacedRuns := []struct {
 		name, addr string
 		rate       float64
+		pid        int
 	}{
-		{"b nginx at half its peak", "127.0.0.1:" + ngPort, half},
-		{"c gateway (miss) at nginx's half peak", "127.0.0.1:" + gwPort, half},
-		{"b nginx at a quarter of its peak", "127.0.0.1:" + ngPort, half / 2},
-		{"c gateway (miss) at nginx's quarter peak", "127.0.0.1:" + gwPort, half / 2},
-		{"c' gateway (cache off) at nginx's half peak", "127.0.0.1:" + offPort, half},
-		{"c' gateway (cache off) at nginx's quarter peak", "127.0.0.1:" + offPort, half / 2},
+		{"b nginx at half its peak", "127.0.0.1:" + ngPort, half, ngPID},
+		{"c gateway (miss) at nginx's half peak", "127.0.0.1:" + gwPort, half, gwPID},
+		{"b nginx at a quarter of its peak", "127.0.0.1:" + ngPort, half / 2, ngPID},
+		{"c gateway (miss) at nginx's quarter peak", "127.0.0.1:" + gwPort, half / 2, gwPID},
+		{"c' gateway (cache off) at nginx's half peak", "127.0.0.1:" + offPort, half, offPID},
+		{"c' gateway (cache off) at nginx's quarter peak", "127.0.0.1:" + offPort, half / 2, offPID},
 	}
 	pacedSamples := make([][]result, len(pacedRuns))
 	for round := range o.rounds {
 		for i, s := range pacedRuns {
 			fmt.Fprintf(os.Stderr, "round %d/%d: %s (%.0f req/s)...\n", round+1, o.rounds, s.name, s.rate)
-			r, err := loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", unique, o.concurrency, o.duration, s.rate)
+			r, err := withCPU(s.pid, o.duration, func() (result, error) {
+				return loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", unique, o.concurrency, o.duration, s.rate)
+			})
 			if err != nil {
 				return err
 			}
@@ -236,6 +239,10 @@ func run(ctx context.Context) error {
 	fmt.Printf("ratio d/b (gateway hit / nginx):  %.2f (target >= 1.50); by round %s\n", db.median(), db.format("%.2f"))
 	fmt.Printf("p99 added at %.0f req/s (gateway - nginx): %.2f ms (target <= 1 ms); by round %s\n", half, addHalf.median(), addHalf.format("%+.2f"))
 	fmt.Printf("p99 added at %.0f req/s: %.2f ms; by round %s\n", half/2, addQuarter.median(), addQuarter.format("%+.2f"))
+	// On a machine whose cores the load generator and the fake model share,
+	// the added p99 follows the proxy's CPU per request: print it beside.
+	fmt.Printf("server CPU per request at %.0f req/s: nginx %s, gateway %s, gateway with the cache off %s\n",
+		half, usPerReq(paced[0]), usPerReq(paced[1]), usPerReq(paced[4]))
 	fmt.Printf("with the cache off (no target; the share of the gap that is the cache's): c'/b %.2f, p99 added %.2f ms at %.0f req/s, %.2f ms at %.0f req/s\n",
 		coffb.median(), offHalf.median(), half, offQuarter.median(), half/2)
 	fmt.Printf("a fresh gateway (no target; its misses touch the L1's memory first until it is full): c0/b %.2f in round 1; by round %s\n", c0b[0], c0b.format("%.2f"))
@@ -275,19 +282,37 @@ func (p pairs) format(verb string) string {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// median returns the run with the median throughput, its p99 replaced by the
-// median p99 of the runs (p99 is a tail: one slow patch moves it far).
+// median returns the run with the median throughput, its p99 and CPU per
+// request replaced by the medians of the runs' own (p99 is a tail: one slow
+// patch moves it far).
 func median(runs []result) result {
 	byRPS := slices.Clone(runs)
 	sort.Slice(byRPS, func(i, j int) bool { return byRPS[i].rps < byRPS[j].rps })
 	m := byRPS[len(byRPS)/2]
-	p99s := make([]time.Duration, len(runs))
+	p99s, cpus := make([]time.Duration, len(runs)), make([]time.Duration, len(runs))
 	for i, r := range runs {
-		p99s[i] = r.p99
+		p99s[i], cpus[i] = r.p99, r.cpuPerReq
 	}
 	slices.Sort(p99s)
-	m.p99 = p99s[len(p99s)/2]
+	slices.Sort(cpus)
+	m.p99, m.cpuPerReq = p99s[len(p99s)/2], cpus[len(cpus)/2]
 	return m
+}
+
+// withCPU runs one load run of duration d and fills in the CPU time that pid
+// (with its children) spent per request meanwhile.
+func withCPU(pid int, d time.Duration, run func() (result, error)) (result, error) {
+	before := cpuTicks(pid)
+	r, err := run()
+	if err != nil {
+		return r, err
+	}
+	r.cpuPerReq = time.Duration(float64(cpuTicks(pid)-before) * float64(10*time.Millisecond) / (r.rps * d.Seconds()))
+	return r, nil
+}
+
+func usPerReq(r result) string {
+	return fmt.Sprintf("%.0f us", float64(r.cpuPerReq)/float64(time.Microsecond))
 }
 
 type result struct {
