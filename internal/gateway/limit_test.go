@@ -76,3 +76,43 @@ func usageOfStream(s string) (openai.Usage, bool) {
 	}
 	return openai.Usage{}, false
 }
+
+// The order of the steps decides whether answers from the cache count
+// against a limit: with the cache first (the default) only requests that
+// reach the model do; with the limiter first every request does.
+func TestOrderDecidesWhetherCacheHitsCount(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		order  []string
+		codes  []int // the same question asked four times
+		second int   // then a second question
+	}{
+		{[]string{"cache", "limit", "upstream"}, []int{200, 200, 200, 200}, 200},
+		{[]string{"limit", "cache", "upstream"}, []int{200, 200, 429, 429}, 429},
+	} {
+		t.Run(strings.Join(tc.order, ","), func(t *testing.T) {
+			t.Parallel()
+			_, up := fake(t, nil)
+			lc := limit.Default()
+			lc.Default = limit.Rule{Algorithm: limit.SlidingWindow, Requests: 2, Window: units.Duration(time.Minute)}
+			_, mod := limited(t, lc)
+			cfg := testConfig(up)
+			cfg.Order = tc.order
+			_, gw := startGateway(t, cfg, true, mod)
+			for i, want := range tc.codes {
+				resp, body := post(t, gw+"/v1/chat/completions", chatBody)
+				if resp.StatusCode != want {
+					t.Fatalf("request %d: %d (want %d), X-Cache %q: %s", i+1, resp.StatusCode, want, resp.Header.Get("X-Cache"), body)
+				}
+			}
+			// A new question reaches the limit in both orders.
+			other := strings.Replace(chatBody, `"messages"`, `"user":"other","messages"`, 1)
+			if resp, _ := post(t, gw+"/v1/chat/completions", other); resp.StatusCode != tc.second {
+				t.Fatalf("a second question: %d, want %d", resp.StatusCode, tc.second)
+			}
+			if resp, _ := post(t, gw+"/v1/chat/completions", strings.Replace(other, "other", "third", 1)); resp.StatusCode != 429 {
+				t.Fatalf("a third question: %d, want 429: the limit of 2 is spent", resp.StatusCode)
+			}
+		})
+	}
+}
