@@ -63,7 +63,7 @@ func run(ctx context.Context) error {
 	}
 	defer os.RemoveAll(dir)
 	fmt.Fprintln(os.Stderr, "building the fake model and aideploy...")
-	for _, b := range []struct{ out, pkg string }{{"fakemodel", "./cmd/fakemodel"}, {"aideploy", "./cmd/aideploy"}} {
+	for _, b := range []struct{ out, pkg string }{{"fakemodel", "./cmd/fakemodel"}, {"aideploy", "./cmd/aideploy"}, {"minproxy", "./bench/minproxy"}} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		cmd.Stderr = os.Stderr
@@ -109,7 +109,14 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, a := range []string{up, "127.0.0.1:" + ngPort, "127.0.0.1:" + gwPort, "127.0.0.1:" + freshPort, "127.0.0.1:" + offPort} {
+	// The least a Go proxy does (bench/minproxy): how much of the gateway's
+	// cost is Go's connection model rather than the gateway's own work.
+	minPort := freePort()
+	minPID, err := procs.startPID(ctx, dir, "minproxy", filepath.Join(dir, "minproxy"), "-listen", "127.0.0.1:"+minPort, "-upstream", up)
+	if err != nil {
+		return err
+	}
+	for _, a := range []string{up, "127.0.0.1:" + ngPort, "127.0.0.1:" + gwPort, "127.0.0.1:" + freshPort, "127.0.0.1:" + offPort, "127.0.0.1:" + minPort} {
 		if err := waitHTTP(ctx, "http://"+a+"/health"); err != nil {
 			return err
 		}
@@ -145,6 +152,7 @@ func run(ctx context.Context) error {
 		{"d gateway, cache hit", "127.0.0.1:" + gwPort, same, gwPID},
 		{"c' gateway, cache off", "127.0.0.1:" + offPort, unique, offPID},
 		{"c0 gateway, cache miss, L1 filling", "127.0.0.1:" + freshPort, unique, freshPID},
+		{"m minimal Go proxy", "127.0.0.1:" + minPort, unique, minPID},
 	}
 	samples := make([][]result, len(scenarios))
 	for round := range o.rounds {
@@ -181,6 +189,7 @@ func run(ctx context.Context) error {
 		{"c gateway (miss) at nginx's quarter peak", "127.0.0.1:" + gwPort, half / 2, gwPID},
 		{"c' gateway (cache off) at nginx's half peak", "127.0.0.1:" + offPort, half, offPID},
 		{"c' gateway (cache off) at nginx's quarter peak", "127.0.0.1:" + offPort, half / 2, offPID},
+		{"m minimal Go proxy at nginx's half peak", "127.0.0.1:" + minPort, half, minPID},
 	}
 	pacedSamples := make([][]result, len(pacedRuns))
 	for round := range o.rounds {
@@ -241,8 +250,11 @@ func run(ctx context.Context) error {
 	fmt.Printf("p99 added at %.0f req/s: %.2f ms; by round %s\n", half/2, addQuarter.median(), addQuarter.format("%+.2f"))
 	// On a machine whose cores the load generator and the fake model share,
 	// the added p99 follows the proxy's CPU per request: print it beside.
-	fmt.Printf("server CPU per request at %.0f req/s: nginx %s, gateway %s, gateway with the cache off %s\n",
-		half, usPerReq(paced[0]), usPerReq(paced[1]), usPerReq(paced[4]))
+	fmt.Printf("server CPU per request at %.0f req/s: nginx %s, gateway %s, gateway with the cache off %s, minimal Go proxy %s\n",
+		half, usPerReq(paced[0]), usPerReq(paced[1]), usPerReq(paced[4]), usPerReq(paced[6]))
+	minHalf := added(p99(6), p99(0))
+	fmt.Printf("minimal Go proxy (no target; Go's connection model without the gateway's work): m/b %.2f, p99 added %.2f ms at %.0f req/s; by round %s\n",
+		ratio(rps(6), rps(1)).median(), minHalf.median(), half, minHalf.format("%+.2f"))
 	fmt.Printf("with the cache off (no target; the share of the gap that is the cache's): c'/b %.2f, p99 added %.2f ms at %.0f req/s, %.2f ms at %.0f req/s\n",
 		coffb.median(), offHalf.median(), half, offQuarter.median(), half/2)
 	fmt.Printf("a fresh gateway (no target; its misses touch the L1's memory first until it is full): c0/b %.2f in round 1; by round %s\n", c0b[0], c0b.format("%.2f"))
