@@ -20,15 +20,23 @@ func limited(t *testing.T, lc limit.Config) (*limit.Limiter, func(*Deps)) {
 	return l, func(d *Deps) { d.Limiter = l }
 }
 
-func TestLimitRejectsWith429AndHeaders(t *testing.T) {
-	t.Parallel()
+// requestLimited starts a gateway before a fake model that admits n
+// requests a minute per tenant; edit changes the configuration first.
+func requestLimited(t *testing.T, n int64, withCache bool, edit func(*Config)) (gw string) {
+	t.Helper()
 	_, up := fake(t, nil)
 	lc := limit.Default()
-	lc.Default = limit.Rule{Algorithm: limit.SlidingWindow, Requests: 3, Window: units.Duration(time.Minute)}
+	lc.Default = limit.Rule{Algorithm: limit.SlidingWindow, Requests: n, Window: units.Duration(time.Minute)}
 	_, mod := limited(t, lc)
 	cfg := testConfig(up)
-	cfg.Cache.Enabled = false
-	_, gw := startGateway(t, cfg, false, mod)
+	edit(&cfg)
+	_, gw = startGateway(t, cfg, withCache, mod)
+	return gw
+}
+
+func TestLimitRejectsWith429AndHeaders(t *testing.T) {
+	t.Parallel()
+	gw := requestLimited(t, 3, false, func(cfg *Config) { cfg.Cache.Enabled = false })
 	for i := range 3 {
 		resp, _ := post(t, gw+"/v1/chat/completions", chatBody)
 		if resp.StatusCode != 200 || resp.Header.Get("RateLimit-Limit") != "3" || resp.Header.Get("RateLimit-Remaining") != string(rune('2'-i)) {
@@ -92,13 +100,7 @@ func TestOrderDecidesWhetherCacheHitsCount(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.order, ","), func(t *testing.T) {
 			t.Parallel()
-			_, up := fake(t, nil)
-			lc := limit.Default()
-			lc.Default = limit.Rule{Algorithm: limit.SlidingWindow, Requests: 2, Window: units.Duration(time.Minute)}
-			_, mod := limited(t, lc)
-			cfg := testConfig(up)
-			cfg.Order = tc.order
-			_, gw := startGateway(t, cfg, true, mod)
+			gw := requestLimited(t, 2, true, func(cfg *Config) { cfg.Order = tc.order })
 			for i, want := range tc.codes {
 				resp, body := post(t, gw+"/v1/chat/completions", chatBody)
 				if resp.StatusCode != want {
