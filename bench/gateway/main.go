@@ -178,11 +178,24 @@ func run(ctx context.Context) error {
 	// Added p99 at half of nginx's peak rate (the target) and, to show how
 	// much of it is the cores running out, at a quarter; interleaved too.
 	half := rows[1].rps / 2
+	// nginx runs twice in a row at half its peak: the gap between the two
+	// (no proxy differs) is how far the method itself moves an added p99.
+	const (
+		pNginxAgain = iota
+		pNginx
+		pGateway
+		pNginxQuarter
+		pGatewayQuarter
+		pOff
+		pOffQuarter
+		pMin
+	)
 	pacedRuns := []struct {
 		name, addr string
 		rate       float64
 		pid        int
 	}{
+		{"b' nginx at half its peak, a run before b", "127.0.0.1:" + ngPort, half, ngPID},
 		{"b nginx at half its peak", "127.0.0.1:" + ngPort, half, ngPID},
 		{"c gateway (miss) at nginx's half peak", "127.0.0.1:" + gwPort, half, gwPID},
 		{"b nginx at a quarter of its peak", "127.0.0.1:" + ngPort, half / 2, ngPID},
@@ -190,6 +203,11 @@ func run(ctx context.Context) error {
 		{"c' gateway (cache off) at nginx's half peak", "127.0.0.1:" + offPort, half, offPID},
 		{"c' gateway (cache off) at nginx's quarter peak", "127.0.0.1:" + offPort, half / 2, offPID},
 		{"m minimal Go proxy at nginx's half peak", "127.0.0.1:" + minPort, half, minPID},
+	}
+	// The machine settles for a second after the throughput runs before the
+	// first paced run counts.
+	if _, err := loadRun(ctx, "settle", "http://127.0.0.1:"+ngPort+"/v1/chat/completions", unique, o.concurrency, time.Second, half); err != nil {
+		return err
 	}
 	pacedSamples := make([][]result, len(pacedRuns))
 	for round := range o.rounds {
@@ -241,18 +259,21 @@ func run(ctx context.Context) error {
 		return paired(o.rounds, func(r int) float64 { return a(r) - b(r) })
 	}
 	cb, db, c0b, coffb := ratio(rps(2), rps(1)), ratio(rps(3), rps(1)), ratio(rps(5), rps(1)), ratio(rps(4), rps(1))
-	addHalf, addQuarter := added(p99(1), p99(0)), added(p99(3), p99(2))
-	offHalf, offQuarter := added(p99(4), p99(0)), added(p99(5), p99(2))
+	addHalf, addQuarter := added(p99(pGateway), p99(pNginx)), added(p99(pGatewayQuarter), p99(pNginxQuarter))
+	offHalf, offQuarter := added(p99(pOff), p99(pNginx)), added(p99(pOffQuarter), p99(pNginxQuarter))
+	noise := added(p99(pNginx), p99(pNginxAgain))
 	fmt.Printf("\nrows: medians of %d interleaved rounds of %s each; ratios and added p99: medians of the rounds' pairs\n", o.rounds, o.duration)
 	fmt.Printf("ratio c/b (gateway miss, L1 full / nginx): %.2f (target >= 0.80); by round %s\n", cb.median(), cb.format("%.2f"))
 	fmt.Printf("ratio d/b (gateway hit / nginx):  %.2f (target >= 1.50); by round %s\n", db.median(), db.format("%.2f"))
 	fmt.Printf("p99 added at %.0f req/s (gateway - nginx): %.2f ms (target <= 1 ms); by round %s\n", half, addHalf.median(), addHalf.format("%+.2f"))
+	fmt.Printf("p99 added at %.0f req/s (nginx - nginx one run earlier; the method's own spread, no target): %.2f ms; by round %s\n",
+		half, noise.median(), noise.format("%+.2f"))
 	fmt.Printf("p99 added at %.0f req/s: %.2f ms; by round %s\n", half/2, addQuarter.median(), addQuarter.format("%+.2f"))
 	// On a machine whose cores the load generator and the fake model share,
 	// the added p99 follows the proxy's CPU per request: print it beside.
 	fmt.Printf("server CPU per request at %.0f req/s: nginx %s, gateway %s, gateway with the cache off %s, minimal Go proxy %s\n",
-		half, usPerReq(paced[0]), usPerReq(paced[1]), usPerReq(paced[4]), usPerReq(paced[6]))
-	minHalf := added(p99(6), p99(0))
+		half, usPerReq(paced[pNginx]), usPerReq(paced[pGateway]), usPerReq(paced[pOff]), usPerReq(paced[pMin]))
+	minHalf := added(p99(pMin), p99(pNginx))
 	fmt.Printf("minimal Go proxy (no target; Go's connection model without the gateway's work): m/b %.2f, p99 added %.2f ms at %.0f req/s; by round %s\n",
 		ratio(rps(6), rps(1)).median(), minHalf.median(), half, minHalf.format("%+.2f"))
 	fmt.Printf("with the cache off (no target; the share of the gap that is the cache's): c'/b %.2f, p99 added %.2f ms at %.0f req/s, %.2f ms at %.0f req/s\n",
