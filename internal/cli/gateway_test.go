@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aideploy/aideploy/internal/iostreams"
@@ -33,12 +34,17 @@ func TestGatewayServeFlags(t *testing.T) {
 
 func TestGatewayServeConfigErrors(t *testing.T) {
 	t.Parallel()
+	up := []string{"http://127.0.0.1:8000"}
 	tests := []struct {
 		name      string
 		upstreams []string
+		listen    string
+		want      string // in the message
 	}{
-		{"no upstream at all", nil},
-		{"bad scheme", []string{"ftp://x"}},
+		{"no upstream at all", nil, "", "--upstream"},
+		{"bad scheme", []string{"ftp://x"}, "", "scheme must be http or unix"},
+		{"no port", up, "127.0.0.1", "must be host:port"},
+		{"port out of range", up, "127.0.0.1:99999", "gateway.listen: (\"127.0.0.1:99999\") has port 99999, out of range 0-65535"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,10 +52,10 @@ func TestGatewayServeConfigErrors(t *testing.T) {
 			streams, _, _, _ := iostreams.Test()
 			f := NewFactory(streams)
 			f.ConfigPath = filepath.Join(t.TempDir(), "missing.yaml")
-			_, err := gatewayConfig(&gatewayServeOptions{f: f, upstreams: tt.upstreams})
+			_, err := gatewayConfig(&gatewayServeOptions{f: f, upstreams: tt.upstreams, listen: tt.listen})
 			var ue *UsageError
-			if !errors.As(err, &ue) {
-				t.Fatalf("got %v, want a usage error", err)
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want a usage error containing %q", err, tt.want)
 			}
 		})
 	}

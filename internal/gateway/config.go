@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/aideploy/aideploy/internal/gateway/breaker"
@@ -161,8 +162,14 @@ func (c *Config) SetDefaults() {
 // Validate records every problem; it does no I/O.
 func (c Config) Validate(errs validate.Errors) {
 	for name, addr := range map[string]string{"listen": c.Listen, "adminListen": c.AdminListen} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
 			errs.Addf(name, "(%q) must be host:port, e.g. 127.0.0.1:8080", addr)
+			continue
+		}
+		// A named port ("http") is net.Listen's to resolve; a number must fit.
+		if n, err := strconv.Atoi(port); err == nil && (n < 0 || n > 65535) {
+			errs.Addf(name, "(%q) has port %d, out of range 0-65535 (0 picks a free one)", addr, n)
 		}
 	}
 	names := map[string]bool{}

@@ -186,12 +186,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w (is another gateway running? use --listen)", cfg.Listen, err)
+		return fmt.Errorf("listening on %s: %w%s", cfg.Listen, err, listenHint(err, "--listen"))
 	}
 	aln, err := net.Listen("tcp", cfg.AdminListen)
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("admin listener on %s: %w (use --admin-listen)", cfg.AdminListen, err)
+		return fmt.Errorf("admin listener on %s: %w%s", cfg.AdminListen, err, listenHint(err, "--admin-listen"))
 	}
 	if host, _, _ := net.SplitHostPort(cfg.AdminListen); !isLoopback(host) && token == "" {
 		logger.Warn("the admin listener is not on loopback and has no token: its API is refused", "addr", cfg.AdminListen)
@@ -331,4 +331,13 @@ func adminToken(file string) (string, error) {
 		return strings.TrimSpace(string(b)), nil
 	}
 	return strings.TrimSpace(os.Getenv(adminapi.TokenEnv)), nil
+}
+
+// listenHint says what to do about a failed listen: another process holds
+// the address, or the address itself is wrong.
+func listenHint(err error, flag string) string {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return " (is another gateway running? pick another address with " + flag + ")"
+	}
+	return " (check the address; set it with " + flag + ")"
 }
