@@ -3,11 +3,14 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/aideploy/aideploy/internal/config"
@@ -147,11 +150,23 @@ func runGatewayServe(ctx context.Context, opts *gatewayServeOptions) error {
 		}
 		return c, err
 	}
+	// go-redis logs through one logger per process, so it is set here, where
+	// the process runs one gateway.
+	redis.SetLogger(redisLogger{opts.f.Logger()})
 	err = gateway.Run(ctx, cfg, opts.f.Logger(), gateway.Options{Reload: reload})
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// redisLogger hands go-redis's own lines (one per failed dial, many a second
+// while Redis is down) to the gateway's logger at debug level: the cache
+// and the limiter log an outage once, with what they do about it.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
 }
 
 func hasDefaultTarget(cfg gateway.Config) bool {

@@ -22,7 +22,7 @@ func BenchmarkProxy(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			cfg := testConfig(up.URL)
 			cfg.SetDefaults()
-			c := cache.New(cfg.Cache, nil, nil)
+			c := cache.New(cfg.Cache, nil, nil, nil)
 			defer c.Close()
 			d := Deps{Cache: c}
 			if mode == "miss-nocache" {

@@ -58,7 +58,7 @@ func startGateway(t *testing.T, cfg Config, withCache bool, mods ...func(*Deps))
 	bcfg := cfg.Breaker
 	d := Deps{Breakers: func(target string) upstream.Breaker { return breaker.New(target, bcfg, nil) }}
 	if withCache {
-		c := cache.New(cfg.Cache, nil, nil)
+		c := cache.New(cfg.Cache, nil, nil, nil)
 		t.Cleanup(c.Close)
 		d.Cache = c
 	}

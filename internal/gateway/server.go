@@ -160,7 +160,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 		defer rdb.Close()
 	}
 	if cfg.Cache.Enabled {
-		c := cache.New(cfg.Cache, redisOrNil(rdb), cache.NewMetrics(m.Registry))
+		c := cache.New(cfg.Cache, redisOrNil(rdb), cache.NewMetrics(m.Registry), logger)
 		defer c.Close()
 		d.Cache = c
 	}

@@ -23,7 +23,7 @@ func BenchmarkKey(b *testing.B) {
 }
 
 func BenchmarkL1(b *testing.B) {
-	c := New(Default(), nil, nil)
+	c := New(Default(), nil, nil, nil)
 	b.Cleanup(c.Close)
 	ctx := context.Background()
 	e := answer(string(benchBody))

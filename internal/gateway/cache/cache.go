@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,7 +50,9 @@ type Cache struct {
 	now     func() time.Time
 	l2Fails atomic.Int64 // consecutive L2 errors
 	l2Until atomic.Int64 // unix ns until which L2 is skipped
-	envs    sync.Pool    // *[]byte: Set's envelope buffers; both tiers copy them
+	l2Down  atomic.Bool  // L2 failed breakAfter times in a row and has not answered since
+	log     *slog.Logger
+	envs    sync.Pool // *[]byte: Set's envelope buffers; both tiers copy them
 }
 
 // maxPooledEnvelope bounds the envelope buffers Set keeps for reuse: a rare
@@ -57,15 +60,19 @@ type Cache struct {
 const maxPooledEnvelope = 64 << 10
 
 // New builds a cache from a validated cfg. rdb nil (or cfg.L2.Enabled false) runs on L1 alone;
-// m nil records no metrics. Call Close when done with it.
-func New(cfg Config, rdb redis.UniversalClient, m *Metrics) *Cache {
+// m nil records no metrics, log nil logs nothing (it gets one line when L2
+// starts failing and one when it answers again). Call Close when done with it.
+func New(cfg Config, rdb redis.UniversalClient, m *Metrics, log *slog.Logger) *Cache {
 	if m == nil {
 		m = NewMetrics(nil)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	if !cfg.L2.Enabled {
 		rdb = nil
 	}
-	c := &Cache{cfg: cfg, rdb: rdb, m: m, now: time.Now}
+	c := &Cache{cfg: cfg, rdb: rdb, m: m, now: time.Now, log: log}
 	c.l1 = newL1(int(cfg.L1MaxBytes), func() time.Time { return c.now() })
 	m.l1.Store(c.l1)
 	return c
@@ -219,11 +226,18 @@ func (c *Cache) l2Usable() bool {
 func (c *Cache) l2Result(err error) {
 	if err == nil {
 		c.l2Fails.Store(0)
+		if c.l2Down.CompareAndSwap(true, false) {
+			c.log.Info("the cache's L2 (Redis) answers again")
+		}
 		return
 	}
 	c.m.l2Errors.Inc()
 	if c.l2Fails.Add(1) >= int64(c.cfg.L2.BreakAfter) {
 		c.l2Fails.Store(0)
 		c.l2Until.Store(time.Now().Add(c.cfg.L2.BreakFor.D()).UnixNano())
+		if c.l2Down.CompareAndSwap(false, true) {
+			c.log.Warn("the cache's L2 (Redis) is failing: answers come from L1 and the model until it answers again",
+				"error", err, "retryEvery", c.cfg.L2.BreakFor.D())
+		}
 	}
 }

@@ -46,7 +46,7 @@ func testConfig() Config {
 func newTestCache(t *testing.T, cfg Config, rdb redis.UniversalClient) (*Cache, *Metrics, *fakeClock) {
 	t.Helper()
 	m := NewMetrics(prometheus.NewRegistry())
-	c := New(cfg, rdb, m)
+	c := New(cfg, rdb, m, nil)
 	clk := &fakeClock{t: time.Now()}
 	c.now = clk.Now
 	t.Cleanup(c.Close)

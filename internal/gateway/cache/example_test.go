@@ -11,7 +11,7 @@ import (
 // The HTTP layer keys a request, looks it up, and stores a 2xx answer on a miss.
 func Example() {
 	cfg := cache.Default()
-	c := cache.New(cfg, nil, nil) // L1 only; pass a Redis client for L2
+	c := cache.New(cfg, nil, nil, nil) // L1 only; pass a Redis client for L2
 	defer c.Close()
 	ctx := context.Background()
 

@@ -1,8 +1,11 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +30,8 @@ func TestIntegrationRedisKilledDuringUse(t *testing.T) {
 	}
 	a, _, _ := newTestCache(t, cfg, newClient())
 	b, mb, _ := newTestCache(t, cfg, newClient())
+	var logs bytes.Buffer // b's calls, and so its log lines, stay on this goroutine
+	b.log = slog.New(slog.NewTextHandler(&logs, nil))
 	ctx := context.Background()
 
 	for i := range 50 {
@@ -52,6 +57,10 @@ func TestIntegrationRedisKilledDuringUse(t *testing.T) {
 	if n := mustFloat(mb.l2Errors); n < 2 {
 		t.Errorf("l2 errors = %v with Redis down, want at least 2", n)
 	}
+	// One line for the outage, not one per failed call.
+	if n := strings.Count(logs.String(), "level=WARN msg=\"the cache's L2 (Redis) is failing"); n != 1 {
+		t.Errorf("%d warnings for one outage, want 1:\n%s", n, logs.String())
+	}
 
 	srv.Restart()
 	time.Sleep(250 * time.Millisecond) // past breakFor
@@ -67,5 +76,8 @@ func TestIntegrationRedisKilledDuringUse(t *testing.T) {
 		}
 		a.Set(ctx, "after", answer(`"back"`), time.Minute)
 		time.Sleep(50 * time.Millisecond)
+	}
+	if n := strings.Count(logs.String(), "level=INFO msg=\"the cache's L2 (Redis) answers again\""); n != 1 {
+		t.Errorf("%d lines for L2's return, want 1:\n%s", n, logs.String())
 	}
 }
