@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -173,6 +174,15 @@ func (t Timeouts) Validate(errs validate.Errors) {
 
 // ParseTargetURL accepts http://host:port[/prefix] and unix:///path.sock.
 func ParseTargetURL(s string) (*url.URL, error) {
+	if scheme, _, _ := strings.Cut(s, ":"); !strings.Contains(s, "://") && scheme != "http" && scheme != "https" && scheme != "unix" {
+		// No scheme: say which one the value was most likely meant with.
+		if strings.HasPrefix(s, "/") {
+			return nil, fmt.Errorf("%q has no scheme; use unix://%s for a socket", s, s)
+		}
+		if _, _, err := net.SplitHostPort(s); err == nil {
+			return nil, fmt.Errorf("%q has no scheme; use http://%s", s, s)
+		}
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return nil, fmt.Errorf("%q is not a URL: %v", s, err)
