@@ -119,11 +119,9 @@ func gatewayConfig(opts *gatewayServeOptions) (gateway.Config, error) {
 	}
 	cfg.SetDefaults()
 	errs := validate.New()
-	if !hasDefaultTarget(cfg) {
+	// Validate itself reports pools without one named "default".
+	if !hasDefaultTarget(cfg) && (len(cfg.Pools) == 0 || slices.ContainsFunc(cfg.Pools, isDefaultPool)) {
 		errs.At("gateway").Addf("pools", "needs a pool named \"default\" with a target; add one or pass --upstream URL")
-	}
-	if len(cfg.Pools) == 0 {
-		errs.Addf("gateway.pools", "needs at least one pool with a target; use --upstream URL")
 	}
 	cfg.Validate(errs.At("gateway"))
 	if list := errs.List(); len(list) > 0 {
@@ -168,6 +166,8 @@ type redisLogger struct{ log *slog.Logger }
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
 }
+
+func isDefaultPool(p upstream.PoolConfig) bool { return p.Name == "default" }
 
 func hasDefaultTarget(cfg gateway.Config) bool {
 	for _, p := range cfg.Pools {

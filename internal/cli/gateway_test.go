@@ -57,6 +57,9 @@ func TestGatewayServeConfigErrors(t *testing.T) {
 			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want a usage error containing %q", err, tt.want)
 			}
+			if n := strings.Count(err.Error(), "gateway.pools:"); n > 1 {
+				t.Fatalf("the pools problem is told %d times:\n%v", n, err)
+			}
 		})
 	}
 }

@@ -181,7 +181,7 @@ func (c Config) Validate(errs validate.Errors) {
 		p.Validate(errs.At(fmt.Sprintf("pools[%d]", i)))
 	}
 	if len(c.Pools) > 0 && !names["default"] {
-		errs.Addf("pools", "needs a pool named \"default\"")
+		errs.Addf("pools", "needs a pool named \"default\", the pool for every route not routed elsewhere; rename one or add one")
 	}
 	c.Timeouts.Validate(errs.At("timeouts"))
 	if c.GCHeapTarget < 0 {
