@@ -141,6 +141,15 @@ func run(ctx context.Context) error {
 	// The machine's speed drifts (shared hosts), so the scenarios run
 	// interleaved for several rounds and each figure is the median of its
 	// rounds: a slow patch then touches every scenario alike.
+	const (
+		sUpstream = iota
+		sNginx
+		sMiss
+		sHit
+		sOff
+		sFresh
+		sMin
+	)
 	scenarios := []struct {
 		name, addr string
 		body       func(int64) string
@@ -177,11 +186,11 @@ func run(ctx context.Context) error {
 	}
 	// Added p99 at half of nginx's peak rate (the target) and, to show how
 	// much of it is the cores running out, at a quarter; interleaved too.
-	half := rows[1].rps / 2
-	// nginx runs twice in a row at half its peak: the gap between the two
-	// (no proxy differs) is how far the method itself moves an added p99.
+	half := rows[sNginx].rps / 2
+	// nginx runs twice in a row at half its peak (b', then b): the gap between
+	// the two (no proxy differs) is how far the method itself moves an added p99.
 	const (
-		pNginxAgain = iota
+		pNginxBefore = iota
 		pNginx
 		pGateway
 		pNginxQuarter
@@ -258,10 +267,10 @@ func run(ctx context.Context) error {
 	added := func(a, b func(int) float64) pairs {
 		return paired(o.rounds, func(r int) float64 { return a(r) - b(r) })
 	}
-	cb, db, c0b, coffb := ratio(rps(2), rps(1)), ratio(rps(3), rps(1)), ratio(rps(5), rps(1)), ratio(rps(4), rps(1))
+	cb, db, c0b, coffb := ratio(rps(sMiss), rps(sNginx)), ratio(rps(sHit), rps(sNginx)), ratio(rps(sFresh), rps(sNginx)), ratio(rps(sOff), rps(sNginx))
 	addHalf, addQuarter := added(p99(pGateway), p99(pNginx)), added(p99(pGatewayQuarter), p99(pNginxQuarter))
 	offHalf, offQuarter := added(p99(pOff), p99(pNginx)), added(p99(pOffQuarter), p99(pNginxQuarter))
-	noise := added(p99(pNginx), p99(pNginxAgain))
+	noise := added(p99(pNginx), p99(pNginxBefore))
 	fmt.Printf("\nrows: medians of %d interleaved rounds of %s each; ratios and added p99: medians of the rounds' pairs\n", o.rounds, o.duration)
 	fmt.Printf("ratio c/b (gateway miss, L1 full / nginx): %.2f (target >= 0.80); by round %s\n", cb.median(), cb.format("%.2f"))
 	fmt.Printf("ratio d/b (gateway hit / nginx):  %.2f (target >= 1.50); by round %s\n", db.median(), db.format("%.2f"))
@@ -275,7 +284,7 @@ func run(ctx context.Context) error {
 		half, usPerReq(paced[pNginx]), usPerReq(paced[pGateway]), usPerReq(paced[pOff]), usPerReq(paced[pMin]))
 	minHalf := added(p99(pMin), p99(pNginx))
 	fmt.Printf("minimal Go proxy (no target; Go's connection model without the gateway's work): m/b %.2f, p99 added %.2f ms at %.0f req/s; by round %s\n",
-		ratio(rps(6), rps(1)).median(), minHalf.median(), half, minHalf.format("%+.2f"))
+		ratio(rps(sMin), rps(sNginx)).median(), minHalf.median(), half, minHalf.format("%+.2f"))
 	fmt.Printf("with the cache off (no target; the share of the gap that is the cache's): c'/b %.2f, p99 added %.2f ms at %.0f req/s, %.2f ms at %.0f req/s\n",
 		coffb.median(), offHalf.median(), half, offQuarter.median(), half/2)
 	fmt.Printf("a fresh gateway (no target; its misses touch the L1's memory first until it is full): c0/b %.2f in round 1; by round %s\n", c0b[0], c0b.format("%.2f"))

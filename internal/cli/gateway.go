@@ -119,8 +119,8 @@ func gatewayConfig(opts *gatewayServeOptions) (gateway.Config, error) {
 	}
 	cfg.SetDefaults()
 	errs := validate.New()
-	// Validate itself reports pools without one named "default".
-	if !hasDefaultTarget(cfg) && (len(cfg.Pools) == 0 || slices.ContainsFunc(cfg.Pools, isDefaultPool)) {
+	// With any pool, Validate reports a missing "default" pool or targets itself.
+	if len(cfg.Pools) == 0 {
 		errs.At("gateway").Addf("pools", "needs a pool named \"default\" with a target; add one or pass --upstream URL")
 	}
 	cfg.Validate(errs.At("gateway"))
@@ -165,15 +165,4 @@ type redisLogger struct{ log *slog.Logger }
 
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
-}
-
-func isDefaultPool(p upstream.PoolConfig) bool { return p.Name == "default" }
-
-func hasDefaultTarget(cfg gateway.Config) bool {
-	for _, p := range cfg.Pools {
-		if p.Name == "default" && len(p.Targets) > 0 {
-			return true
-		}
-	}
-	return false
 }

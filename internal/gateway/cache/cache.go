@@ -49,8 +49,7 @@ type Cache struct {
 	m       *Metrics
 	now     func() time.Time
 	l2Fails atomic.Int64 // consecutive L2 errors
-	l2Until atomic.Int64 // unix ns until which L2 is skipped
-	l2Down  atomic.Bool  // L2 failed breakAfter times in a row and has not answered since
+	l2Until atomic.Int64 // unix ns until which L2 is skipped; 0 once L2 answered after that
 	log     *slog.Logger
 	envs    sync.Pool // *[]byte: Set's envelope buffers; both tiers copy them
 }
@@ -222,11 +221,15 @@ func (c *Cache) l2Usable() bool {
 }
 
 // l2Result feeds the simple L2 circuit: breakAfter consecutive errors skip L2 for breakFor,
-// after which one call tries again.
+// after which one call tries again. It logs the first break of an outage and
+// the first success after it. A success only reads the shared counters unless
+// they need resetting: it runs on every L2 call of every request.
 func (c *Cache) l2Result(err error) {
 	if err == nil {
-		c.l2Fails.Store(0)
-		if c.l2Down.CompareAndSwap(true, false) {
+		if c.l2Fails.Load() != 0 {
+			c.l2Fails.Store(0)
+		}
+		if c.l2Until.Load() != 0 && c.l2Until.Swap(0) != 0 {
 			c.log.Info("the cache's L2 (Redis) answers again")
 		}
 		return
@@ -234,8 +237,8 @@ func (c *Cache) l2Result(err error) {
 	c.m.l2Errors.Inc()
 	if c.l2Fails.Add(1) >= int64(c.cfg.L2.BreakAfter) {
 		c.l2Fails.Store(0)
-		c.l2Until.Store(time.Now().Add(c.cfg.L2.BreakFor.D()).UnixNano())
-		if c.l2Down.CompareAndSwap(false, true) {
+		// A break while the last one has seen no success since is the same outage.
+		if c.l2Until.Swap(time.Now().Add(c.cfg.L2.BreakFor.D()).UnixNano()) == 0 {
 			c.log.Warn("the cache's L2 (Redis) is failing: answers come from L1 and the model until it answers again",
 				"error", err, "retryEvery", c.cfg.L2.BreakFor.D())
 		}

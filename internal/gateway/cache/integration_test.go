@@ -57,7 +57,15 @@ func TestIntegrationRedisKilledDuringUse(t *testing.T) {
 	if n := mustFloat(mb.l2Errors); n < 2 {
 		t.Errorf("l2 errors = %v with Redis down, want at least 2", n)
 	}
-	// One line for the outage, not one per failed call.
+	// Past breakFor, L2 is tried again and breaks again: still the same outage.
+	time.Sleep(250 * time.Millisecond)
+	for range cfg.L2.BreakAfter {
+		b.Get(ctx, "missing")
+	}
+	if n := mustFloat(mb.l2Errors); n < 4 {
+		t.Fatalf("l2 errors = %v after the retry, want a second break (at least 4)", n)
+	}
+	// One line for the outage, not one per failed call or per break.
 	if n := strings.Count(logs.String(), "level=WARN msg=\"the cache's L2 (Redis) is failing"); n != 1 {
 		t.Errorf("%d warnings for one outage, want 1:\n%s", n, logs.String())
 	}
