@@ -33,7 +33,7 @@ func newCmdGateway(f *Factory) *cobra.Command {
 		Use:   "gateway",
 		Short: "Run the embedded AI gateway: cache, limits, breaker, metrics, traffic switch",
 	}
-	cmd.AddCommand(newCmdGatewayServe(f, nil))
+	cmd.AddCommand(newCmdGatewayServe(f, nil), newCmdGatewayConfig(f, nil))
 	return cmd
 }
 
@@ -57,12 +57,18 @@ without dropping requests; SIGINT/SIGTERM drain in-flight requests and exit.`,
 			return runGatewayServe(cmd.Context(), opts)
 		},
 	}
+	opts.addFlags(cmd)
+	return cmd
+}
+
+// addFlags binds the flags that override the file's gateway section: serve
+// and config take the same ones, so config shows what serve would run with.
+func (opts *gatewayServeOptions) addFlags(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&opts.listen, "listen", "", "address for clients (default from config, else 127.0.0.1:8080)")
 	fl.StringVar(&opts.adminListen, "admin-listen", "", "address of the admin API and /metrics (default 127.0.0.1:8081)")
 	fl.StringArrayVar(&opts.upstreams, "upstream", nil, "target of the default pool: http://HOST:PORT or unix:///path.sock (repeatable)")
 	fl.StringVar(&opts.redis, "redis", "", "redis://HOST:PORT/DB shared by replicas for cache and limits")
-	return cmd
 }
 
 // load returns the gateway section of the configuration file, or the defaults

@@ -103,6 +103,15 @@ type Route struct {
 	Pool string `yaml:"pool" json:"pool"`
 }
 
+// Effective returns c as the gateway runs it: with a redisURL, limits are
+// shared through Redis whatever limits.backend says.
+func (c Config) Effective() Config {
+	if c.RedisURL != "" {
+		c.Limits.Backend = limit.BackendRedis
+	}
+	return c
+}
+
 // Default returns the embedded default: loopback listeners, one pool, in-memory tiers.
 func Default() Config {
 	return Config{

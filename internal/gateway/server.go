@@ -289,10 +289,7 @@ func memLimitString(limit int64) string {
 // limitsConfig merges per-key limits into the tenants' rules and shares the
 // limits through Redis when the gateway has one.
 func limitsConfig(cfg Config) limit.Config {
-	lc := cfg.Limits
-	if cfg.RedisURL != "" {
-		lc.Backend = limit.BackendRedis
-	}
+	lc := cfg.Effective().Limits
 	tenants := make(map[string]limit.Rule, len(lc.Tenants))
 	for k, v := range lc.Tenants {
 		tenants[k] = v
