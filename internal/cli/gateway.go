@@ -33,7 +33,7 @@ func newCmdGateway(f *Factory) *cobra.Command {
 		Use:   "gateway",
 		Short: "Run the embedded AI gateway: cache, limits, breaker, metrics, traffic switch",
 	}
-	cmd.AddCommand(newCmdGatewayServe(f, nil), newCmdGatewayConfig(f, nil))
+	cmd.AddCommand(newCmdGatewayServe(f, nil), newCmdGatewayConfig(f, nil), newCmdGatewayKey(f, nil))
 	return cmd
 }
 

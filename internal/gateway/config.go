@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aideploy/aideploy/internal/gateway/breaker"
@@ -206,7 +207,11 @@ func (c Config) Validate(errs validate.Errors) {
 			e.Addf("name", "must name the tenant")
 		}
 		if b, err := hex.DecodeString(k.SHA256); err != nil || len(b) != 32 {
-			e.Addf("sha256", "must be 64 hex digits (printf %%s KEY | sha256sum), never the key itself")
+			name := k.Name
+			if name == "" || strings.ContainsAny(name, " \t'\"$`\\;&|<>()*?[]#~") {
+				name = "NAME" // not safe to paste into a shell as it is
+			}
+			e.Addf("sha256", "must be the key's SHA-256 in 64 hex digits, never the key itself; `aideploy gateway key %s` makes a key and its entry", name)
 		} else if seen[k.SHA256] {
 			e.Addf("sha256", "is listed twice")
 		}

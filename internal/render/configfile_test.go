@@ -88,7 +88,8 @@ func TestConfigFileGatewayExample(t *testing.T) {
 	uncommented := strings.Join(lines, "\n")
 	_, err = config.Parse(config.DefaultFile, []byte(uncommented))
 	placeholderLine := fmt.Sprintf("%s:%d:", config.DefaultFile, start+1+slices.IndexFunc(lines[start:], func(l string) bool { return strings.Contains(l, "sha256:") }))
-	if err == nil || !strings.Contains(err.Error(), placeholderLine) || !strings.Contains(err.Error(), "gateway.auth.keys[0].sha256") {
+	if err == nil || !strings.Contains(err.Error(), placeholderLine) || !strings.Contains(err.Error(), "gateway.auth.keys[0].sha256") ||
+		!strings.Contains(err.Error(), "`aideploy gateway key team-a`") {
 		t.Fatalf("the placeholder hash: got %v, want an error at %s naming gateway.auth.keys[0].sha256", err, placeholderLine)
 	}
 	sum := sha256.Sum256([]byte("a key"))
