@@ -204,7 +204,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
 	go func() { errc <- as.Serve(aln) }()
-	logger.Info("gateway serving", "listen", ln.Addr().String(), "admin", aln.Addr().String(), "redis", cfg.RedisURL != "",
+	logger.Info("gateway serving", "listen", ln.Addr().String(), "admin", aln.Addr().String(),
+		"admin_api", adminAPIState(token), "pools", poolsSummary(cfg.Pools), "auth", authState(cfg.Auth),
+		"cache", cacheState(cfg.Cache, rdb != nil), "limits", limitsState(cfg),
 		"gc_heap_target", gcTarget(gc, cfg.GCHeapTarget), "gomemlimit", memLimitString(memLimit))
 	if opts.Started != nil {
 		opts.Started(ln.Addr().String(), aln.Addr().String())
