@@ -51,15 +51,22 @@ func TestSelectionFollowsWeightsAndLoad(t *testing.T) {
 	if counts["http://a:1"] < 2*counts["http://b:1"] {
 		t.Fatalf("weights 3:1 gave %v", counts)
 	}
-	// Under load, least-outstanding spreads: hold 8 leases and see both targets used in proportion.
+	// Under load, least-outstanding spreads: while 2,000 leases are taken
+	// and held, the load per unit of weight of the two targets stays close.
+	// Two random choices bound the imbalance but do not remove it (with 8
+	// leases all 8 went to the heavier target once in 55 runs): in 20,000
+	// simulated runs of 2,000 it peaked at 36; weighted random picks without
+	// the comparison stay under 48 in only 6% of runs.
 	var held []Lease
-	for range 8 {
+	worst := int64(0)
+	for range 2000 {
 		l, _ := p.Acquire(context.Background())
 		held = append(held, l)
+		a, b := p.Targets()[0].Inflight(), p.Targets()[1].Inflight()
+		worst = max(worst, a-3*b, 3*b-a)
 	}
-	a := p.Targets()[0].Inflight()
-	if a < 5 || a > 7 {
-		t.Fatalf("8 concurrent leases put %d on the weight-3 target, want about 6", a)
+	if worst > 48 {
+		t.Fatalf("taking 2,000 leases, the weight-3 target's load was %d off three times the other's at worst, want at most 48", worst)
 	}
 	for _, l := range held {
 		l.Done(Outcome{Status: 200})
