@@ -94,7 +94,7 @@ func (g *Gateway) proxy(x *exchange) {
 		}
 		ctx, done := g.sendContext(x)
 		defer done()
-		resp, err = lease.Target.Send(ctx, out, body, deadline)
+		resp, err = g.send(ctx, x, &lease, out, body, deadline)
 	} else {
 		resp, err = lease.Target.Transport().RoundTrip(out)
 	}
@@ -150,6 +150,39 @@ func (g *Gateway) proxy(x *exchange) {
 	}
 	if x.isOA && resp.StatusCode/100 == 2 {
 		g.m.ForModel(x.oa.Model).Inference.Observe(time.Since(sent).Seconds())
+	}
+}
+
+// maxConnectRetries bounds how many other targets a request is sent to when
+// its target cannot be connected to.
+const maxConnectRetries = 2
+
+// send sends a request whose body is in memory to lease's target. While a
+// target cannot be connected to, the request was never sent, so whatever its
+// method it goes to another usable target of the pool (at most
+// maxConnectRetries more; never one already tried). Each failed lease is
+// released with its error, so that passive ejection and the breaker count it;
+// *lease ends as the one that answered or failed last.
+func (g *Gateway) send(ctx context.Context, x *exchange, lease *upstream.Lease, out *http.Request, body []byte, deadline time.Time) (*http.Response, error) {
+	var tried []*upstream.Target
+	for {
+		resp, err := lease.Target.Send(ctx, out, body, deadline)
+		var ce *upstream.ConnectError
+		if err == nil || !errors.As(err, &ce) || len(tried) == maxConnectRetries || x.r.Context().Err() != nil {
+			return resp, err
+		}
+		pool := g.poolFor(x.route)
+		tried = append(tried, lease.Target)
+		next, nerr := pool.AcquireOther(tried)
+		if nerr != nil {
+			return resp, err
+		}
+		g.log.Warn("upstream unreachable; sending the request to another target", "request_id", x.id,
+			"target", lease.Target.URL(), "next", next.Target.URL(), "err", err)
+		g.m.Retries.WithLabelValues(pool.Name()).Inc()
+		lease.Done(upstream.Outcome{Err: err})
+		*lease = next
+		out.URL = targetURL(lease.Target.Base(), x.r.URL)
 	}
 }
 

@@ -22,6 +22,7 @@ type Metrics struct {
 	Cache     *prometheus.CounterVec   // ai_gateway_cache_results_total{result,level}
 	Limits    *prometheus.CounterVec   // ai_gateway_limit_decisions_total{decision}
 	Degraded  *prometheus.CounterVec   // ai_gateway_degraded_total{reason}
+	Retries   *prometheus.CounterVec   // ai_gateway_upstream_retries_total{pool}
 	// LimitAllowed is Limits{decision="allowed"}, resolved once: it is on every admitted request's path.
 	LimitAllowed prometheus.Counter
 
@@ -127,10 +128,13 @@ func New() *Metrics {
 		Degraded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ai_gateway_degraded_total", Help: "Answers served without an upstream, by reason.",
 		}, []string{"reason"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ai_gateway_upstream_retries_total", Help: "Requests sent to another target because theirs could not be connected to.",
+		}, []string{"pool"}),
 		models: map[string]struct{}{},
 	}
 	m.LimitAllowed = m.Limits.WithLabelValues("allowed")
-	reg.MustRegister(m.Requests, m.Duration, m.Tokens, m.Inference, m.TTFT, m.Cache, m.Limits, m.Degraded,
+	reg.MustRegister(m.Requests, m.Duration, m.Tokens, m.Inference, m.TTFT, m.Cache, m.Limits, m.Degraded, m.Retries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

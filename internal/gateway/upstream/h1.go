@@ -88,6 +88,14 @@ func onDone(ctx context.Context, f func()) stopper {
 // pastDeadline makes every pending and later read or write on a conn fail at once.
 var pastDeadline = time.Unix(1, 0)
 
+// ConnectError is a target that could not be connected to: the request was
+// not sent, so another target may take it, whatever its method.
+type ConnectError struct{ Err error }
+
+func (e *ConnectError) Error() string { return "connecting to the target: " + e.Err.Error() }
+
+func (e *ConnectError) Unwrap() error { return e.Err }
+
 // errReusedConnClosed marks a reused connection that the upstream had closed
 // before it read the request; the request is sent again on a fresh connection.
 var errReusedConnClosed = errors.New("upstream closed an idle connection")
@@ -242,7 +250,10 @@ func (cl *h1Client) get(ctx context.Context) (*h1Conn, error) {
 	}
 	c, err := cl.dial(ctx)
 	if err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, err // the caller gave up, not the target
+		}
+		return nil, &ConnectError{Err: err}
 	}
 	return newH1Conn(c), nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,6 +102,40 @@ func (p *Pool) Acquire(ctx context.Context) (Lease, error) {
 	}
 }
 
+// AcquireOther leases a usable target other than those in tried, for a
+// request that none of them could take; it does not queue. It returns
+// ErrUnavailable when there is no other usable target and ErrSaturated when
+// the others are all full.
+func (p *Pool) AcquireOther(tried []*Target) (Lease, error) {
+	return p.scan(*p.targets.Load(), tried)
+}
+
+// scan leases the least loaded usable target of ts that is not in skip.
+func (p *Pool) scan(ts, skip []*Target) (Lease, error) {
+	max := int64(p.cfg.MaxInflight)
+	anyUsable := false
+	var best *Target
+	for _, t := range ts {
+		if !t.usable() || slices.Contains(skip, t) {
+			continue
+		}
+		anyUsable = true
+		if max > 0 && t.inflight.Load() >= max {
+			continue
+		}
+		best = better(best, t)
+	}
+	if best != nil {
+		if l, ok := p.lease(best, max); ok {
+			return l, nil
+		}
+	}
+	if !anyUsable {
+		return Lease{}, ErrUnavailable
+	}
+	return Lease{}, ErrSaturated
+}
+
 // tryPick returns ErrUnavailable when nothing is usable and ErrSaturated when
 // usable targets are all full.
 func (p *Pool) tryPick() (Lease, error) {
@@ -120,27 +155,7 @@ func (p *Pool) tryPick() (Lease, error) {
 			return l, nil
 		}
 	}
-	anyUsable := false
-	var best *Target
-	for _, t := range ts {
-		if !t.usable() {
-			continue
-		}
-		anyUsable = true
-		if max > 0 && t.inflight.Load() >= max {
-			continue
-		}
-		best = better(best, t)
-	}
-	if best != nil {
-		if l, ok := p.lease(best, max); ok {
-			return l, nil
-		}
-	}
-	if !anyUsable {
-		return Lease{}, ErrUnavailable
-	}
-	return Lease{}, ErrSaturated
+	return p.scan(ts, nil)
 }
 
 func (p *Pool) lease(t *Target, max int64) (Lease, bool) {
