@@ -128,6 +128,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 	if err != nil {
 		return err
 	}
+	var tokenNow atomic.Pointer[string] // a reload may rotate it
+	tokenNow.Store(&token)
 	gc := gctune.Start(uint64(cfg.GCHeapTarget))
 	defer gc.Stop()
 	memLimit, restoreMem, err := gctune.MemoryLimit(memlimit.FromCgroup, memLimitRatio)
@@ -198,7 +200,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 	}
 	hs := &front.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, Logger: logger}
 	as := &http.Server{Handler: admin.Handler(admin.Options{
-		Pools: func() map[string]*upstream.Pool { return srv.Gateway().Pools() }, Token: token,
+		Pools: func() map[string]*upstream.Pool { return srv.Gateway().Pools() }, Token: func() string { return *tokenNow.Load() },
 		Registry: m.Registry, Ready: func() bool { return srv.Gateway().Ready() },
 	}), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
@@ -221,11 +223,19 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 		select {
 		case <-hup:
 			next, err := opts.Reload()
+			var tok string
+			if err == nil {
+				tok, err = adminToken(next.AdminTokenFile)
+			}
 			if err == nil {
 				err = srv.Reload(next)
 			}
 			if err != nil {
 				logger.Error("reload refused; the old configuration stays", "err", err)
+				continue
+			}
+			if old := tokenNow.Swap(&tok); *old != tok {
+				logger.Info("configuration reloaded; the admin token changed", "admin_api", adminAPIState(tok))
 			} else {
 				logger.Info("configuration reloaded")
 			}

@@ -29,7 +29,7 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	pools := map[string]*upstream.Pool{adminapi.DefaultPool: p}
-	srv := httptest.NewServer(Handler(Options{Pools: func() map[string]*upstream.Pool { return pools }, Token: "s3cret", Registry: prometheus.NewRegistry()}))
+	srv := httptest.NewServer(Handler(Options{Pools: func() map[string]*upstream.Pool { return pools }, Token: func() string { return "s3cret" }, Registry: prometheus.NewRegistry()}))
 	t.Cleanup(srv.Close)
 	ctx := context.Background()
 
@@ -70,7 +70,7 @@ func TestAdminAPI(t *testing.T) {
 
 func TestAdminProfilesNeedTheToken(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(Handler(Options{Pools: func() map[string]*upstream.Pool { return nil }, Token: "s3cret"}))
+	srv := httptest.NewServer(Handler(Options{Pools: func() map[string]*upstream.Pool { return nil }, Token: func() string { return "s3cret" }}))
 	t.Cleanup(srv.Close)
 	get := func(path, token string) (int, []byte) {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
