@@ -10,23 +10,36 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"github.com/aideploy/aideploy/internal/iostreams"
 )
 
-// runGatewayConfigCmd runs `gateway config` with args against the file at
-// path and returns what it printed.
-func runGatewayConfigCmd(t *testing.T, path, output string, args ...string) (string, error) {
+// runCmd runs the command newCmd builds, on a factory reading path (""
+// keeps the default) with --output output and stdin as standard input, and
+// returns what it printed.
+func runCmd[O any](t *testing.T, newCmd func(*Factory, func(context.Context, O) error) *cobra.Command, path, output, stdin string, args ...string) (string, error) {
 	t.Helper()
-	streams, _, out, _ := iostreams.Test()
+	streams, in, out, _ := iostreams.Test()
+	in.WriteString(stdin)
 	f := NewFactory(streams)
-	f.ConfigPath, f.Output = path, output
-	cmd := newCmdGatewayConfig(f, nil)
+	if path != "" {
+		f.ConfigPath = path
+	}
+	f.Output = output
+	cmd := newCmd(f, nil)
 	cmd.SetArgs(args)
 	cmd.SetOut(out)
 	cmd.SetErr(out)
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	err := cmd.ExecuteContext(context.Background())
 	return out.String(), err
+}
+
+// runGatewayConfigCmd runs `gateway config` with args against the file at path.
+func runGatewayConfigCmd(t *testing.T, path, output string, args ...string) (string, error) {
+	t.Helper()
+	return runCmd(t, newCmdGatewayConfig, path, output, "", args...)
 }
 
 // The printed section, pasted into an aideploy.yaml, gives serve exactly

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -22,17 +21,7 @@ import (
 
 func runGatewayKeyCmd(t *testing.T, stdin, output string, args ...string) (string, error) {
 	t.Helper()
-	streams, in, out, _ := iostreams.Test()
-	in.WriteString(stdin)
-	f := NewFactory(streams)
-	f.Output = output
-	cmd := newCmdGatewayKey(f, nil)
-	cmd.SetArgs(args)
-	cmd.SetOut(out)
-	cmd.SetErr(out)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), err
+	return runCmd(t, newCmdGatewayKey, "", output, stdin, args...)
 }
 
 // The entry gateway key prints, pasted into aideploy.yaml, makes a gateway
