@@ -80,6 +80,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 			return nil, err
 		}
 		g.pools[pc.Name] = p
+		g.m.Retries.WithLabelValues(pc.Name) // exported from 0, so rate() sees the first retry
 	}
 	g.def = g.pools[upstreamDefault]
 	if g.def == nil {

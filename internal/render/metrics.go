@@ -16,6 +16,8 @@ var ExportedMetrics = []string{
 	"ai_gateway_cache_misses_total",        //
 	"ai_gateway_ratelimit_decisions_total", // {result=allowed|rejected}
 	"ai_gateway_breaker_state",             // gauge {upstream}: 0 closed, 1 half-open, 2 open
+	"ai_gateway_upstream_healthy",          // gauge {pool, target}: 1 healthy, 0 not
+	"ai_gateway_upstream_retries_total",    // {pool}: requests sent to another target after a refused connection
 }
 
 // Label values the rendered queries rely on; the gateway must export these.

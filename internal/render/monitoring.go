@@ -13,7 +13,8 @@ type alertRule struct {
 }
 
 // alertRules are the alerts the seed's incident review asked for: errors, slow
-// answers, an open breaker, saturated GPUs, a cold cache and a limiter that rejects.
+// answers, an open breaker, saturated GPUs, a cold cache, a replica the gateway
+// cannot use and a limiter that rejects.
 func alertRules(d *renderData) []alertRule {
 	model := fmt.Sprintf(`job=%q`, d.Name)
 	gw := fmt.Sprintf(`job=%q`, gatewayJob(d))
@@ -47,6 +48,12 @@ func alertRules(d *renderData) []alertRule {
 			Expr:        fmt.Sprintf(`sum(rate(ai_gateway_cache_hits_total{%s}[15m])) / (sum(rate(ai_gateway_cache_hits_total{%s}[15m])) + sum(rate(ai_gateway_cache_misses_total{%s}[15m]))) < 0.2`, gw, gw, gw),
 			Summary:     d.Name + ": cache hit rate below 20%",
 			Description: "Only {{ $value | humanizePercentage }} of requests hit the cache; review the cache key and TTL.",
+		},
+		{
+			Name: "AIDeployUpstreamTargetDown", For: "5m", Severity: "warning",
+			Expr:        fmt.Sprintf(`min by (pool, target) (ai_gateway_upstream_healthy{%s}) == 0`, gw),
+			Summary:     d.Name + ": a model replica behind the gateway is unhealthy",
+			Description: "Target {{ $labels.target }} of pool {{ $labels.pool }} has failed its health checks or refused connections for 5 minutes; the gateway sends it nothing. Check the replica, or remove it from the pool.",
 		},
 		{
 			Name: "AIDeployRateLimiterRejecting", For: "10m", Severity: "warning",
@@ -100,6 +107,9 @@ func dashboardPanels(d *renderData) []panel {
 			{Expr: fmt.Sprintf(`sum by (result) (rate(ai_gateway_ratelimit_decisions_total{%s}[%s]))`, gw, rate), Legend: "{{result}}"}}},
 		{Title: "Circuit breaker state (0 closed, 1 half-open, 2 open)", Unit: "none", Targets: []target{
 			{Expr: fmt.Sprintf(`max by (upstream) (ai_gateway_breaker_state{%s})`, gw), Legend: "{{upstream}}"}}},
+		{Title: "Healthy model replicas, and requests moved off unreachable ones", Unit: "short", Targets: []target{
+			{Expr: fmt.Sprintf(`sum by (pool) (ai_gateway_upstream_healthy{%s})`, gw), Legend: "healthy {{pool}}"},
+			{Expr: fmt.Sprintf(`sum by (pool) (rate(ai_gateway_upstream_retries_total{%s}[%s]))`, gw, rate), Legend: "retries/s {{pool}}"}}},
 	}
 	for i := range ps {
 		ps[i].ID = i + 1
