@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"io"
-	"net/url"
 
 	"github.com/spf13/cobra"
 
@@ -46,20 +45,10 @@ func runGatewayConfig(_ context.Context, opts *gatewayServeOptions) error {
 		return err
 	}
 	cfg = cfg.Effective()
-	cfg.RedisURL = redactURL(cfg.RedisURL)
+	cfg.RedisURL = gateway.RedactURL(cfg.RedisURL)
 	format := opts.f.Output
 	if format == "table" || format == "" {
 		format = "yaml" // the settings are a tree; YAML is their table
 	}
 	return printOutput(opts.f.IO.Out, format, gatewaySection{cfg}, func(io.Writer) error { return nil })
-}
-
-// redactURL hides a URL's password; a URL that does not parse was refused
-// by validation already and is returned as it is.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
 }

@@ -39,12 +39,17 @@ func TestGatewayServeConfigErrors(t *testing.T) {
 		name      string
 		upstreams []string
 		listen    string
+		redis     string
 		want      string // in the message
 	}{
-		{"no upstream at all", nil, "", "--upstream"},
-		{"bad scheme", []string{"ftp://x"}, "", "scheme must be http or unix"},
-		{"no port", up, "127.0.0.1", "must be host:port"},
-		{"port out of range", up, "127.0.0.1:99999", "gateway.listen: (\"127.0.0.1:99999\") has port 99999, out of range 0-65535"},
+		{"no upstream at all", nil, "", "", "--upstream"},
+		{"bad scheme", []string{"ftp://x"}, "", "", "scheme must be http or unix"},
+		{"no port", up, "127.0.0.1", "", "must be host:port"},
+		{"port out of range", up, "127.0.0.1:99999", "", "gateway.listen: (\"127.0.0.1:99999\") has port 99999, out of range 0-65535"},
+		{"one target twice", []string{"http://127.0.0.1:8000", "http://127.0.0.1:8000/"}, "", "",
+			`gateway.pools[0].targets[1].url: ("http://127.0.0.1:8000/") is listed twice in the pool`},
+		{"redis without scheme", up, "", "localhost:6379", `gateway.redisURL: ("localhost:6379") has no scheme; use redis://localhost:6379/0`},
+		{"redis with another scheme", up, "", "http://:s3cret@localhost:6379", `gateway.redisURL: ("http://:xxxxx@localhost:6379") invalid URL scheme: http`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,10 +57,13 @@ func TestGatewayServeConfigErrors(t *testing.T) {
 			streams, _, _, _ := iostreams.Test()
 			f := NewFactory(streams)
 			f.ConfigPath = filepath.Join(t.TempDir(), "missing.yaml")
-			_, err := gatewayConfig(&gatewayServeOptions{f: f, upstreams: tt.upstreams, listen: tt.listen})
+			_, err := gatewayConfig(&gatewayServeOptions{f: f, upstreams: tt.upstreams, listen: tt.listen, redis: tt.redis})
 			var ue *UsageError
 			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want a usage error containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("the error shows the Redis password: %v", err)
 			}
 			if n := strings.Count(err.Error(), "gateway.pools:"); n > 1 {
 				t.Fatalf("the pools problem is told %d times:\n%v", n, err)

@@ -4,9 +4,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/aideploy/aideploy/internal/gateway/breaker"
 	"github.com/aideploy/aideploy/internal/gateway/cache"
@@ -104,6 +107,21 @@ type Route struct {
 	Pool string `yaml:"pool" json:"pool"`
 }
 
+// RedactURL hides the password of a URL such as a redisURL, for logs and
+// messages; a string that is not a URL loses whatever precedes an "@".
+func RedactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
+		if u.User == nil {
+			return s
+		}
+		return u.Redacted()
+	}
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		return "xxxxx" + s[i:]
+	}
+	return s
+}
+
 // Effective returns c as the gateway runs it: with a redisURL, limits are
 // shared through Redis whatever limits.backend says.
 func (c Config) Effective() Config {
@@ -180,6 +198,14 @@ func (c Config) Validate(errs validate.Errors) {
 		// A named port ("http") is net.Listen's to resolve; a number must fit.
 		if n, err := strconv.Atoi(port); err == nil && (n < 0 || n > 65535) {
 			errs.Addf(name, "(%q) has port %d, out of range 0-65535 (0 picks a free one)", addr, n)
+		}
+	}
+	if c.RedisURL != "" {
+		if !strings.Contains(c.RedisURL, "://") {
+			u := RedactURL(c.RedisURL)
+			errs.Addf("redisURL", "(%q) has no scheme; use redis://%s/0 (rediss:// for TLS)", u, u)
+		} else if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			errs.Addf("redisURL", "(%q) %v; use redis://HOST:PORT/DB (rediss:// for TLS)", RedactURL(c.RedisURL), strings.TrimPrefix(err.Error(), "redis: "))
 		}
 	}
 	names := map[string]bool{}

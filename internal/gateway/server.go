@@ -150,7 +150,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 	if cfg.RedisURL != "" {
 		ro, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
-			return fmt.Errorf("gateway.redisURL %q: %w (use redis://HOST:PORT/DB)", cfg.RedisURL, err)
+			return fmt.Errorf("gateway.redisURL %q: %w (use redis://HOST:PORT/DB)", RedactURL(cfg.RedisURL), err)
 		}
 		// The cache and the limiter bound each call with their own short
 		// deadlines; the pool must not make callers queue behind each other.

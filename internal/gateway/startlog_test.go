@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/aideploy/aideploy/internal/fakemodel"
+	"github.com/aideploy/aideploy/internal/gateway/upstream"
 )
 
 // lockedBuffer is a log sink that Run's goroutines and the test share.
@@ -37,6 +38,8 @@ func (l *lockedBuffer) String() string {
 func TestStartLineSaysWhatIsOn(t *testing.T) {
 	up := httptest.NewServer(fakemodel.NewHandler(fakemodel.DefaultOptions()))
 	defer up.Close()
+	up2 := httptest.NewServer(fakemodel.NewHandler(fakemodel.DefaultOptions()))
+	defer up2.Close()
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -55,8 +58,7 @@ func TestStartLineSaysWhatIsOn(t *testing.T) {
 			c.AdminTokenFile = tokenFile
 			c.Auth = Auth{Enabled: true, Keys: keys}
 			c.Limits.Enabled = true
-			c.Pools[0].Targets = append(c.Pools[0].Targets, c.Pools[0].Targets[0])
-			c.Pools[0].Targets[1].URL += "/"
+			c.Pools[0].Targets = append(c.Pools[0].Targets, upstream.TargetConfig{URL: up2.URL})
 		}, []string{"admin_api=on", `pools="default (2 targets)"`, `auth="on, 2 keys"`, "limits=local"}},
 	}
 	for _, tt := range tests {

@@ -134,10 +134,18 @@ func (c PoolConfig) Validate(errs validate.Errors) {
 	if len(c.Targets) == 0 {
 		errs.Addf("targets", "needs at least one target, e.g. http://127.0.0.1:8000")
 	}
+	seen := map[string]bool{}
 	for i, t := range c.Targets {
 		e := errs.At(fmt.Sprintf("targets[%d]", i))
 		if _, err := ParseTargetURL(t.URL); err != nil {
 			e.Addf("url", "%v", err)
+		}
+		// The same model server twice would take twice its share, and a
+		// switch or drain of one of them would leave the other serving.
+		if u := strings.TrimRight(t.URL, "/"); seen[u] {
+			e.Addf("url", "(%q) is listed twice in the pool; list it once and give it a weight", t.URL)
+		} else {
+			seen[u] = true
 		}
 		e.NonNegative("weight", t.Weight)
 	}
