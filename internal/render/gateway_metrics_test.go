@@ -77,7 +77,7 @@ func TestGatewayExportsWhatMonitoringQueries(t *testing.T) {
 	}
 	// The label values the queries compare against, on a series with a value.
 	for _, want := range []struct{ metric, label, value string }{
-		{"ai_gateway_ratelimit_decisions_total", `result="` + rateLimitRejected + `"`, "1"},
+		{"ai_gateway_limit_decisions_total", `decision="rejected_requests"`, "1"},
 		{"ai_gateway_breaker_state", `upstream="` + up.URL + `"`, "0"},
 	} {
 		found := false

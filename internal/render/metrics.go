@@ -12,16 +12,16 @@ var ExportedMetrics = []string{
 	"ai_tokens_usage_total",               // {model, type=input|output}
 	"ai_model_inference_duration_seconds", // histogram {model}
 	// aideploy gateway.
-	"ai_gateway_cache_hits_total",          // {level=l1|l2}
-	"ai_gateway_cache_misses_total",        //
-	"ai_gateway_ratelimit_decisions_total", // {result=allowed|rejected}
-	"ai_gateway_breaker_state",             // gauge {upstream}: 0 closed, 1 half-open, 2 open
-	"ai_gateway_upstream_healthy",          // gauge {pool, target}: 1 healthy, 0 not
-	"ai_gateway_upstream_retries_total",    // {pool}: requests sent to another target after a refused connection
+	"ai_gateway_cache_hits_total",       // {level=l1|l2}
+	"ai_gateway_cache_misses_total",     //
+	"ai_gateway_limit_decisions_total",  // {decision=allowed|rejected_requests|rejected_tokens}, one per request
+	"ai_gateway_breaker_state",          // gauge {upstream}: 0 closed, 1 half-open, 2 open
+	"ai_gateway_upstream_healthy",       // gauge {pool, target}: 1 healthy, 0 not
+	"ai_gateway_upstream_retries_total", // {pool}: requests sent to another target after a refused connection
 }
 
 // Label values the rendered queries rely on; the gateway must export these.
 const (
-	breakerOpen       = 2          // ai_gateway_breaker_state when the breaker is open
-	rateLimitRejected = "rejected" // ai_gateway_ratelimit_decisions_total{result}
+	breakerOpen       = 2             // ai_gateway_breaker_state when the breaker is open
+	rateLimitRejected = "rejected_.*" // ai_gateway_limit_decisions_total{decision}, a regular expression
 )

@@ -57,7 +57,7 @@ func alertRules(d *renderData) []alertRule {
 		},
 		{
 			Name: "AIDeployRateLimiterRejecting", For: "10m", Severity: "warning",
-			Expr:        fmt.Sprintf(`sum(rate(ai_gateway_ratelimit_decisions_total{%s,result=%q}[5m])) / sum(rate(ai_gateway_ratelimit_decisions_total{%s}[5m])) > 0.1`, gw, rateLimitRejected, gw),
+			Expr:        fmt.Sprintf(`sum(rate(ai_gateway_limit_decisions_total{%s,decision=~%q}[5m])) / sum(rate(ai_gateway_limit_decisions_total{%s}[5m])) > 0.1`, gw, rateLimitRejected, gw),
 			Summary:     d.Name + ": the rate limiter rejects more than 10% of requests",
 			Description: "{{ $value | humanizePercentage }} of requests were rejected by the limiter; raise limits or capacity.",
 		},
@@ -104,7 +104,7 @@ func dashboardPanels(d *renderData) []panel {
 			{Expr: fmt.Sprintf(`sum(rate(ai_gateway_cache_hits_total{%s}[%s])) / (sum(rate(ai_gateway_cache_hits_total{%s}[%s])) + sum(rate(ai_gateway_cache_misses_total{%s}[%s])))`, gw, rate, gw, rate, gw, rate), Legend: "hit rate"},
 			{Expr: fmt.Sprintf(`sum by (level) (rate(ai_gateway_cache_hits_total{%s}[%s]))`, gw, rate), Legend: "hits {{level}}"}}},
 		{Title: "Rate limiter decisions", Unit: "reqps", Targets: []target{
-			{Expr: fmt.Sprintf(`sum by (result) (rate(ai_gateway_ratelimit_decisions_total{%s}[%s]))`, gw, rate), Legend: "{{result}}"}}},
+			{Expr: fmt.Sprintf(`sum by (decision) (rate(ai_gateway_limit_decisions_total{%s}[%s]))`, gw, rate), Legend: "{{decision}}"}}},
 		{Title: "Circuit breaker state (0 closed, 1 half-open, 2 open)", Unit: "none", Targets: []target{
 			{Expr: fmt.Sprintf(`max by (upstream) (ai_gateway_breaker_state{%s})`, gw), Legend: "{{upstream}}"}}},
 		{Title: "Healthy model replicas, and requests moved off unreachable ones", Unit: "short", Targets: []target{

@@ -16,7 +16,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ai_gateway_ratelimit_decisions_total",
-			Help: "Rate-limit decisions by result (allowed, rejected), kind (requests, tokens) and backend.",
+			Help: "Rate-limit checks by result (allowed, rejected), kind (requests, tokens) and backend; a request may make two checks. Share of requests rejected: ai_gateway_limit_decisions_total.",
 		}, []string{"result", "kind", "backend"}),
 		fallback: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ai_gateway_ratelimit_fallback",

@@ -123,7 +123,7 @@ func New() *Metrics {
 			Name: "ai_gateway_cache_results_total", Help: "Cache lookups by result (HIT, MISS, BYPASS, STALE) and level.",
 		}, []string{"result", "level"}),
 		Limits: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ai_gateway_limit_decisions_total", Help: "Rate limit decisions: allowed or rejected.",
+			Name: "ai_gateway_limit_decisions_total", Help: "Requests by rate-limit outcome, one per request: allowed, rejected_requests or rejected_tokens.",
 		}, []string{"decision"}),
 		Degraded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ai_gateway_degraded_total", Help: "Answers served without an upstream, by reason.",
