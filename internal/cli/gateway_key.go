@@ -9,9 +9,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 )
 
 type gatewayKeyOptions struct {
@@ -101,21 +103,12 @@ func runGatewayKey(_ context.Context, opts *gatewayKeyOptions) error {
 	})
 }
 
-// yamlString quotes a tenant name when YAML would read it as something
-// other than the same string.
+// yamlString writes a tenant name as a YAML scalar, quoted where YAML would
+// read it as something else (yes, 007, a: b).
 func yamlString(s string) string {
-	plain := s != "" && !strings.ContainsAny(s, ":#{}[],&*!|>'\"%@`\\\t ") && !strings.ContainsAny(s[:1], "-?0123456789") &&
-		!isYAMLWord(s)
-	if plain {
-		return s
+	b, err := yaml.Marshal(s)
+	if out := strings.TrimSuffix(string(b), "\n"); err == nil && !strings.Contains(out, "\n") {
+		return out
 	}
-	return fmt.Sprintf("%q", s)
-}
-
-func isYAMLWord(s string) bool {
-	switch strings.ToLower(s) {
-	case "true", "false", "yes", "no", "on", "off", "null", "~", "y", "n":
-		return true
-	}
-	return false
+	return strconv.Quote(s) // one line (a block scalar would break the entry); JSON's quoting is YAML's too
 }
