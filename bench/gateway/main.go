@@ -198,6 +198,7 @@ func run(ctx context.Context) error {
 		pOff
 		pOffQuarter
 		pMin
+		pMinQuarter
 	)
 	pacedRuns := []struct {
 		name, addr string
@@ -212,6 +213,7 @@ func run(ctx context.Context) error {
 		{"c' gateway (cache off) at nginx's half peak", "127.0.0.1:" + offPort, half, offPID},
 		{"c' gateway (cache off) at nginx's quarter peak", "127.0.0.1:" + offPort, half / 2, offPID},
 		{"m minimal Go proxy at nginx's half peak", "127.0.0.1:" + minPort, half, minPID},
+		{"m minimal Go proxy at nginx's quarter peak", "127.0.0.1:" + minPort, half / 2, minPID},
 	}
 	// The machine settles for a second after the throughput runs before the
 	// first paced run counts.
@@ -282,9 +284,9 @@ func run(ctx context.Context) error {
 	// the added p99 follows the proxy's CPU per request: print it beside.
 	fmt.Printf("server CPU per request at %.0f req/s: nginx %s, gateway %s, gateway with the cache off %s, minimal Go proxy %s\n",
 		half, usPerReq(paced[pNginx]), usPerReq(paced[pGateway]), usPerReq(paced[pOff]), usPerReq(paced[pMin]))
-	minHalf := added(p99(pMin), p99(pNginx))
-	fmt.Printf("minimal Go proxy (no target; Go's connection model without the gateway's work): m/b %.2f, p99 added %.2f ms at %.0f req/s; by round %s\n",
-		ratio(rps(sMin), rps(sNginx)).median(), minHalf.median(), half, minHalf.format("%+.2f"))
+	minHalf, minQuarter := added(p99(pMin), p99(pNginx)), added(p99(pMinQuarter), p99(pNginxQuarter))
+	fmt.Printf("minimal Go proxy (no target; Go's connection model without the gateway's work): m/b %.2f, p99 added %.2f ms at %.0f req/s (by round %s), %.2f ms at %.0f req/s (by round %s)\n",
+		ratio(rps(sMin), rps(sNginx)).median(), minHalf.median(), half, minHalf.format("%+.2f"), minQuarter.median(), half/2, minQuarter.format("%+.2f"))
 	fmt.Printf("with the cache off (no target; the share of the gap that is the cache's): c'/b %.2f, p99 added %.2f ms at %.0f req/s, %.2f ms at %.0f req/s\n",
 		coffb.median(), offHalf.median(), half, offQuarter.median(), half/2)
 	fmt.Printf("a fresh gateway (no target; its misses touch the L1's memory first until it is full): c0/b %.2f in round 1; by round %s\n", c0b[0], c0b.format("%.2f"))
