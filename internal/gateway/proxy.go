@@ -162,13 +162,14 @@ const maxConnectRetries = 2
 // method it goes to another usable target of the pool (at most
 // maxConnectRetries more; never one already tried). Each failed lease is
 // released with its error, so that passive ejection and the breaker count it;
-// *lease ends as the one that answered or failed last.
+// *lease ends as the one that answered or failed last. ctx, not the client's
+// request, decides whether to go on: a shared stream's outlives its leader.
 func (g *Gateway) send(ctx context.Context, x *exchange, lease *upstream.Lease, out *http.Request, body []byte, deadline time.Time) (*http.Response, error) {
 	var tried []*upstream.Target
 	for {
 		resp, err := lease.Target.Send(ctx, out, body, deadline)
 		var ce *upstream.ConnectError
-		if err == nil || !errors.As(err, &ce) || len(tried) == maxConnectRetries || x.r.Context().Err() != nil {
+		if err == nil || !errors.As(err, &ce) || len(tried) == maxConnectRetries || ctx.Err() != nil {
 			return resp, err
 		}
 		pool := g.poolFor(x.route)

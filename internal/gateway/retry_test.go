@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -121,5 +123,41 @@ func TestModelErrorsAreNotRetried(t *testing.T) {
 	}
 	if retries := testutil.ToFloat64(m.Retries.WithLabelValues("default")); retries != 0 {
 		t.Fatalf("retries = %v after model errors, want 0", retries)
+	}
+}
+
+// A shared stream goes on for its followers when the client that started it
+// leaves: its send context outlives the client's, and so does the retry on
+// another target when the first cannot be connected to.
+func TestConnectRetryOutlivesTheLeaderOfASharedStream(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(fakemodel.NewHandler(fakemodel.DefaultOptions()))
+	defer up.Close()
+	g, m := retryGateway(t, []upstream.TargetConfig{{URL: deadURL(t)}, {URL: up.URL}})
+	dead, live := g.def.Targets()[0], g.def.Targets()[1]
+	lease, err := g.def.AcquireOther([]*upstream.Target{live})
+	if err != nil || lease.Target != dead {
+		t.Fatalf("leasing the dead target: %v", err)
+	}
+	body := []byte(`{"model":"m","messages":[{"role":"user","content":"q"}]}`)
+	left, cancel := context.WithCancel(t.Context())
+	cancel() // the leader's client is gone
+	r := httptest.NewRequestWithContext(left, http.MethodPost, "/v1/chat/completions", bytes.NewReader(body))
+	x := &exchange{r: r, id: "req-1", route: "/v1/chat/completions"}
+	out := r.Clone(t.Context())
+	out.URL = targetURL(lease.Target.Base(), r.URL)
+	out.RequestURI = ""
+	// The share's context: alive while followers read.
+	resp, err := g.send(t.Context(), x, &lease, out, body, time.Time{})
+	if err != nil {
+		t.Fatalf("the followers lost the answer: %v", err)
+	}
+	defer resp.Body.Close()
+	lease.Done(upstream.Outcome{Status: resp.StatusCode})
+	if resp.StatusCode != http.StatusOK || lease.Target != live {
+		t.Fatalf("status %d from %s, want 200 from the live target", resp.StatusCode, lease.Target.URL())
+	}
+	if retries := testutil.ToFloat64(m.Retries.WithLabelValues("default")); retries != 1 {
+		t.Fatalf("retries = %v, want 1", retries)
 	}
 }
