@@ -368,20 +368,39 @@ type result struct {
 }
 
 // loadRun sends POSTs from conc workers for d; rate > 0 paces the total to rate per second.
+// Each worker keeps one connection, opened before the clock starts, as wrk
+// does: a run then times requests, not the TCP handshakes of its first ones.
 func loadRun(ctx context.Context, name, url string, body func(int64) string, conc int, d time.Duration, rate float64) (result, error) {
-	tr := &http.Transport{MaxIdleConnsPerHost: conc * 2, MaxConnsPerHost: conc, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
 	var seq, errs atomic.Int64
 	lat := make([][]time.Duration, conc)
-	deadline := time.Now().Add(d)
-	start := time.Now()
+	var start, deadline time.Time
 	var slot atomic.Int64
-	var wg sync.WaitGroup
+	var opened, wg sync.WaitGroup
+	begin := make(chan struct{})
+	post := func(client *http.Client) (time.Duration, error) {
+		t0 := time.Now()
+		resp, err := client.Post(url, "application/json", strings.NewReader(body(seq.Add(1))))
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return 0, fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return time.Since(t0), nil
+	}
 	for w := range conc {
 		wg.Add(1)
+		opened.Add(1)
 		go func() {
 			defer wg.Done()
+			tr := &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableCompression: true}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr}
+			_, _ = post(client) // opens the connection; not timed
+			opened.Done()
+			<-begin
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				if rate > 0 {
 					// Open loop: request i is due at start + i/rate, whoever sends it.
@@ -391,22 +410,19 @@ func loadRun(ctx context.Context, name, url string, body func(int64) string, con
 					}
 					time.Sleep(time.Until(due))
 				}
-				t0 := time.Now()
-				resp, err := client.Post(url, "application/json", strings.NewReader(body(seq.Add(1))))
+				l, err := post(client)
 				if err != nil {
 					errs.Add(1)
 					continue
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					errs.Add(1)
-					continue
-				}
-				lat[w] = append(lat[w], time.Since(t0))
+				lat[w] = append(lat[w], l)
 			}
 		}()
 	}
+	opened.Wait()
+	start = time.Now()
+	deadline = start.Add(d)
+	close(begin)
 	wg.Wait()
 	elapsed := time.Since(start)
 	var all []time.Duration
