@@ -2,6 +2,8 @@ package cli
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/aideploy/aideploy/internal/buildinfo"
 )
 
 const rootLong = `aideploy takes an AI model service from a laptop demo to a production
@@ -29,6 +31,9 @@ func NewRootCmd(f *Factory) *cobra.Command {
 			return validateOutput(f.Output)
 		},
 	}
+	// --version as docker and most CLIs take it, beside `aideploy version`.
+	root.Version = versionLine(buildinfo.Get())
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &UsageError{Err: err}
 	})

@@ -31,9 +31,14 @@ func newCmdVersion(f *Factory, runF func(context.Context, *versionOptions) error
 func runVersion(_ context.Context, opts *versionOptions) error {
 	info := buildinfo.Get()
 	return printOutput(opts.f.IO.Out, opts.f.Output, info, func(w io.Writer) error {
-		_, err := fmt.Fprintf(w, "aideploy %s (commit %s, built %s, %s)\n", info.Version, orUnknown(info.Commit), orUnknown(info.Date), info.GoVersion)
+		_, err := fmt.Fprintln(w, versionLine(info))
 		return err
 	})
+}
+
+// versionLine is what `aideploy version` and `aideploy --version` print.
+func versionLine(info buildinfo.Info) string {
+	return fmt.Sprintf("aideploy %s (commit %s, built %s, %s)", info.Version, orUnknown(info.Commit), orUnknown(info.Date), info.GoVersion)
 }
 
 func orUnknown(s string) string {
