@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +20,9 @@ type downResult struct {
 	Target  string `json:"target"`
 	// Removed counts containers on Docker and objects on Kubernetes.
 	Removed int `json:"removed"`
+	// Terminating counts the Kubernetes pods still there when down returned:
+	// 0 after the wait, and what --wait=false left behind.
+	Terminating int `json:"terminating"`
 }
 
 type downOptions struct {
@@ -26,6 +30,8 @@ type downOptions struct {
 	target      targetFlags
 	Yes         bool
 	ForceUnlock bool
+	Wait        bool
+	Timeout     time.Duration
 }
 
 func newCmdDown(f *Factory, runF func(context.Context, *downOptions) error) *cobra.Command {
@@ -37,12 +43,14 @@ func newCmdDown(f *Factory, runF func(context.Context, *downOptions) error) *cob
 
 On Docker (the default) it removes every container of the service: both
 colours, kept revisions, its lock and history. With --target k8s it deletes
-what aideploy made in the namespace: the Services, both colours' Deployments
-(their pods go in the background), the autoscaler, the disruption budget,
+what aideploy made in the namespace: the Services, both colours' Deployments,
+the autoscaler, the disruption budget,
 prewarm CronJobs with their ServiceAccount and Role, the rollout history and
 the rollout Lease. Objects are picked by the labels app.kubernetes.io/name
 and app.kubernetes.io/managed-by=aideploy, so nothing else in the namespace
-is touched.`,
+is touched. It then waits, up to --timeout, until the service's pods are
+gone and their GPUs free for the next deploy; --wait=false returns at once
+and says how many pods are still terminating.`,
 		Example: `  aideploy down --yes
   aideploy down --target k8s -n serving --yes`,
 		Args: noArgs,
@@ -55,6 +63,8 @@ is touched.`,
 	}
 	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation on a terminal")
 	cmd.Flags().BoolVar(&opts.ForceUnlock, "force-unlock", false, "remove the service even while a rollout holds its lock")
+	cmd.Flags().BoolVar(&opts.Wait, "wait", true, "on Kubernetes, wait until the service's pods are gone and their GPUs free")
+	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long --wait waits for the pods to go")
 	opts.target.register(cmd)
 	return cmd
 }
@@ -89,10 +99,24 @@ func runDown(ctx context.Context, o *downOptions) error {
 		return err
 	}
 	res := downResult{Service: t.cfg.Name, Target: t.settings.Target, Removed: n}
+	if t.kube != nil {
+		if o.Wait {
+			wctx, cancel := context.WithTimeout(ctx, o.Timeout)
+			err = t.kube.WaitPodsGone(wctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("removed %d %s of %s, but %w", n, what, t.cfg.Name, err)
+			}
+		} else if res.Terminating, _, err = t.kube.PodsLeft(ctx); err != nil {
+			return err
+		}
+	}
 	return printOutput(o.f.IO.Out, o.f.Output, res, func(w io.Writer) error {
 		fmt.Fprintf(w, "removed %d %s of %s", n, what, t.cfg.Name)
 		if t.kube == nil {
 			fmt.Fprint(w, "; the gateway pool still lists its old targets until the next rollout")
+		} else if res.Terminating > 0 {
+			fmt.Fprintf(w, "; %d pod(s) still terminating", res.Terminating)
 		}
 		fmt.Fprintln(w)
 		return nil

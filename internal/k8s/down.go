@@ -3,6 +3,7 @@ package k8s
 import (
 	"context"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -80,4 +81,63 @@ func (p *Platform) Down(ctx context.Context) (int, error) {
 		return n, fmt.Errorf("deleting Lease %s: %w", p.lockName(), err)
 	}
 	return n, nil
+}
+
+// PodsLeft counts the service's model pods that still exist, terminating ones
+// included, and the GPUs they request: until they are gone the GPUs are not
+// free for anything else, a new rollout of the service included.
+func (p *Platform) PodsLeft(ctx context.Context) (pods int, gpus int64, err error) {
+	list, err := p.c.Clientset.CoreV1().Pods(p.c.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelName + "=" + p.name + "," + LabelColor})
+	if err != nil {
+		return 0, 0, fmt.Errorf("listing the pods of %s: %w", p.name, err)
+	}
+	for i := range list.Items {
+		gpus += PodGPUs(&list.Items[i].Spec)
+	}
+	return len(list.Items), gpus, nil
+}
+
+// PodsLeftError says the service's pods were still there when a wait ended.
+type PodsLeftError struct {
+	Service, Namespace string
+	Pods               int
+	GPUs               int64
+	Err                error // why the wait ended
+}
+
+func (e *PodsLeftError) Error() string {
+	return fmt.Sprintf("%d pod(s) of %s are still terminating and hold %d GPU(s) (%v); watch them with: kubectl get pods -n %s -l %s=%s",
+		e.Pods, e.Service, e.GPUs, e.Err, e.Namespace, LabelName, e.Service)
+}
+
+func (e *PodsLeftError) Unwrap() error { return e.Err }
+
+// WaitPodsGone waits until the service's model pods are gone, as kubectl
+// delete --wait does for the objects it deletes, logging each change in
+// their number. When ctx ends first it returns a *PodsLeftError.
+func (p *Platform) WaitPodsGone(ctx context.Context) error {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	last, lastGPUs := -1, int64(0)
+	for {
+		n, gpus, err := p.PodsLeft(ctx)
+		if err != nil {
+			if ctx.Err() != nil && last > 0 {
+				return &PodsLeftError{Service: p.name, Namespace: p.c.Namespace, Pods: last, GPUs: lastGPUs, Err: ctx.Err()}
+			}
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		if n != last {
+			p.logf("waiting for %d pod(s) of %s to terminate (%d GPU(s) held)", n, p.name, gpus)
+		}
+		last, lastGPUs = n, gpus
+		select {
+		case <-ctx.Done():
+			return &PodsLeftError{Service: p.name, Namespace: p.c.Namespace, Pods: n, GPUs: gpus, Err: ctx.Err()}
+		case <-tick.C:
+		}
+	}
 }

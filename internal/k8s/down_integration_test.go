@@ -18,7 +18,8 @@ import (
 
 // down --target k8s refuses while a live rollout holds the lock, then deletes
 // everything aideploy made for the service (both colours, Services, HPA, PDB,
-// prewarm CronJobs and their RBAC, history, Lease) and nothing else.
+// prewarm CronJobs and their RBAC, history, Lease) and nothing else, and
+// returns only once the service's pods are gone, their GPUs free.
 func TestIntegrationK8sDown(t *testing.T) {
 	t.Parallel()
 	cl, kc := start(t)
@@ -26,6 +27,10 @@ func TestIntegrationK8sDown(t *testing.T) {
 	defer cancel()
 	b := newBG(t, kc)
 	b.cfg = golden(t, "cpu")
+	// The pods stay, terminating, for their whole grace period, as a model
+	// server that finishes long generations after SIGTERM does.
+	b.podAnnotations = map[string]string{"aideploy.test/terminate": "grace"}
+	b.podSpec = func(spec map[string]any) { spec["terminationGracePeriodSeconds"] = int64(3) }
 	if _, err := b.rollout(ctx, "registry.example.com/app:1", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -67,9 +72,10 @@ func TestIntegrationK8sDown(t *testing.T) {
 
 	out, _, code = run("down", "--target", "k8s", "--yes", "--force-unlock", "--output", "json")
 	var res struct {
-		Service string `json:"service"`
-		Target  string `json:"target"`
-		Removed int    `json:"removed"`
+		Service     string `json:"service"`
+		Target      string `json:"target"`
+		Removed     int    `json:"removed"`
+		Terminating int    `json:"terminating"`
 	}
 	if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
 		t.Fatalf("down: exit %d\n%s", code, out)
@@ -78,6 +84,13 @@ func TestIntegrationK8sDown(t *testing.T) {
 	// RoleBinding, the history ConfigMap and the Lease (cpu has no HPA).
 	if res.Service != b.cfg.Name || res.Target != "k8s" || res.Removed != 12 {
 		t.Errorf("down said %+v, want 12 objects of %s on k8s", res, b.cfg.Name)
+	}
+	pods, err := kc.Clientset.CoreV1().Pods(kc.Namespace).List(ctx, metav1.ListOptions{LabelSelector: k8s.LabelName + "=" + b.cfg.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) > 0 || res.Terminating != 0 {
+		t.Errorf("down returned with %d pod(s) left (it said %d terminating)", len(pods.Items), res.Terminating)
 	}
 	if left := owned(ctx, t, kc, b.cfg.Name); len(left) > 0 {
 		t.Errorf("left behind: %v", left)
