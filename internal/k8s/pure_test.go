@@ -126,11 +126,12 @@ func TestPrewarmCronJobs(t *testing.T) {
 		}
 		spec := o.Object["spec"].(map[string]any)
 		args := spec["jobTemplate"].(map[string]any)["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)["args"]
-		got = append(got, fmt.Sprintf("%s %q %s %v", o.GetName(), spec["schedule"], spec["timeZone"], args))
+		got = append(got, fmt.Sprintf("%s %q %s deadline %vs %v", o.GetName(), spec["schedule"], spec["timeZone"], spec["startingDeadlineSeconds"], args))
 	}
 	want := []string{
-		`chat-prewarm-singles-day-start "52 23 10 11 *" Asia/Shanghai [prewarm --target k8s --name chat --replicas 10 --until 2026-11-11T02:00:00+08:00 --schedule-restore=false]`,
-		`chat-prewarm-singles-day-end "0 2 11 11 *" Asia/Shanghai [prewarm --target k8s --name chat --restore]`,
+		// The raise may run late while the event lasts (8m + 2h), the restore for a day.
+		`chat-prewarm-singles-day-start "52 23 10 11 *" Asia/Shanghai deadline 7680s [prewarm --target k8s --name chat --replicas 10 --until 2026-11-11T02:00:00+08:00 --schedule-restore=false]`,
+		`chat-prewarm-singles-day-end "0 2 11 11 *" Asia/Shanghai deadline 86400s [prewarm --target k8s --name chat --restore]`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -29,7 +29,7 @@ func (c *Client) ScheduleRestore(ctx context.Context, svc string, at time.Time, 
 		due = due.Add(time.Minute)
 	}
 	sa, labels, objs := prewarmRBAC(svc)
-	job := cronJob(RestoreCronJobName(svc), "UTC", due, image, sa, labels,
+	job := cronJob(RestoreCronJobName(svc), "UTC", due, restoreDeadline, image, sa, labels,
 		[]any{"prewarm", "--target", "k8s", "--name", svc, "--restore"})
 	job["metadata"].(map[string]any)["annotations"] = map[string]any{annotationDue: due.Format(time.RFC3339)}
 	objs = append(objs, job)
