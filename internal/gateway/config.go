@@ -122,6 +122,13 @@ func RedactURL(s string) string {
 	return s
 }
 
+// shellSafe says whether s can be pasted into a shell command unquoted:
+// letters, digits and . _ - / : @ + = only, so no list of what a shell
+// treats specially has to be kept.
+func shellSafe(s string) bool {
+	return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:@+=") == ""
+}
+
 // Effective returns c as the gateway runs it: with a redisURL, limits are
 // shared through Redis whatever limits.backend says.
 func (c Config) Effective() Config {
@@ -234,7 +241,7 @@ func (c Config) Validate(errs validate.Errors) {
 		}
 		if b, err := hex.DecodeString(k.SHA256); err != nil || len(b) != 32 {
 			name := k.Name
-			if name == "" || strings.ContainsAny(name, " \t'\"$`\\;&|<>()*?[]#~") {
+			if !shellSafe(name) {
 				name = "NAME" // not safe to paste into a shell as it is
 			}
 			e.Addf("sha256", "must be the key's SHA-256 in 64 hex digits, never the key itself; `aideploy gateway key %s` makes a key and its entry", name)

@@ -17,3 +17,17 @@ func TestRedactURLHidesPasswords(t *testing.T) {
 		}
 	}
 }
+
+// A tenant name goes into the sha256 error's command only when a shell
+// would take it as it is.
+func TestShellSafe(t *testing.T) {
+	t.Parallel()
+	for s, want := range map[string]bool{
+		"team-a": true, "acme.eu_1": true, "": false, "a b": false, "it's": false,
+		"$(rm)": false, "a;b": false, "hi!": false, "{a,b}": false, "x\ny": false,
+	} {
+		if got := shellSafe(s); got != want {
+			t.Errorf("shellSafe(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/aideploy/aideploy/internal/fakemodel"
 	"github.com/aideploy/aideploy/internal/gateway/upstream"
 )
 
@@ -36,10 +34,8 @@ func (l *lockedBuffer) String() string {
 // TestStartLineSaysWhatIsOn: the operator sees at start whether rollouts
 // can drive the gateway and which protections are on.
 func TestStartLineSaysWhatIsOn(t *testing.T) {
-	up := httptest.NewServer(fakemodel.NewHandler(fakemodel.DefaultOptions()))
-	defer up.Close()
-	up2 := httptest.NewServer(fakemodel.NewHandler(fakemodel.DefaultOptions()))
-	defer up2.Close()
+	_, up := fake(t, nil)
+	_, up2 := fake(t, nil)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -58,12 +54,12 @@ func TestStartLineSaysWhatIsOn(t *testing.T) {
 			c.AdminTokenFile = tokenFile
 			c.Auth = Auth{Enabled: true, Keys: keys}
 			c.Limits.Enabled = true
-			c.Pools[0].Targets = append(c.Pools[0].Targets, upstream.TargetConfig{URL: up2.URL})
+			c.Pools[0].Targets = append(c.Pools[0].Targets, upstream.TargetConfig{URL: up2})
 		}, []string{"admin_api=on", `pools="default (2 targets)"`, `auth="on, 2 keys"`, "limits=local"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := testConfig(up.URL)
+			cfg := testConfig(up)
 			cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 			tt.setup(&cfg)
 			var logs lockedBuffer
