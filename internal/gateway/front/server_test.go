@@ -220,6 +220,52 @@ func TestDisconnectCancelsContext(t *testing.T) {
 	t.Logf("canceled %v after the request started", d)
 }
 
+// A slow request that follows quick ones on a keep-alive connection finds the
+// watch timer already set by an earlier request; the watch must still start
+// once the slow request itself has run for watchAfter, and not before.
+func TestDisconnectCancelsContextAfterQuickRequests(t *testing.T) {
+	canceled := make(chan time.Duration, 1)
+	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/slow" {
+			_, _ = io.WriteString(w, "quick")
+			return
+		}
+		start := time.Now()
+		_, _ = io.ReadAll(r.Body)
+		select {
+		case <-r.Context().Done():
+			canceled <- time.Since(start)
+		case <-time.After(5 * time.Second):
+			canceled <- -1
+		}
+	}))
+	c, br := raw(t, addr, "")
+	// Quick requests for more than a watch period: the timer set by the first
+	// fires while later ones run and is set again for theirs.
+	for end := time.Now().Add(watchAfter * 3 / 2); time.Now().Before(end); {
+		if _, err := io.WriteString(c, "GET /quick HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		if _, body := readResp(t, br, "GET"); body != "quick" {
+			t.Fatalf("body %q", body)
+		}
+		time.Sleep(watchAfter / 8)
+	}
+	if _, err := io.WriteString(c, "POST /slow HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	c.Close()
+	d := <-canceled
+	if d < 0 {
+		t.Fatal("the handler's context was not canceled when the client went away")
+	}
+	if d < watchAfter {
+		t.Errorf("canceled %v after the slow request started, before its own watchAfter (%v)", d, watchAfter)
+	}
+	t.Logf("canceled %v after the slow request started", d)
+}
+
 func TestContextEndsWithHandlerAndWatcherKeepsPipelinedBytes(t *testing.T) {
 	var ctxs []context.Context
 	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -22,6 +22,8 @@ type watcher struct {
 
 	mu       sync.Mutex
 	timer    *time.Timer
+	pending  bool      // the timer is set
+	started  time.Time // when the current request's clock started
 	ctx      *reqCtx
 	armed    bool
 	bodyDone bool
@@ -31,22 +33,38 @@ type watcher struct {
 	done     chan struct{}
 }
 
-// arm starts the clock for a request.
+// arm starts the clock for a request. The timer is set only when none is
+// pending: on a busy keep-alive connection it then fires about once per
+// watchAfter, not twice per request (a set and a stop, each of which can wake
+// another thread of the scheduler to look at the new timer).
 func (w *watcher) arm(ctx *reqCtx, bodyDone bool) {
+	now := time.Now()
 	w.mu.Lock()
-	w.ctx, w.armed, w.bodyDone, w.due = ctx, true, bodyDone, false
-	if w.timer == nil {
+	w.ctx, w.armed, w.bodyDone, w.due, w.started = ctx, true, bodyDone, false, now
+	switch {
+	case w.timer == nil:
 		w.timer = time.AfterFunc(watchAfter, w.fire)
-	} else {
+		w.pending = true
+	case !w.pending:
 		w.timer.Reset(watchAfter)
+		w.pending = true
 	}
 	w.mu.Unlock()
 }
 
+// fire starts the watch when the request that is running now has run for
+// watchAfter; a timer set for an earlier request is set again for the rest of
+// this one's time.
 func (w *watcher) fire() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.armed {
+	w.pending = false
+	if !w.armed || w.running {
+		return
+	}
+	if left := watchAfter - time.Since(w.started); left > 0 {
+		w.timer.Reset(left)
+		w.pending = true
 		return
 	}
 	w.due = true
@@ -101,8 +119,7 @@ func (w *watcher) watch(ctx *reqCtx, done chan struct{}) {
 // watcher to stop reading.
 func (w *watcher) disarm() {
 	w.mu.Lock()
-	w.armed = false
-	w.timer.Stop()
+	w.armed = false // a pending timer finds the connection idle and stays unset
 	running, done := w.running, w.done
 	w.running = false
 	w.mu.Unlock()
@@ -120,6 +137,7 @@ func (w *watcher) stop() {
 	w.mu.Lock()
 	if w.timer != nil {
 		w.timer.Stop()
+		w.pending = false
 	}
 	w.mu.Unlock()
 }
