@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -68,7 +67,7 @@ func (g *Gateway) proxy(x *exchange) {
 		defer cancel()
 		out = r.WithContext(ctx)
 	}
-	out.URL = targetURL(lease.Target.Base(), r.URL)
+	out.URL = lease.Target.URLFor(r.URL)
 	out.Host = ""
 	out.RequestURI = ""
 	out.Close = false
@@ -183,7 +182,7 @@ func (g *Gateway) send(ctx context.Context, x *exchange, lease *upstream.Lease, 
 		g.m.Retries.WithLabelValues(pool.Name()).Inc()
 		lease.Done(upstream.Outcome{Err: err})
 		*lease = next
-		out.URL = targetURL(lease.Target.Base(), x.r.URL)
+		out.URL = lease.Target.URLFor(x.r.URL)
 	}
 }
 
@@ -298,15 +297,6 @@ func (g *Gateway) capture(x *exchange, b []byte) {
 		return
 	}
 	x.captured = append(x.captured, b...)
-}
-
-func targetURL(base, in *url.URL) *url.URL {
-	u := &url.URL{Scheme: base.Scheme, Host: base.Host, Path: in.Path, RawPath: in.RawPath, RawQuery: in.RawQuery}
-	if base.Path != "" {
-		u.Path = base.Path + in.Path
-		u.RawPath = ""
-	}
-	return u
 }
 
 // outHeader turns the client's header into the upstream's, in place: the

@@ -145,7 +145,7 @@ func TestConnectRetryOutlivesTheLeaderOfASharedStream(t *testing.T) {
 	r := httptest.NewRequestWithContext(left, http.MethodPost, "/v1/chat/completions", bytes.NewReader(body))
 	x := &exchange{r: r, id: "req-1", route: "/v1/chat/completions"}
 	out := r.Clone(t.Context())
-	out.URL = targetURL(lease.Target.Base(), r.URL)
+	out.URL = lease.Target.URLFor(r.URL)
 	out.RequestURI = ""
 	// The share's context: alive while followers read.
 	resp, err := g.send(t.Context(), x, &lease, out, body, time.Time{})

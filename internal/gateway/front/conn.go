@@ -47,6 +47,10 @@ type conn struct {
 	linger       bool        // the last answer is whole: close gently
 	w            watcher
 	date         dateCache
+	// header is the last answer's header map, emptied, for the next answer:
+	// a handler must not use its ResponseWriter's header after it returns.
+	header http.Header
+	last   head // the last request's target and URL, for parseHead
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -90,13 +94,14 @@ func (c *conn) serve() {
 			c.handOff()
 			return
 		}
-		h, ok := parseHead(peekN(c.br, n))
+		h, ok := parseHead(peekN(c.br, n), &c.last)
 		if !ok {
 			handedOff = true
 			c.handOff()
 			return
 		}
 		_, _ = c.br.Discard(n)
+		c.last = head{target: h.target, url: h.url}
 		if !c.serveRequest(h) {
 			return
 		}
@@ -174,7 +179,8 @@ func (c *conn) serveRequest(h head) (keep bool) {
 	} else {
 		req.Body = http.NoBody
 	}
-	w := &response{c: c, cl: -1, closeAfter: h.close || c.s.shutting.Load()}
+	w := &response{c: c, cl: -1, closeAfter: h.close || c.s.shutting.Load(), header: c.header}
+	c.header = nil
 	c.w.arm(ctx, rb == nil)
 	ok := c.runHandler(w, req)
 	c.w.disarm()
@@ -187,6 +193,10 @@ func (c *conn) serveRequest(h head) (keep bool) {
 	}
 	w.finish()
 	ctx.cancel()
+	if w.header != nil {
+		clear(w.header) // keeps the map's room: the next answer sets the same fields
+		c.header = w.header
+	}
 	c.linger = true // from here on a close follows a whole answer
 	if rb != nil && rb.remaining > 0 {
 		if rb.remaining > maxDiscard || c.broken.Load() {

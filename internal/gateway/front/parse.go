@@ -23,7 +23,11 @@ type head struct {
 // request is outside the fast path, valid or not, and goes to net/http, which
 // answers it or rejects it as it always has. Every request parseHead accepts,
 // net/http's parser accepts with the same meaning (FuzzParseHead checks).
-func parseHead(b []byte) (h head, ok bool) {
+//
+// prev, when not nil, is the connection's last head: a request for the same
+// target gets its URL, which handlers only read (http.Handler's contract), so
+// a keep-alive client that asks for one route parses it once.
+func parseHead(b []byte, prev *head) (h head, ok bool) {
 	s := string(b)
 	eol := strings.Index(s, "\r\n")
 	line := s[:eol]
@@ -41,11 +45,15 @@ func parseHead(b []byte) (h head, ok bool) {
 	if !validMethod(h.method) || !validTarget(h.target) {
 		return h, false
 	}
-	u, err := url.ParseRequestURI(h.target)
-	if err != nil {
-		return h, false // net/http answers 400
+	if prev != nil && prev.url != nil && prev.target == h.target {
+		h.url = prev.url
+	} else {
+		u, err := url.ParseRequestURI(h.target)
+		if err != nil {
+			return h, false // net/http answers 400
+		}
+		h.url = u
 	}
-	h.url = u
 	switch h.method {
 	case http.MethodHead, http.MethodConnect, "PRI":
 		return h, false

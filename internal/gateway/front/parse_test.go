@@ -17,7 +17,7 @@ func TestParseHeadFastPath(t *testing.T) {
 	if bare || n != len(raw) {
 		t.Fatalf("headEnd = %d, %v; want %d", n, bare, len(raw))
 	}
-	h, ok := parseHead([]byte(raw))
+	h, ok := parseHead([]byte(raw), nil)
 	if !ok {
 		t.Fatal("a plain POST was not taken by the fast path")
 	}
@@ -64,7 +64,7 @@ func TestParseHeadHandsOff(t *testing.T) {
 			if n == 0 {
 				t.Fatalf("no head end found in %q", raw)
 			}
-			if _, ok := parseHead([]byte(raw[:n])); ok {
+			if _, ok := parseHead([]byte(raw[:n]), nil); ok {
 				t.Errorf("the fast path took %q", raw)
 			}
 		})
@@ -91,7 +91,7 @@ func FuzzParseHead(f *testing.F) {
 		if bare || n == 0 {
 			return
 		}
-		h, ok := parseHead(b[:n])
+		h, ok := parseHead(b[:n], nil)
 		if !ok {
 			return
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -95,6 +96,55 @@ func TestKeepAliveAndPipelining(t *testing.T) {
 }
 
 // The corners of HTTP/1.1 go to net/http on the same connection and keep working.
+// The header map of one answer is reused, emptied, for the next answer on
+// the connection: nothing of the first may reach the second.
+func TestKeepAliveAnswerHeadersDoNotCarryOver(t *testing.T) {
+	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/first" {
+			w.Header().Set("X-First", "1")
+			w.Header().Set("Content-Type", "text/x-first")
+		}
+		w.Header().Add("X-Path", r.URL.Path)
+		_, _ = io.WriteString(w, r.URL.Path)
+	}))
+	_, br := raw(t, addr, "GET /first HTTP/1.1\r\nHost: h\r\n\r\nGET /second HTTP/1.1\r\nHost: h\r\n\r\nGET /third HTTP/1.1\r\nHost: h\r\n\r\n")
+	for _, path := range []string{"/first", "/second", "/third"} {
+		resp, body := readResp(t, br, "GET")
+		if body != path || resp.Header.Values("X-Path")[0] != path || len(resp.Header.Values("X-Path")) != 1 {
+			t.Errorf("%s: body %q, X-Path %q", path, body, resp.Header.Values("X-Path"))
+		}
+		if path != "/first" && (resp.Header.Get("X-First") != "" || resp.Header.Get("Content-Type") == "text/x-first") {
+			t.Errorf("%s carries the first answer's header: %v", path, resp.Header)
+		}
+	}
+}
+
+// A request for the target of the one before it on the connection gets the
+// same, already parsed URL; any other target gets its own.
+func TestKeepAliveReusesTheURLOfTheSameTarget(t *testing.T) {
+	var urls []*url.URL
+	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		urls = append(urls, r.URL)
+		_, _ = io.WriteString(w, r.URL.String())
+	}))
+	targets := []string{"/a", "/a", "/b?x=1", "/b?x=2", "/a"}
+	var req strings.Builder
+	for _, tg := range targets {
+		req.WriteString("GET " + tg + " HTTP/1.1\r\nHost: h\r\n\r\n")
+	}
+	_, br := raw(t, addr, req.String())
+	for _, tg := range targets {
+		if _, body := readResp(t, br, "GET"); body != tg {
+			t.Errorf("body %q, want %q", body, tg)
+		}
+	}
+	for i, same := range []bool{false, true, false, false, false} {
+		if i > 0 && (urls[i] == urls[i-1]) != same {
+			t.Errorf("request %d (%s): same URL as the one before: %v, want %v", i, targets[i], urls[i] == urls[i-1], same)
+		}
+	}
+}
+
 func TestHandsOffToNetHTTP(t *testing.T) {
 	_, addr := serve(t, http.HandlerFunc(echo))
 	for name, tc := range map[string]struct{ req, method, want string }{

@@ -29,6 +29,7 @@ type Target struct {
 	transport *http.Transport
 	h1        *h1Client // in-memory bodies: see Send
 	breaker   Breaker
+	lastURL   atomic.Pointer[url.URL] // see URLFor
 
 	weight      atomic.Int64
 	inflight    atomic.Int64
@@ -101,6 +102,31 @@ func (t *Target) URL() string { return t.url }
 
 // Base is the scheme, host and path prefix requests go to.
 func (t *Target) Base() *url.URL { return t.base }
+
+// URLFor is the URL on this target of a request for in: Base's scheme and
+// host, Base's path prefix before in's path, and in's query. The last one made
+// is kept and returned again for a request to the same path and query (most
+// requests to a model go to one route); callers must not modify it.
+func (t *Target) URLFor(in *url.URL) *url.URL {
+	if u := t.lastURL.Load(); u != nil && u.RawQuery == in.RawQuery && t.samePath(u, in) {
+		return u
+	}
+	u := &url.URL{Scheme: t.base.Scheme, Host: t.base.Host, Path: in.Path, RawPath: in.RawPath, RawQuery: in.RawQuery}
+	if t.base.Path != "" {
+		u.Path = t.base.Path + in.Path
+		u.RawPath = ""
+	}
+	t.lastURL.Store(u)
+	return u
+}
+
+// samePath says whether u, made by URLFor, is the URL of in's path.
+func (t *Target) samePath(u, in *url.URL) bool {
+	if t.base.Path == "" {
+		return u.Path == in.Path && u.RawPath == in.RawPath
+	}
+	return len(u.Path) == len(t.base.Path)+len(in.Path) && u.Path[len(t.base.Path):] == in.Path
+}
 
 // Transport sends requests to the target.
 func (t *Target) Transport() http.RoundTripper { return t.transport }
