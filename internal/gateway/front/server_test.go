@@ -248,9 +248,10 @@ func TestStreamingAndFraming(t *testing.T) {
 	}
 }
 
-func TestDisconnectCancelsContext(t *testing.T) {
-	canceled := make(chan time.Duration, 1)
-	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// untilCanceled reads the body, then waits for the request's context to end
+// and sends how long after the start it did (-1: not within 5 s).
+func untilCanceled(canceled chan<- time.Duration) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		_, _ = io.ReadAll(r.Body)
 		select {
@@ -259,7 +260,12 @@ func TestDisconnectCancelsContext(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			canceled <- -1
 		}
-	}))
+	}
+}
+
+func TestDisconnectCancelsContext(t *testing.T) {
+	canceled := make(chan time.Duration, 1)
+	_, addr := serve(t, untilCanceled(canceled))
 	c, _ := raw(t, addr, "POST /slow HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
 	time.Sleep(20 * time.Millisecond)
 	c.Close()
@@ -275,19 +281,13 @@ func TestDisconnectCancelsContext(t *testing.T) {
 // once the slow request itself has run for watchAfter, and not before.
 func TestDisconnectCancelsContextAfterQuickRequests(t *testing.T) {
 	canceled := make(chan time.Duration, 1)
+	slow := untilCanceled(canceled)
 	_, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/slow" {
 			_, _ = io.WriteString(w, "quick")
 			return
 		}
-		start := time.Now()
-		_, _ = io.ReadAll(r.Body)
-		select {
-		case <-r.Context().Done():
-			canceled <- time.Since(start)
-		case <-time.After(5 * time.Second):
-			canceled <- -1
-		}
+		slow(w, r)
 	}))
 	c, br := raw(t, addr, "")
 	// Quick requests for more than a watch period: the timer set by the first
