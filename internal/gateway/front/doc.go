@@ -5,7 +5,7 @@
 // work per request than net/http's server: no background-read goroutine and
 // its abort handshake per request, no deadline changes per request, one
 // allocation for all the strings of a request head. A client disconnect is
-// still noticed: a request that runs longer than a few milliseconds gets a
+// still noticed: a request that runs longer than 100 ms (watchAfter) gets a
 // watcher that reads from the connection, as net/http does for every request.
 //
 // Anything else — chunked or Expect: 100-continue bodies, HEAD, upgrades,
