@@ -48,7 +48,7 @@ type options struct {
 	rounds      int
 }
 
-func run(ctx context.Context) error {
+func run(ctx context.Context) (err error) {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "how long each throughput run lasts")
 	flag.IntVar(&o.concurrency, "concurrency", 64, "concurrent connections of the load generator")
@@ -62,6 +62,11 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	defer func() {
+		if err != nil {
+			printLogTails(dir) // before the directory goes: what the servers said
+		}
+	}()
 	fmt.Fprintln(os.Stderr, "building the fake model and aideploy...")
 	for _, b := range []struct{ out, pkg string }{{"fakemodel", "./cmd/fakemodel"}, {"aideploy", "./cmd/aideploy"}, {"minproxy", "./bench/minproxy"}} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
@@ -75,43 +80,45 @@ func run(ctx context.Context) error {
 	defer procs.stopAll()
 
 	// The upstream: fast answers for throughput.
-	upPort := freePort()
+	upPort := procs.port()
 	up := "127.0.0.1:" + upPort
 	fmPID, err := procs.startPID(ctx, dir, "fakemodel", filepath.Join(dir, "fakemodel"), "-listen", up, "-tokens", "16")
 	if err != nil {
 		return err
 	}
-	ngPort := freePort()
+	ngPort := procs.port()
 	ngPID, err := startNginx(ctx, &procs, o.nginx, dir, ngPort, up)
 	if err != nil {
 		return err
 	}
-	gwPort, gwAdmin := freePort(), freePort()
+	gwPort, gwAdmin := procs.port(), procs.port()
 	gwPID, err := procs.startGateway(ctx, dir, "gateway", gwPort, gwAdmin, up)
 	if err != nil {
 		return err
 	}
 	// A second gateway on the same defaults that starts the measured rounds
 	// with an empty L1: its misses pay the first touch of the L1's memory.
-	freshPort := freePort()
-	freshPID, err := procs.startGateway(ctx, dir, "gateway-fresh", freshPort, freePort(), up)
+	freshPort := procs.port()
+	freshAdmin := procs.port()
+	freshPID, err := procs.startGateway(ctx, dir, "gateway-fresh", freshPort, freshAdmin, up)
 	if err != nil {
 		return err
 	}
 	// The same gateway without its cache: not a target, it shows how much
 	// of the gap is the cache's own work and heap.
-	offPort := freePort()
+	offPort := procs.port()
 	offConf, err := cacheOffConfig(dir)
 	if err != nil {
 		return err
 	}
-	offPID, err := procs.startGateway(ctx, dir, "gateway-nocache", offPort, freePort(), up, "--config", offConf)
+	offAdmin := procs.port()
+	offPID, err := procs.startGateway(ctx, dir, "gateway-nocache", offPort, offAdmin, up, "--config", offConf)
 	if err != nil {
 		return err
 	}
 	// The least a Go proxy does (bench/minproxy): how much of the gateway's
 	// cost is Go's connection model rather than the gateway's own work.
-	minPort := freePort()
+	minPort := procs.port()
 	minPID, err := procs.startPID(ctx, dir, "minproxy", filepath.Join(dir, "minproxy"), "-listen", "127.0.0.1:"+minPort, "-upstream", up)
 	if err != nil {
 		return err
@@ -119,6 +126,11 @@ func run(ctx context.Context) error {
 	for _, a := range []string{up, "127.0.0.1:" + ngPort, "127.0.0.1:" + gwPort, "127.0.0.1:" + freshPort, "127.0.0.1:" + offPort, "127.0.0.1:" + minPort} {
 		if err := waitHTTP(ctx, "http://"+a+"/health"); err != nil {
 			return err
+		}
+	}
+	for _, a := range []string{gwAdmin, freshAdmin, offAdmin} {
+		if err := waitHTTP(ctx, "http://127.0.0.1:"+a+"/healthz"); err != nil {
+			return fmt.Errorf("a gateway's admin listener: %w", err)
 		}
 	}
 
@@ -523,12 +535,12 @@ func streamTTFB(ctx context.Context, direct, gw string, n int) (time.Duration, t
 func streamsRSS(ctx context.Context, dir string, n int) (int64, int, error) {
 	var procs procs
 	defer procs.stopAll()
-	up := "127.0.0.1:" + freePort()
+	up := "127.0.0.1:" + procs.port()
 	if err := procs.start(ctx, dir, "fakemodel-slow", filepath.Join(dir, "fakemodel"), "-listen", up, "-tokens", "60", "-token-delay", "500ms"); err != nil {
 		return 0, 0, err
 	}
-	gwPort := freePort()
-	pid, err := procs.startGateway(ctx, dir, "gateway-streams", gwPort, freePort(), up)
+	gwPort := procs.port()
+	pid, err := procs.startGateway(ctx, dir, "gateway-streams", gwPort, procs.port(), up)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -619,7 +631,27 @@ func rssOf(pid int) (int64, error) {
 	return 0, errors.New("no VmRSS in /proc status")
 }
 
-type procs struct{ list []*exec.Cmd }
+type procs struct {
+	list  []*exec.Cmd
+	ports map[string]bool // handed out by port
+}
+
+// port returns a free loopback port that p has not handed out before. A
+// port is free when asked for, but the server it is for binds it later: two
+// asks in a row may get the same number from the kernel, and the second
+// server would then fail to start while a health check reached the first.
+func (p *procs) port() string {
+	if p.ports == nil {
+		p.ports = map[string]bool{}
+	}
+	for {
+		port := freePort()
+		if !p.ports[port] {
+			p.ports[port] = true
+			return port
+		}
+	}
+}
 
 func (p *procs) start(ctx context.Context, dir, name, bin string, args ...string) error {
 	_, err := p.startPID(ctx, dir, name, bin, args...)
@@ -722,6 +754,19 @@ func waitHTTP(ctx context.Context, url string) error {
 			return fmt.Errorf("%s did not answer: %v", url, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// printLogTails prints the last lines of every server's log in dir.
+func printLogTails(dir string) {
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		fmt.Fprintf(os.Stderr, "--- %s (last lines)\n%s\n", filepath.Base(l), strings.Join(lines[max(0, len(lines)-5):], "\n"))
 	}
 }
 
