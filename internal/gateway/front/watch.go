@@ -59,7 +59,7 @@ func (w *watcher) fire() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.pending = false
-	if !w.armed || w.running {
+	if !w.armed {
 		return
 	}
 	if left := watchAfter - time.Since(w.started); left > 0 {
