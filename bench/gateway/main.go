@@ -183,7 +183,7 @@ func run(ctx context.Context) (err error) {
 			if _, err := loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", s.body, o.concurrency, time.Second, 0); err != nil {
 				return err
 			}
-			r, err := withCPU(s.pid, o.duration, func() (result, error) {
+			r, err := withCPU(s.pid, fmPID, o.duration, func() (result, error) {
 				return loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", s.body, o.concurrency, o.duration, 0)
 			})
 			if err != nil {
@@ -236,7 +236,7 @@ func run(ctx context.Context) (err error) {
 	for round := range o.rounds {
 		for i, s := range pacedRuns {
 			fmt.Fprintf(os.Stderr, "round %d/%d: %s (%.0f req/s)...\n", round+1, o.rounds, s.name, s.rate)
-			r, err := withCPU(s.pid, o.duration, func() (result, error) {
+			r, err := withCPU(s.pid, fmPID, o.duration, func() (result, error) {
 				return loadRun(ctx, s.name, "http://"+s.addr+"/v1/chat/completions", unique, o.concurrency, o.duration, s.rate)
 			})
 			if err != nil {
@@ -296,6 +296,11 @@ func run(ctx context.Context) (err error) {
 	// the added p99 follows the proxy's CPU per request: print it beside.
 	fmt.Printf("server CPU per request at %.0f req/s: nginx %s, gateway %s, gateway with the cache off %s, minimal Go proxy %s\n",
 		half, usPerReq(paced[pNginx]), usPerReq(paced[pGateway]), usPerReq(paced[pOff]), usPerReq(paced[pMin]))
+	// Two cores shared by the load generator, the fake model and the proxy:
+	// how close each paced run came to using them all, and what the proxy's
+	// neighbours spent, so that an added p99 can be read as queueing.
+	fmt.Printf("cores busy at %.0f req/s: nginx %s, gateway %s, gateway with the cache off %s, minimal Go proxy %s; per request in the nginx run, load generator %s, fake model %s\n",
+		half, busyOf(paced[pNginx]), busyOf(paced[pGateway]), busyOf(paced[pOff]), busyOf(paced[pMin]), usPerReq(result{cpuPerReq: paced[pNginx].loadPerReq}), usPerReq(result{cpuPerReq: paced[pNginx].upPerReq}))
 	minHalf, minQuarter := added(p99(pMin), p99(pNginx)), added(p99(pMinQuarter), p99(pNginxQuarter))
 	fmt.Printf("minimal Go proxy (no target; Go's connection model without the gateway's work): m/b %.2f, p99 added %.2f ms at %.0f req/s (by round %s), %.2f ms at %.0f req/s (by round %s)\n",
 		ratio(rps(sMin), rps(sNginx)).median(), minHalf.median(), half, minHalf.format("%+.2f"), minQuarter.median(), half/2, minQuarter.format("%+.2f"))
@@ -345,38 +350,109 @@ func median(runs []result) result {
 	byRPS := slices.Clone(runs)
 	sort.Slice(byRPS, func(i, j int) bool { return byRPS[i].rps < byRPS[j].rps })
 	m := byRPS[len(byRPS)/2]
-	p99s, cpus := make([]time.Duration, len(runs)), make([]time.Duration, len(runs))
-	for i, r := range runs {
-		p99s[i], cpus[i] = r.p99, r.cpuPerReq
+	mid := func(f func(result) float64) float64 {
+		v := make([]float64, len(runs))
+		for i, r := range runs {
+			v[i] = f(r)
+		}
+		return pairs(v).median()
 	}
-	slices.Sort(p99s)
-	slices.Sort(cpus)
-	m.p99, m.cpuPerReq = p99s[len(p99s)/2], cpus[len(cpus)/2]
+	m.p99 = time.Duration(mid(func(r result) float64 { return float64(r.p99) }))
+	m.cpuPerReq = time.Duration(mid(func(r result) float64 { return float64(r.cpuPerReq) }))
+	m.upPerReq = time.Duration(mid(func(r result) float64 { return float64(r.upPerReq) }))
+	m.loadPerReq = time.Duration(mid(func(r result) float64 { return float64(r.loadPerReq) }))
+	m.busy = mid(func(r result) float64 { return r.busy })
+	m.steal = mid(func(r result) float64 { return r.steal })
 	return m
 }
 
-// withCPU runs one load run of duration d and fills in the CPU time that pid
-// (with its children) spent per request meanwhile.
-func withCPU(pid int, d time.Duration, run func() (result, error)) (result, error) {
-	before := cpuTicks(pid)
+// withCPU runs one load run of duration d and fills in the CPU time per
+// request that pid (with its children) spent meanwhile, the upstream's (upPID)
+// and this process's, the load generator, and how busy the machine's cores were.
+func withCPU(pid, upPID int, d time.Duration, run func() (result, error)) (result, error) {
+	before, upBefore, selfBefore, statBefore := cpuTicks(pid), cpuTicks(upPID), selfCPU(), readCPUStat()
 	r, err := run()
 	if err != nil {
 		return r, err
 	}
-	r.cpuPerReq = time.Duration(float64(cpuTicks(pid)-before) * float64(10*time.Millisecond) / (r.rps * d.Seconds()))
+	n := r.rps * d.Seconds()
+	perReq := func(ticks int64) time.Duration {
+		return time.Duration(float64(ticks) * float64(10*time.Millisecond) / n)
+	}
+	r.cpuPerReq = perReq(cpuTicks(pid) - before)
+	if upPID != pid {
+		r.upPerReq = perReq(cpuTicks(upPID) - upBefore)
+	}
+	r.loadPerReq = time.Duration(float64(selfCPU()-selfBefore) / n)
+	r.busy, r.steal = readCPUStat().since(statBefore)
 	return r, nil
+}
+
+// selfCPU is the user and system time this process (the load generator) has spent.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuStat is the first line of /proc/stat: clock ticks of all cores by state.
+type cpuStat struct{ busy, steal, total int64 }
+
+func readCPUStat() cpuStat {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuStat{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var st cpuStat
+	for i := 1; i < len(f) && i <= 8; i++ {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		st.total += v
+		switch i {
+		case 4, 5: // idle, iowait
+		case 8:
+			st.steal += v
+		default:
+			st.busy += v
+		}
+	}
+	return st
+}
+
+// since returns the share of all cores' time that was busy, and stolen by
+// the hypervisor, between earlier and s.
+func (s cpuStat) since(earlier cpuStat) (busy, steal float64) {
+	t := float64(s.total - earlier.total)
+	if t <= 0 {
+		return 0, 0
+	}
+	return float64(s.busy-earlier.busy) / t, float64(s.steal-earlier.steal) / t
 }
 
 func usPerReq(r result) string {
 	return fmt.Sprintf("%.0f us", float64(r.cpuPerReq)/float64(time.Microsecond))
 }
 
+// busyOf shows a run's busy share of all cores, and the hypervisor's steal when there was any.
+func busyOf(r result) string {
+	if r.steal >= 0.005 {
+		return fmt.Sprintf("%.0f%% (%.0f%% stolen)", 100*r.busy, 100*r.steal)
+	}
+	return fmt.Sprintf("%.0f%%", 100*r.busy)
+}
+
 type result struct {
-	name      string
-	rps       float64
-	cpuPerReq time.Duration // CPU time of the serving process (and its children) per request
-	p50, p99  time.Duration
-	errors    int64
+	name        string
+	rps         float64
+	cpuPerReq   time.Duration // CPU time of the serving process (and its children) per request
+	upPerReq    time.Duration // the fake model's, when it is not the serving process
+	loadPerReq  time.Duration // the load generator's (this process)
+	busy, steal float64       // share of all cores' time busy, and stolen by the hypervisor
+	p50, p99    time.Duration
+	errors      int64
 }
 
 // loadRun sends POSTs from conc workers for d; rate > 0 paces the total to rate per second.
