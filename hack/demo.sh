@@ -12,6 +12,9 @@ work=$(mktemp -d)
 listen=127.0.0.1:${DEMO_PORT:-18080}
 admin=127.0.0.1:${DEMO_ADMIN_PORT:-18081}
 gw_pid= load_pid=
+# go-nvml's cgo wrappers call NVML functions CUDA 13 deprecated; as in the
+# Makefile, keep their compiler warnings out of a direct run of this script.
+export CGO_CFLAGS="${CGO_CFLAGS:--O2 -g -Wno-deprecated-declarations}"
 
 # Bold headings on a terminal only (and never with NO_COLOR), as aideploy does.
 if [[ -t 1 && -z "${NO_COLOR:-}" ]]; then

@@ -300,7 +300,7 @@ func run(ctx context.Context) (err error) {
 	// how close each paced run came to using them all, and what the proxy's
 	// neighbours spent, so that an added p99 can be read as queueing.
 	fmt.Printf("cores busy at %.0f req/s: nginx %s, gateway %s, gateway with the cache off %s, minimal Go proxy %s; per request in the nginx run, load generator %s, fake model %s\n",
-		half, busyOf(paced[pNginx]), busyOf(paced[pGateway]), busyOf(paced[pOff]), busyOf(paced[pMin]), usPerReq(result{cpuPerReq: paced[pNginx].loadPerReq}), usPerReq(result{cpuPerReq: paced[pNginx].upPerReq}))
+		half, busyOf(paced[pNginx]), busyOf(paced[pGateway]), busyOf(paced[pOff]), busyOf(paced[pMin]), us(paced[pNginx].loadPerReq), us(paced[pNginx].upPerReq))
 	minHalf, minQuarter := added(p99(pMin), p99(pNginx)), added(p99(pMinQuarter), p99(pNginxQuarter))
 	fmt.Printf("minimal Go proxy (no target; Go's connection model without the gateway's work): m/b %.2f, p99 added %.2f ms at %.0f req/s (by round %s), %.2f ms at %.0f req/s (by round %s)\n",
 		ratio(rps(sMin), rps(sNginx)).median(), minHalf.median(), half, minHalf.format("%+.2f"), minQuarter.median(), half/2, minQuarter.format("%+.2f"))
@@ -372,6 +372,7 @@ func median(runs []result) result {
 func withCPU(pid, upPID int, d time.Duration, run func() (result, error)) (result, error) {
 	before, upBefore, selfBefore, statBefore := cpuTicks(pid), cpuTicks(upPID), selfCPU(), readCPUStat()
 	r, err := run()
+	selfAfter, statAfter := selfCPU(), readCPUStat() // before the /proc scans below, which are not the load's
 	if err != nil {
 		return r, err
 	}
@@ -383,8 +384,8 @@ func withCPU(pid, upPID int, d time.Duration, run func() (result, error)) (resul
 	if upPID != pid {
 		r.upPerReq = perReq(cpuTicks(upPID) - upBefore)
 	}
-	r.loadPerReq = time.Duration(float64(selfCPU()-selfBefore) / n)
-	r.busy, r.steal = readCPUStat().since(statBefore)
+	r.loadPerReq = time.Duration(float64(selfAfter-selfBefore) / n)
+	r.busy, r.steal = statAfter.since(statBefore)
 	return r, nil
 }
 
@@ -432,9 +433,9 @@ func (s cpuStat) since(earlier cpuStat) (busy, steal float64) {
 	return float64(s.busy-earlier.busy) / t, float64(s.steal-earlier.steal) / t
 }
 
-func usPerReq(r result) string {
-	return fmt.Sprintf("%.0f us", float64(r.cpuPerReq)/float64(time.Microsecond))
-}
+func usPerReq(r result) string { return us(r.cpuPerReq) }
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0f us", float64(d)/float64(time.Microsecond)) }
 
 // busyOf shows a run's busy share of all cores, and the hypervisor's steal when there was any.
 func busyOf(r result) string {

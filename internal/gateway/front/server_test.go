@@ -95,7 +95,6 @@ func TestKeepAliveAndPipelining(t *testing.T) {
 	}
 }
 
-// The corners of HTTP/1.1 go to net/http on the same connection and keep working.
 // The header map of one answer is reused, emptied, for the next answer on
 // the connection: nothing of the first may reach the second.
 func TestKeepAliveAnswerHeadersDoNotCarryOver(t *testing.T) {
@@ -145,6 +144,7 @@ func TestKeepAliveReusesTheURLOfTheSameTarget(t *testing.T) {
 	}
 }
 
+// The corners of HTTP/1.1 go to net/http on the same connection and keep working.
 func TestHandsOffToNetHTTP(t *testing.T) {
 	_, addr := serve(t, http.HandlerFunc(echo))
 	for name, tc := range map[string]struct{ req, method, want string }{
