@@ -41,7 +41,11 @@ mkdir -p "$work/image"
 (cd "$root" && CGO_ENABLED=0 go build -o "$work/image/fakemodel" ./cmd/fakemodel)
 for v in v1 v2; do
 	printf 'FROM scratch\nCOPY fakemodel /fakemodel\nENV FAKEMODEL_VERSION=%s FAKEMODEL_STARTUP_DELAY=3s FAKEMODEL_TOKEN_DELAY=20ms\nEXPOSE 8000\nLABEL aideploy.demo=true\nENTRYPOINT ["/fakemodel"]\n' "$v" >"$work/image/Dockerfile"
-	docker build -q -t "aideploy-demo-model:$v" "$work/image" >/dev/null
+	# The engine's own notices (a missing buildx, say) only matter if the build fails.
+	if ! out=$(docker build -q -t "aideploy-demo-model:$v" "$work/image" 2>&1 >/dev/null); then
+		printf '%s\n' "$out" >&2
+		exit 1
+	fi
 	echo "built aideploy-demo-model:$v (FROM scratch)"
 done
 
