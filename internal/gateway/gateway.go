@@ -229,36 +229,24 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.serve(x)
 }
 
+// readOpenAI reads the body of an OpenAI route whole and parses what the
+// gateway acts on. The buffer grows as bytes arrive, never to the announced
+// Content-Length up front: a header alone must not cost memory.
 func (g *Gateway) readOpenAI(x *exchange, limit int64) bool {
-	r := x.r
-	n := r.ContentLength
-	if n < 0 {
-		n = 4 << 10
-	}
-	buf := make([]byte, 0, n+1)
-	for {
-		if int64(len(buf)) > limit {
-			openai.WriteError(&x.w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", fmt.Sprintf("The request body is larger than %d bytes.", limit))
-			return false
-		}
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		m, err := r.Body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+m]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			x.abort = true
-			return false
-		}
-	}
-	if int64(len(buf)) > limit {
+	buf, err := readBody(x.r.Body, x.r.ContentLength, limit)
+	if errors.Is(err, errTooLarge) {
 		openai.WriteError(&x.w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", fmt.Sprintf("The request body is larger than %d bytes.", limit))
 		return false
 	}
+	if err != nil {
+		x.abort = true
+		return false
+	}
 	oa, err := openai.ParseRequest(buf)
+	if errors.Is(err, openai.ErrDuplicateKey) {
+		openai.WriteError(&x.w, http.StatusBadRequest, "invalid_request_error", "duplicate_key", "The request body is not accepted: "+err.Error())
+		return false
+	}
 	if err != nil {
 		openai.WriteError(&x.w, http.StatusBadRequest, "invalid_request_error", "invalid_json", "The request body is not valid JSON: "+err.Error())
 		return false

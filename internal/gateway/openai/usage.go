@@ -17,6 +17,12 @@ func WithStreamUsage(body []byte) ([]byte, bool) {
 	if err != nil {
 		return body, false
 	}
+	// jsonparser finds keys as written, a decoder after unescaping: a key
+	// spelt with escapes would get a second member added. Read the result as
+	// the model server will, so that what is sent is what was accounted.
+	if r, err := ParseRequest(out); err != nil || !r.IncludeUsage {
+		return body, false
+	}
 	return out, true
 }
 
