@@ -223,6 +223,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !g.readOpenAI(x, limit) {
 			return
 		}
+		// The model answers in plain bytes: the gateway reads usage from
+		// them, converts streams, and stores one answer for every client,
+		// whatever encodings each accepts.
+		delete(r.Header, "Accept-Encoding")
 	} else if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(&x.w, r.Body, limit)
 	}
