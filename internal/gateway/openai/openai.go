@@ -11,7 +11,8 @@ import (
 	"github.com/aideploy/aideploy/internal/gateway/jsonscan"
 )
 
-// Route templates of the OpenAI-compatible API; Other is everything else.
+// Route templates of the OpenAI-compatible API; Other is the metric label of
+// requests the gateway refuses.
 const (
 	RouteChat        = "/v1/chat/completions"
 	RouteCompletions = "/v1/completions"
@@ -19,14 +20,14 @@ const (
 	RouteOther       = "other"
 )
 
-// RouteOf returns the route template of a path: one of the known routes or RouteOther.
-// It keeps metric labels bounded whatever paths clients send.
-func RouteOf(path string) string {
-	switch path {
+// IsBodyRoute says whether the gateway reads the request body of a route
+// (model, stream, token limits): the three routes it caches and accounts.
+func IsBodyRoute(route string) bool {
+	switch route {
 	case RouteChat, RouteCompletions, RouteEmbeddings:
-		return path
+		return true
 	}
-	return RouteOther
+	return false
 }
 
 // Usage is token usage as the OpenAI API reports it.

@@ -126,10 +126,10 @@ func TestUsageOfReadsTheUsualAnswerFromItsEnd(t *testing.T) {
 	}
 }
 
-func TestRouteOfIsBounded(t *testing.T) {
+func TestIsBodyRoute(t *testing.T) {
 	t.Parallel()
-	if RouteOf("/v1/chat/completions") != RouteChat || RouteOf("/v1/anything/123") != RouteOther {
-		t.Fatal("route templates wrong")
+	if !IsBodyRoute(RouteChat) || !IsBodyRoute(RouteEmbeddings) || IsBodyRoute("/v1/models") || IsBodyRoute("/v1/responses") {
+		t.Fatal("body routes wrong")
 	}
 }
 
