@@ -154,3 +154,30 @@ func TestWithStreamUsageNeverAddsADuplicate(t *testing.T) {
 		}
 	}
 }
+
+func TestStreamComplete(t *testing.T) {
+	t.Parallel()
+	chunk := `data: {"choices":[{"index":0,"delta":{"content":"say \"finish_reason\": \"x\""},"finish_reason":null}]}` + "\n\n"
+	for _, tt := range []struct {
+		name, stream string
+		want         bool
+	}{
+		{"done", chunk + "data: [DONE]\n\n", true},
+		{"finish reason, no done", chunk + `data: {"choices":[{"index":0,"delta":{},"finish_reason" : "stop"}]}` + "\n\n", true},
+		{"cut after an empty last chunk", chunk + `data: {"choices":[{"index":0,"delta":{}}]}` + "\n\n", false},
+		{"only null finish reasons", chunk + chunk, false},
+		{"empty finish reason", `data: {"choices":[{"finish_reason":""}]}` + "\n\n", false},
+		{"done without its blank line", chunk + "data: [DONE]\n", false},
+	} {
+		var out bytes.Buffer
+		w := StreamWriter{W: &out}
+		for _, b := range []byte(tt.stream) { // byte by byte: the split must not matter
+			if _, err := w.Write([]byte{b}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := w.Complete(); got != tt.want {
+			t.Errorf("%s: Complete() = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -63,6 +63,9 @@ type StreamWriter struct {
 
 	Usage    Usage // the last usage seen, valid when HasUsage
 	HasUsage bool
+	// Done and Finished say the stream sent "data: [DONE]" and a choice
+	// with a finish_reason: see Complete.
+	Done, Finished bool
 
 	sc  sse.Scanner
 	err error
@@ -74,6 +77,8 @@ func (s *StreamWriter) Write(p []byte) (int, error) {
 		if u, ok := UsageOf(e.Data); ok {
 			s.Usage, s.HasUsage = u, true
 		}
+		s.Done = s.Done || IsDone(e.Data)
+		s.Finished = s.Finished || HasFinishReason(e.Data)
 		if s.DropUsage && s.err == nil && !IsUsageChunk(e.Data) {
 			s.err = sse.WriteFullEvent(s.W, e)
 		}
