@@ -35,6 +35,7 @@ func (g *Gateway) limitStep(x *exchange, next func(*exchange)) {
 		if want <= 0 {
 			want = defaultCompletionTokens
 		}
+		want *= max(1, x.oa.N) // each of n choices may use max_tokens
 		want += int64(len(x.body)/4) + 1 // a rough prompt estimate: about 4 bytes a token
 		res, td := g.limit.Reserve(ctx, x.tenant, x.route, want)
 		if !td.Allowed {
