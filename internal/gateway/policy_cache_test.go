@@ -180,3 +180,15 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestCacheHitKeepsTheModelVersion(t *testing.T) {
+	t.Parallel()
+	_, up := fake(t, func(o *fakemodel.Options) { o.Version = "v7" })
+	_, gw := startGateway(t, testConfig(up), true)
+	for _, want := range []string{"MISS", "HIT"} {
+		resp, _ := post(t, gw+"/v1/chat/completions", greedyChat)
+		if resp.Header.Get("X-Cache") != want || resp.Header.Get("X-Model-Version") != "v7" {
+			t.Fatalf("X-Cache=%q X-Model-Version=%q, want %s and v7", resp.Header.Get("X-Cache"), resp.Header.Get("X-Model-Version"), want)
+		}
+	}
+}
