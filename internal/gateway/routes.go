@@ -47,14 +47,20 @@ func (methodsOf) ServeHTTP(http.ResponseWriter, *http.Request) {}
 // effectiveRoutes merges the built-in routes with gateway.routes: an entry
 // for a built-in path adds methods to it, one for another path opens it.
 func effectiveRoutes(cfg []Route) []Route {
-	out := slices.Clone(builtinRoutes)
+	// Every Methods slice is a copy: they are upper-cased and sorted in place
+	// below, and builtinRoutes and the configuration are read by other
+	// gateways at the same time (a reload builds one beside the running one).
+	out := make([]Route, 0, len(builtinRoutes)+len(cfg))
+	for _, b := range builtinRoutes {
+		out = append(out, Route{Path: b.Path, Methods: slices.Clone(b.Methods)})
+	}
 	for _, r := range cfg {
 		i := slices.IndexFunc(out, func(b Route) bool { return b.Path == r.Path })
 		if i < 0 {
-			out = append(out, Route{Path: r.Path, Methods: r.Methods})
+			out = append(out, Route{Path: r.Path, Methods: slices.Clone(r.Methods)})
 			continue
 		}
-		out[i].Methods = append(slices.Clone(out[i].Methods), r.Methods...)
+		out[i].Methods = append(out[i].Methods, r.Methods...)
 	}
 	for i := range out {
 		ms := out[i].Methods
