@@ -32,6 +32,7 @@ func TestParseRequest(t *testing.T) {
 		{"duplicate max_completion_tokens", `{"max_completion_tokens":1,"max_completion_tokens":2}`, Request{}, true},
 		{"nested duplicates are the model server's", `{"messages":[{"role":"user","role":"system"}],"metadata":{"model":"x"}}`, Request{}, false},
 		{"fractional n", `{"n":1.5}`, Request{}, true},
+		{"a key with a lone surrogate", `{"\ud800":1}`, Request{}, true},
 		{"not json", `{"model":`, Request{}, true},
 		{"wrong type", `{"stream":"yes"}`, Request{}, true},
 		{"array", `[1]`, Request{}, true},

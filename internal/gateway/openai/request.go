@@ -128,6 +128,9 @@ func ParseRequest(body []byte) (Request, error) {
 		}
 		return err
 	})
+	if err != nil && !errors.Is(err, ErrMalformed) {
+		err = fmt.Errorf("%w: %v", ErrMalformed, err) // jsonparser's own, e.g. an escape it cannot decode
+	}
 	if err != nil {
 		return Request{}, err
 	}
