@@ -63,7 +63,8 @@ type RouteConfig struct {
 	Enabled *bool `yaml:"enabled,omitempty" json:"enabled,omitempty"`
 	// TTL overrides cache.ttl for this route; 0 inherits it.
 	TTL units.Duration `yaml:"ttl,omitempty" json:"ttl,omitempty"`
-	// Shared lets every tenant read the same answers on this route (the key omits the tenant).
+	// Shared lets every tenant read the same answers on this route: the key omits the
+	// tenant, never the credentials the model server checks.
 	Shared bool `yaml:"shared,omitempty" json:"shared,omitempty"`
 }
 
