@@ -138,10 +138,10 @@ func run(ctx context.Context) (err error) {
 	// the warm-up's questions and turn misses into hits: one counter for all runs.
 	var questions atomic.Int64
 	unique := func(int64) string {
-		return `{"model":"fake-model","messages":[{"role":"user","content":"question ` + strconv.FormatInt(questions.Add(1), 10) + `"}],"max_tokens":16}`
+		return `{"model":"fake-model","messages":[{"role":"user","content":"question ` + strconv.FormatInt(questions.Add(1), 10) + `"}],"max_tokens":16,"temperature":0}`
 	}
 	same := func(int64) string {
-		return `{"model":"fake-model","messages":[{"role":"user","content":"the same question"}],"max_tokens":16}`
+		return `{"model":"fake-model","messages":[{"role":"user","content":"the same question"}],"max_tokens":16,"temperature":0}`
 	}
 	// A gateway that has served a while has a full L1: every miss then
 	// overwrites memory the cache already holds. Until then each miss also

@@ -33,8 +33,11 @@ func parseKeys(keys []Key) []apiKey {
 // Every configured key is compared in constant time, so timing tells nothing
 // about which key nearly matched.
 func authenticate(keys []apiKey, header string) (*apiKey, bool) {
-	token, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok || token == "" {
+	// The scheme is case-insensitive (RFC 9110 11.1): "bearer" and "BEARER"
+	// are the same key, as clients and other servers treat them.
+	scheme, token, ok := strings.Cut(header, " ")
+	token = strings.TrimLeft(token, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return nil, false
 	}
 	sum := sha256.Sum256([]byte(token))

@@ -24,7 +24,7 @@ func (g *Gateway) cacheStep(x *exchange, next func(*exchange)) {
 		next(x)
 		return
 	}
-	if bypass(x.r.Header) {
+	if bypass(x.r.Header) || x.oa.Sampled() && samples(x.route) && !g.cfg.Cache.StoreSampled() {
 		x.cacheRes = "BYPASS"
 		g.m.CacheResult("BYPASS", "")
 		next(x)
@@ -34,7 +34,9 @@ func (g *Gateway) cacheStep(x *exchange, next func(*exchange)) {
 	if pol.Shared {
 		tenant = ""
 	}
-	key, err := cache.Key(tenant, x.r.Method, x.route, x.oa.Model, keyBody(x.body))
+	// The credentials go into the key even on a shared route: sharing is
+	// between the gateway's tenants, never past the model server's own check.
+	key, err := cache.Key(cache.Scope(tenant, credentials(x)), x.r.Method, x.route, x.oa.Model, keyBody(x.body))
 	if err != nil {
 		next(x) // the body parsed as JSON before; a key problem only costs the cache
 		return
@@ -135,8 +137,12 @@ func asAskedForm(x *exchange, e cache.Entry) (cache.Entry, bool) {
 	return e, true
 }
 
+// cacheable says whether the answer may be stored: whole, successful, and in
+// plain bytes (the gateway asks for no encoding, so an encoded answer is a
+// server that did not listen, and could not be replayed to every client).
 func cacheable(x *exchange) bool {
-	return x.upStatus/100 == 2 && x.complete && !x.overflow && !x.abort
+	return x.upStatus/100 == 2 && x.complete && !x.overflow && !x.abort &&
+		len(x.upHeader.Values("Content-Encoding")) == 0
 }
 
 // bypass says whether the client asked not to be served from or stored into the cache.

@@ -41,7 +41,9 @@ type Config struct {
 	Order []string `yaml:"order" json:"order"`
 	// Degraded is the answer when no upstream can take a request and nothing is cached.
 	Degraded Degraded `yaml:"degraded" json:"degraded"`
-	// Routes sends route templates to pools other than "default".
+	// Routes opens paths beyond the built-in allow-list (POST /v1/chat/completions,
+	// /v1/completions, /v1/embeddings; GET /v1/models, /v1/models/{id...}) and
+	// sends routes to pools other than "default". Every other request gets 404.
 	Routes []Route `yaml:"routes,omitempty" json:"routes,omitempty"`
 	// Cache is the answer cache: L1 in process, L2 in Redis.
 	Cache cache.Config `yaml:"cache" json:"cache"`
@@ -99,12 +101,14 @@ type Degraded struct {
 	Body string `yaml:"body,omitempty" json:"body,omitempty"`
 }
 
-// Route sends one route template to a pool.
+// Route opens one path to clients and names the pool that serves it.
 type Route struct {
-	// Path is a route template such as /v1/embeddings, or "other".
+	// Path is an http.ServeMux path pattern such as /tokenize or /v1/models/{id...}.
 	Path string `yaml:"path" json:"path"`
-	// Pool is the pool name that serves it.
-	Pool string `yaml:"pool" json:"pool"`
+	// Methods are the methods opened on Path, e.g. [POST]; a built-in route keeps its own too.
+	Methods []string `yaml:"methods,omitempty" json:"methods,omitempty"`
+	// Pool is the pool name that serves it; "default" when left out.
+	Pool string `yaml:"pool,omitempty" json:"pool,omitempty"`
 }
 
 // RedactURL hides the password of a URL such as a redisURL, for logs and
@@ -263,11 +267,7 @@ func (c Config) Validate(errs validate.Errors) {
 	if c.Degraded.Status < 400 || c.Degraded.Status > 599 {
 		errs.At("degraded").Addf("status", "(%d) must be a 4xx or 5xx status", c.Degraded.Status)
 	}
-	for i, r := range c.Routes {
-		if !names[r.Pool] {
-			errs.At(fmt.Sprintf("routes[%d]", i)).Addf("pool", "(%q) is not a configured pool", r.Pool)
-		}
-	}
+	validateRoutes(c.Routes, names, errs)
 }
 
 func (c Config) validateOrder(errs validate.Errors) {

@@ -45,7 +45,8 @@ type Gateway struct {
 	cache  Cache
 	limit  Limiter
 	pools  map[string]*upstream.Pool
-	routes map[string]*upstream.Pool
+	routes map[string]*upstream.Pool // route label -> pool, where not the default
+	allow  routeTable
 	def    *upstream.Pool
 	keys   []apiKey
 	serve  func(*exchange)
@@ -87,8 +88,13 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		return nil, errors.New("the gateway needs a pool named \"default\" with a target; add gateway.pools or use --upstream URL")
 	}
 	for _, r := range cfg.Routes {
-		g.routes[r.Path] = g.pools[r.Pool]
+		g.routes[r.Path] = g.pools[orDefault(r.Pool)]
 	}
+	table, err := newRouteTable(effectiveRoutes(cfg.Routes))
+	if err != nil {
+		return nil, fmt.Errorf("gateway.routes: %w", err)
+	}
+	g.allow = table
 	g.degradedBody = []byte(cfg.Degraded.Body)
 	if len(g.degradedBody) == 0 {
 		g.degradedBody = openai.ErrorBody("server_busy", "service_unavailable", "The service is busy; try again later.")
@@ -194,9 +200,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	route, refused, allowHdr := g.allow.match(r)
 	g.inflight.Add(1)
 	defer g.inflight.Add(-1)
-	x := &exchange{r: r, start: time.Now(), route: openai.RouteOf(r.URL.Path), tenant: anonymous}
+	x := &exchange{r: r, start: time.Now(), route: route, tenant: anonymous}
+	if refused != 0 {
+		x.route = openai.RouteOther // a bounded metric label whatever paths clients try
+	}
 	x.w.reset(w)
 	x.id = r.Header.Get("X-Request-Id")
 	if x.id == "" || len(x.id) > 128 {
@@ -205,6 +215,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header()["X-Request-Id"] = []string{x.id}
 	defer g.finish(x)
 
+	if refused != 0 {
+		refuseRoute(&x.w, r, refused, allowHdr)
+		return
+	}
 	if g.cfg.Auth.Enabled {
 		k, ok := authenticate(g.keys, r.Header.Get("Authorization"))
 		if !ok {
@@ -218,47 +232,39 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(&x.w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", fmt.Sprintf("The request body is larger than %d bytes.", limit))
 		return
 	}
-	x.isOA = x.route != openai.RouteOther && r.Method == http.MethodPost
+	x.isOA = openai.IsBodyRoute(x.route) && r.Method == http.MethodPost
 	if x.isOA {
 		if !g.readOpenAI(x, limit) {
 			return
 		}
+		// The model answers in plain bytes: the gateway reads usage from
+		// them, converts streams, and stores one answer for every client,
+		// whatever encodings each accepts.
+		delete(r.Header, "Accept-Encoding")
 	} else if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(&x.w, r.Body, limit)
 	}
 	g.serve(x)
 }
 
+// readOpenAI reads the body of an OpenAI route whole and parses what the
+// gateway acts on. The buffer grows as bytes arrive, never to the announced
+// Content-Length up front: a header alone must not cost memory.
 func (g *Gateway) readOpenAI(x *exchange, limit int64) bool {
-	r := x.r
-	n := r.ContentLength
-	if n < 0 {
-		n = 4 << 10
-	}
-	buf := make([]byte, 0, n+1)
-	for {
-		if int64(len(buf)) > limit {
-			openai.WriteError(&x.w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", fmt.Sprintf("The request body is larger than %d bytes.", limit))
-			return false
-		}
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		m, err := r.Body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+m]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			x.abort = true
-			return false
-		}
-	}
-	if int64(len(buf)) > limit {
+	buf, err := readBody(x.r.Body, x.r.ContentLength, limit)
+	if errors.Is(err, errTooLarge) {
 		openai.WriteError(&x.w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", fmt.Sprintf("The request body is larger than %d bytes.", limit))
 		return false
 	}
+	if err != nil {
+		x.abort = true
+		return false
+	}
 	oa, err := openai.ParseRequest(buf)
+	if errors.Is(err, openai.ErrDuplicateKey) {
+		openai.WriteError(&x.w, http.StatusBadRequest, "invalid_request_error", "duplicate_key", "The request body is not accepted: "+err.Error())
+		return false
+	}
 	if err != nil {
 		openai.WriteError(&x.w, http.StatusBadRequest, "invalid_request_error", "invalid_json", "The request body is not valid JSON: "+err.Error())
 		return false

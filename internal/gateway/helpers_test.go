@@ -107,5 +107,6 @@ func post(t *testing.T, url, body string, hdr ...string) (*http.Response, string
 	return resp, string(b)
 }
 
-const chatBody = `{"model":"fake-model","messages":[{"role":"user","content":"hi"}],"max_tokens":8}`
-const streamBody = `{"model":"fake-model","messages":[{"role":"user","content":"hi"}],"max_tokens":8,"stream":true,"stream_options":{"include_usage":true}}`
+// The bodies ask for the most likely answer (temperature 0): sampled ones are not cached.
+const chatBody = `{"model":"fake-model","messages":[{"role":"user","content":"hi"}],"max_tokens":8,"temperature":0}`
+const streamBody = `{"model":"fake-model","messages":[{"role":"user","content":"hi"}],"max_tokens":8,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}`

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"math"
 
 	"github.com/aideploy/aideploy/internal/gateway/limit"
 	"github.com/aideploy/aideploy/internal/gateway/openai"
@@ -34,6 +35,9 @@ func (g *Gateway) limitStep(x *exchange, next func(*exchange)) {
 		want := x.oa.MaxTokens
 		if want <= 0 {
 			want = defaultCompletionTokens
+		}
+		if n := x.oa.N; n > 1 { // each of n choices may use max_tokens
+			want = min(want, math.MaxInt64/n) * n
 		}
 		want += int64(len(x.body)/4) + 1 // a rough prompt estimate: about 4 bytes a token
 		res, td := g.limit.Reserve(ctx, x.tenant, x.route, want)

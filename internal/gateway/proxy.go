@@ -225,6 +225,8 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 					}
 					gone = true
 				}
+			} else if sw != nil {
+				_, _ = sw.Write(chunk) // fails at once, but sees the stream's end for the followers
 			}
 			if stream && !gone {
 				x.w.Flush()
@@ -254,6 +256,9 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 	}
 	if x.share != nil {
 		x.captured, x.overflow = x.share.recorded()
+	}
+	if sw != nil && !sw.Complete() {
+		return g.streamCut(x)
 	}
 	if x.isOA && !isSSE && !x.overflow {
 		if u, ok := openai.UsageOf(x.captured); ok {

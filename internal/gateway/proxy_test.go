@@ -14,7 +14,7 @@ import (
 	"github.com/aideploy/aideploy/internal/gateway/sse"
 )
 
-func TestProxyPassesAnyPath(t *testing.T) {
+func TestProxyPassesAnOpenedPath(t *testing.T) {
 	t.Parallel()
 	seen := make(chan *http.Request, 1)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -28,7 +28,9 @@ func TestProxyPassesAnyPath(t *testing.T) {
 		_, _ = io.WriteString(w, "tea")
 	}))
 	t.Cleanup(up.Close)
-	_, gw := startGateway(t, testConfig(up.URL), false)
+	cfg := testConfig(up.URL)
+	cfg.Routes = []Route{{Path: "/some/path", Methods: []string{http.MethodGet}}}
+	_, gw := startGateway(t, cfg, false)
 	req, _ := http.NewRequest(http.MethodGet, gw+"/some/path?q=1", nil)
 	req.Header.Set("X-Request-Id", "abc")
 	req.Header.Set("X-Client", "c")

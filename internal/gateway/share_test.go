@@ -19,7 +19,7 @@ import (
 func TestStreamFollowersGetTokensLive(t *testing.T) {
 	fm, up := fake(t, func(o *fakemodel.Options) { o.Tokens = 8; o.TokenDelay = 60 * time.Millisecond })
 	_, gw := startGateway(t, testConfig(up), true)
-	body := `{"model":"m","stream":true,"max_tokens":8,"messages":[{"role":"user","content":"tell"}]}`
+	body := `{"model":"m","stream":true,"temperature":0,"max_tokens":8,"messages":[{"role":"user","content":"tell"}]}`
 
 	type result struct {
 		first, total time.Duration
@@ -194,7 +194,7 @@ func waitFollowers(t *testing.T, srv *Server, n int) {
 func TestStreamSurvivesItsLeadersClient(t *testing.T) {
 	fm, up := fake(t, func(o *fakemodel.Options) { o.Tokens = 10; o.TokenDelay = 40 * time.Millisecond })
 	srv, gw := startGateway(t, testConfig(up), true)
-	body := `{"model":"m","stream":true,"max_tokens":10,"messages":[{"role":"user","content":"go"}]}`
+	body := `{"model":"m","stream":true,"temperature":0,"max_tokens":10,"messages":[{"role":"user","content":"go"}]}`
 
 	ctx, leave := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw+"/v1/chat/completions", strings.NewReader(body))
@@ -227,7 +227,7 @@ func TestStreamSurvivesItsLeadersClient(t *testing.T) {
 func TestSharedStreamStopsWhenEveryReaderLeft(t *testing.T) {
 	fm, up := fake(t, func(o *fakemodel.Options) { o.Tokens = 200; o.TokenDelay = 20 * time.Millisecond })
 	srv, gw := startGateway(t, testConfig(up), true)
-	body := `{"model":"m","stream":true,"max_tokens":200,"messages":[{"role":"user","content":"go"}]}`
+	body := `{"model":"m","stream":true,"temperature":0,"max_tokens":200,"messages":[{"role":"user","content":"go"}]}`
 	open := func() (context.CancelFunc, *http.Response) {
 		ctx, cancel := context.WithCancel(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw+"/v1/chat/completions", strings.NewReader(body))

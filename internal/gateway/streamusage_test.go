@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-const plainStreamBody = `{"model":"fake-model","messages":[{"role":"user","content":"hi"}],"max_tokens":8,"stream":true}`
+const plainStreamBody = `{"model":"fake-model","messages":[{"role":"user","content":"hi"}],"max_tokens":8,"temperature":0,"stream":true}`
 
 // The gateway asks the model for a stream's usage, counts it, and gives each
 // client the stream it asked for, live and from the cache.

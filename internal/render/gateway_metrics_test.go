@@ -49,7 +49,7 @@ func TestGatewayExportsWhatMonitoringQueries(t *testing.T) {
 	// A miss, a hit (which the limit does not count), a second miss, then a
 	// third question, past the limit of 2.
 	for i, q := range []string{"a", "a", "b", "c"} {
-		body := `{"model":"m","messages":[{"role":"user","content":"` + q + `"}]}`
+		body := `{"model":"m","temperature":0,"messages":[{"role":"user","content":"` + q + `"}]}` // greedy: cacheable
 		resp, err := http.Post(gw+"/v1/chat/completions", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)

@@ -22,9 +22,26 @@ type Config struct {
 	MaxEntryBytes units.ByteSize `yaml:"maxEntryBytes" json:"maxEntryBytes"`
 	// L2 configures the Redis tier.
 	L2 L2Config `yaml:"l2" json:"l2"`
+	// Sampled is what happens to answers drawn at random: completions with a
+	// temperature above 0 or none (the API's default is 1), or n above 1, and
+	// no seed. "bypass" (the default) neither stores nor serves them, so every
+	// caller gets a draw of their own; "store" caches them like any other,
+	// for a team that wants repeats to cost nothing and accepts that every
+	// caller then gets the same draw for the TTL.
+	Sampled string `yaml:"sampled,omitempty" json:"sampled,omitempty"`
 	// Routes overrides the cache policy per route template, e.g. "/v1/chat/completions".
 	Routes map[string]RouteConfig `yaml:"routes,omitempty" json:"routes,omitempty"`
 }
+
+// The values of Config.Sampled.
+const (
+	SampledBypass = "bypass"
+	SampledStore  = "store"
+)
+
+// StoreSampled says whether sampled answers are cached; only an explicit
+// "store" turns it on.
+func (c Config) StoreSampled() bool { return c.Sampled == SampledStore }
 
 // L2Config is the Redis tier of the cache.
 type L2Config struct {
@@ -46,7 +63,8 @@ type RouteConfig struct {
 	Enabled *bool `yaml:"enabled,omitempty" json:"enabled,omitempty"`
 	// TTL overrides cache.ttl for this route; 0 inherits it.
 	TTL units.Duration `yaml:"ttl,omitempty" json:"ttl,omitempty"`
-	// Shared lets every tenant read the same answers on this route (the key omits the tenant).
+	// Shared lets every tenant read the same answers on this route: the key omits the
+	// tenant, never the credentials the model server checks.
 	Shared bool `yaml:"shared,omitempty" json:"shared,omitempty"`
 }
 
@@ -65,6 +83,7 @@ func Default() Config {
 		StaleFor:      units.Duration(10 * time.Minute),
 		L1MaxBytes:    256 << 20,
 		MaxEntryBytes: 4 << 20,
+		Sampled:       SampledBypass,
 		L2: L2Config{
 			Enabled:    true,
 			Timeout:    units.Duration(50 * time.Millisecond),
@@ -103,6 +122,9 @@ func (c Config) Validate(errs validate.Errors) {
 	}
 	if c.MaxEntryBytes <= 0 || c.MaxEntryBytes > c.L1MaxBytes || c.MaxEntryBytes > 1<<31 {
 		errs.Addf("maxEntryBytes", "(%s) must be positive, at most l1MaxBytes and at most 2Gi", c.MaxEntryBytes)
+	}
+	if c.Sampled != "" {
+		errs.OneOf("sampled", c.Sampled, SampledBypass, SampledStore)
 	}
 	l2 := errs.At("l2")
 	if c.L2.Timeout <= 0 {

@@ -36,11 +36,13 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // ErrCorrupt is returned by Decode for data that is not a whole, intact envelope.
 var ErrCorrupt = errors.New("cache entry is corrupt")
 
-// keptHeaders are the response headers a replayed answer needs.
-var keptHeaders = []string{"Content-Type", "Content-Encoding", "Content-Language"}
+// keptHeaders are the response headers a replayed answer needs: how to read
+// the body, and which model made it (a client may pin or log the version).
+var keptHeaders = []string{"Content-Type", "Content-Encoding", "Content-Language", "X-Model-Version", "Openai-Model", "Openai-Version"}
 
 // KeepHeaders returns the headers of h worth storing: Content-Type, Content-Encoding,
-// Content-Language and any of extra (canonical or not). Per-request headers such as
+// Content-Language, the model's version headers (X-Model-Version, OpenAI-Model,
+// OpenAI-Version) and any of extra (canonical or not). Per-request headers such as
 // request IDs, dates and rate-limit headers are never stored.
 func KeepHeaders(h http.Header, extra ...string) http.Header {
 	out := make(http.Header, len(keptHeaders))

@@ -10,7 +10,11 @@ import (
 )
 
 // keyVersion changes whenever the key layout changes, so old entries are simply never found.
-const keyVersion = "aideploy-cache-key/1"
+//
+// Version 2 added the credentials a model server checks to the tenant part
+// (see Scope): an entry stored under version 1 for a caller with a key must
+// never answer one without.
+const keyVersion = "aideploy-cache-key/2"
 
 // Key returns the cache key of a request: SHA-256, in hex, of the tenant, method, route
 // template and model, each length-prefixed, followed by the canonical JSON body, so that no
@@ -33,6 +37,23 @@ func Key(tenant, method, route, model string, body []byte) (string, error) {
 	var out [2 * sha256.Size]byte
 	hex.Encode(out[:], sum[:])
 	return string(out[:]), nil
+}
+
+// Scope joins the tenant and the other parts of a request that change whom
+// an answer may go to (such as a hash of the credentials the model server
+// checks) into the tenant argument of Key, each length-prefixed so that no
+// two different lists join to the same string. Scope(tenant) is tenant.
+func Scope(tenant string, parts ...string) string {
+	if len(parts) == 0 {
+		return tenant
+	}
+	b := binary.AppendUvarint(nil, uint64(len(tenant)))
+	b = append(b, tenant...)
+	for _, p := range parts {
+		b = binary.AppendUvarint(b, uint64(len(p)))
+		b = append(b, p...)
+	}
+	return string(b)
 }
 
 // keyScratch holds the buffers of one key computation. Key runs on every

@@ -3,18 +3,16 @@ package openai
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/buger/jsonparser"
 
 	"github.com/aideploy/aideploy/internal/gateway/jsonscan"
 )
 
-// Route templates of the OpenAI-compatible API; Other is everything else.
+// Route templates of the OpenAI-compatible API; Other is the metric label of
+// requests the gateway refuses.
 const (
 	RouteChat        = "/v1/chat/completions"
 	RouteCompletions = "/v1/completions"
@@ -22,89 +20,14 @@ const (
 	RouteOther       = "other"
 )
 
-// RouteOf returns the route template of a path: one of the known routes or RouteOther.
-// It keeps metric labels bounded whatever paths clients send.
-func RouteOf(path string) string {
-	switch path {
+// IsBodyRoute says whether the gateway reads the request body of a route
+// (model, stream, token limits): the three routes it caches and accounts.
+func IsBodyRoute(route string) bool {
+	switch route {
 	case RouteChat, RouteCompletions, RouteEmbeddings:
-		return path
+		return true
 	}
-	return RouteOther
-}
-
-// Request is what the gateway needs to know about an OpenAI request body.
-type Request struct {
-	Model     string
-	Stream    bool
-	MaxTokens int64
-	// IncludeUsage says whether the client asked for usage in the stream itself.
-	IncludeUsage bool
-}
-
-// ErrMalformed marks a body that is not a JSON object with the expected field types.
-var ErrMalformed = errors.New("malformed request body")
-
-// ParseRequest reads the fields the gateway routes, limits and caches by. It
-// validates the whole body but decodes only those fields, without allocating
-// a tree: this runs on every OpenAI request.
-func ParseRequest(body []byte) (Request, error) {
-	if !jsonscan.Valid(body) {
-		var v any
-		err := json.Unmarshal(body, &v)
-		return Request{}, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if body[jsonscan.Space(body, 0)] != '{' { // Valid: a value follows any space
-		return Request{}, fmt.Errorf("%w: the body must be a JSON object", ErrMalformed)
-	}
-	var r Request
-	var bad error
-	jsonparser.EachKey(body, func(i int, v []byte, vt jsonparser.ValueType, err error) {
-		if err != nil || bad != nil || vt == jsonparser.Null {
-			return
-		}
-		want := [...]jsonparser.ValueType{jsonparser.String, jsonparser.Boolean, jsonparser.Number, jsonparser.Number, jsonparser.Boolean}[i]
-		if vt != want {
-			bad = fmt.Errorf("%w: field %s must be a %s", ErrMalformed, strings.Join(requestPaths[i], "."), typeName(want))
-			return
-		}
-		switch i {
-		case 0:
-			s, err := jsonparser.ParseString(v)
-			if err != nil {
-				bad = fmt.Errorf("%w: model: %v", ErrMalformed, err)
-			}
-			r.Model = s
-		case 1:
-			r.Stream = v[0] == 't'
-		case 2, 3:
-			n, err := strconv.ParseInt(string(v), 10, 64)
-			if err != nil {
-				bad = fmt.Errorf("%w: %s must be an integer", ErrMalformed, requestPaths[i][0])
-				return
-			}
-			if i == 2 || r.MaxTokens == 0 {
-				r.MaxTokens = n
-			}
-		case 4:
-			r.IncludeUsage = v[0] == 't'
-		}
-	}, requestPaths...)
-	if bad != nil {
-		return Request{}, bad
-	}
-	return r, nil
-}
-
-var requestPaths = [][]string{{"model"}, {"stream"}, {"max_tokens"}, {"max_completion_tokens"}, {"stream_options", "include_usage"}}
-
-func typeName(t jsonparser.ValueType) string {
-	switch t {
-	case jsonparser.String:
-		return "string"
-	case jsonparser.Boolean:
-		return "boolean"
-	}
-	return "number"
+	return false
 }
 
 // Usage is token usage as the OpenAI API reports it.

@@ -17,6 +17,12 @@ func WithStreamUsage(body []byte) ([]byte, bool) {
 	if err != nil {
 		return body, false
 	}
+	// jsonparser finds keys as written, a decoder after unescaping: a key
+	// spelt with escapes would get a second member added. Read the result as
+	// the model server will, so that what is sent is what was accounted.
+	if r, err := ParseRequest(out); err != nil || !r.IncludeUsage {
+		return body, false
+	}
 	return out, true
 }
 
@@ -57,6 +63,9 @@ type StreamWriter struct {
 
 	Usage    Usage // the last usage seen, valid when HasUsage
 	HasUsage bool
+	// Done and Finished say the stream sent "data: [DONE]" and a choice
+	// with a finish_reason: see Complete.
+	Done, Finished bool
 
 	sc  sse.Scanner
 	err error
@@ -68,6 +77,8 @@ func (s *StreamWriter) Write(p []byte) (int, error) {
 		if u, ok := UsageOf(e.Data); ok {
 			s.Usage, s.HasUsage = u, true
 		}
+		s.Done = s.Done || IsDone(e.Data)
+		s.Finished = s.Finished || HasFinishReason(e.Data)
 		if s.DropUsage && s.err == nil && !IsUsageChunk(e.Data) {
 			s.err = sse.WriteFullEvent(s.W, e)
 		}
