@@ -3,6 +3,7 @@ package cli
 import (
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/iostreams"
@@ -50,6 +51,9 @@ func NewFactory(streams *iostreams.IOStreams) *Factory {
 	f.Kube = func() (*k8s.Client, error) {
 		if kube != nil {
 			return kube, nil
+		}
+		if err := missingKubeconfig(f.KubeFlags, os.Getenv); err != nil {
+			return nil, err
 		}
 		c, err := k8s.FromFlags(f.KubeFlags)
 		if err != nil {

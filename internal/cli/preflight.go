@@ -128,6 +128,10 @@ func runPreflight(ctx context.Context, opts *preflightOptions) error {
 // kubeconfig the cluster checks skip with one short line.
 func (opts *preflightOptions) kubeClient() (kubernetes.Interface, error) {
 	c, err := opts.f.Kube()
+	var none *noKubeconfigError
+	if errors.As(err, &none) {
+		return nil, errors.New("no cluster configured (no --kubeconfig, KUBECONFIG or ~/.kube/config)")
+	}
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		if clientcmd.IsEmptyConfig(e) {
 			return nil, errors.New("no cluster configured (no --kubeconfig, KUBECONFIG or ~/.kube/config)")
