@@ -18,7 +18,10 @@ type Factory struct {
 	// Set from global flags before a command runs.
 	ConfigPath string
 	Output     string
-	Verbose    bool
+	// Wide is --output wide: tables that narrow themselves to fit a
+	// terminal (preflight) print every column whole instead.
+	Wide    bool
+	Verbose bool
 
 	// Config loads and validates aideploy.yaml from ConfigPath.
 	Config func() (*config.Config, error)

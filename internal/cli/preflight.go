@@ -111,8 +111,12 @@ func runPreflight(ctx context.Context, opts *preflightOptions) error {
 	if f.Output == "json" {
 		err = preflight.WriteJSON(f.IO.Out, rep)
 	} else {
+		width := preflight.TableWidth
+		if f.Wide {
+			width = 0
+		}
 		err = printOutput(f.IO.Out, f.Output, rep, func(w io.Writer) error {
-			return preflight.WriteTable(w, rep, f.IO.ColorEnabled())
+			return preflight.WriteTable(w, rep, f.IO.ColorEnabled(), width)
 		})
 	}
 	if err != nil {

@@ -30,6 +30,11 @@ func NewRootCmd(f *Factory) *cobra.Command {
 			if noColor {
 				f.IO.DisableColor()
 			}
+			if f.Output == "wide" {
+				// Commands read Output as table, json or yaml; the few
+				// whose table narrows itself read Wide.
+				f.Output, f.Wide = "table", true
+			}
 			return validateOutput(f.Output)
 		},
 	}
@@ -39,7 +44,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	root.SetFlagErrorFunc(flagError)
 	pf := root.PersistentFlags()
 	pf.StringVar(&f.ConfigPath, "config", f.ConfigPath, "path of aideploy.yaml")
-	pf.StringVarP(&f.Output, "output", "o", f.Output, "output format: table, json or yaml")
+	pf.StringVarP(&f.Output, "output", "o", f.Output, "output format: table, wide (every column whole), json or yaml")
 	pf.BoolVar(&noColor, "no-color", false, "never write colour (also NO_COLOR)")
 	pf.BoolVarP(&f.Verbose, "verbose", "v", false, "log more detail to stderr")
 	if f.KubeFlags != nil {
