@@ -3,6 +3,7 @@ package cli
 import (
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/iostreams"
@@ -17,7 +18,10 @@ type Factory struct {
 	// Set from global flags before a command runs.
 	ConfigPath string
 	Output     string
-	Verbose    bool
+	// Wide is --output wide: tables that narrow themselves to fit a
+	// terminal (preflight) print every column whole instead.
+	Wide    bool
+	Verbose bool
 
 	// Config loads and validates aideploy.yaml from ConfigPath.
 	Config func() (*config.Config, error)
@@ -50,6 +54,9 @@ func NewFactory(streams *iostreams.IOStreams) *Factory {
 	f.Kube = func() (*k8s.Client, error) {
 		if kube != nil {
 			return kube, nil
+		}
+		if err := missingKubeconfig(f.KubeFlags, os.Getenv); err != nil {
+			return nil, err
 		}
 		c, err := k8s.FromFlags(f.KubeFlags)
 		if err != nil {

@@ -40,7 +40,7 @@ Nothing is written to aideploy.yaml: add the entry, then reload the gateway
   aideploy gateway key team-c -o json | jq -r .key`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return UsageErrorf("%s takes the tenant's name, e.g. %s team-a", cmd.CommandPath(), cmd.CommandPath())
+				return UsageErrorf("%s takes the tenant's name, e.g. %s team-a", commandName(cmd), cmd.CommandPath())
 			}
 			return nil
 		},

@@ -9,7 +9,9 @@ import (
 )
 
 // Output formats accepted by --output.
-var outputFormats = []string{"table", "json", "yaml"}
+// wide is the table with every column whole, where a command has a narrower
+// default (preflight); elsewhere it is the table.
+var outputFormats = []string{"table", "wide", "json", "yaml"}
 
 // printOutput writes v as JSON or YAML, or calls table for the human form.
 func printOutput(w io.Writer, format string, v any, table func(io.Writer) error) error {
@@ -32,7 +34,7 @@ func printOutput(w io.Writer, format string, v any, table func(io.Writer) error)
 	case "table", "":
 		return table(w)
 	}
-	return UsageErrorf("--output %q is not supported; use table, json or yaml", format)
+	return UsageErrorf("--output %q is not supported; use table, wide, json or yaml", format)
 }
 
 func validateOutput(format string) error {
@@ -41,5 +43,5 @@ func validateOutput(format string) error {
 			return nil
 		}
 	}
-	return UsageErrorf("--output %q is not supported; use table, json or yaml", format)
+	return UsageErrorf("--output %q is not supported; use table, wide, json or yaml", format)
 }

@@ -111,8 +111,12 @@ func runPreflight(ctx context.Context, opts *preflightOptions) error {
 	if f.Output == "json" {
 		err = preflight.WriteJSON(f.IO.Out, rep)
 	} else {
+		width := preflight.TableWidth
+		if f.Wide {
+			width = 0
+		}
 		err = printOutput(f.IO.Out, f.Output, rep, func(w io.Writer) error {
-			return preflight.WriteTable(w, rep, f.IO.ColorEnabled())
+			return preflight.WriteTable(w, rep, f.IO.ColorEnabled(), width)
 		})
 	}
 	if err != nil {
@@ -128,6 +132,10 @@ func runPreflight(ctx context.Context, opts *preflightOptions) error {
 // kubeconfig the cluster checks skip with one short line.
 func (opts *preflightOptions) kubeClient() (kubernetes.Interface, error) {
 	c, err := opts.f.Kube()
+	var none *noKubeconfigError
+	if errors.As(err, &none) {
+		return nil, errors.New("no cluster configured (no --kubeconfig, KUBECONFIG or ~/.kube/config)")
+	}
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		if clientcmd.IsEmptyConfig(e) {
 			return nil, errors.New("no cluster configured (no --kubeconfig, KUBECONFIG or ~/.kube/config)")

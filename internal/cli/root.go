@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"strings"
+
 	"github.com/spf13/cobra"
 
 	"github.com/aideploy/aideploy/internal/buildinfo"
@@ -28,18 +30,21 @@ func NewRootCmd(f *Factory) *cobra.Command {
 			if noColor {
 				f.IO.DisableColor()
 			}
+			if f.Output == "wide" {
+				// Commands read Output as table, json or yaml; the few
+				// whose table narrows itself read Wide.
+				f.Output, f.Wide = "table", true
+			}
 			return validateOutput(f.Output)
 		},
 	}
 	// --version as docker and most CLIs take it, beside `aideploy version`.
 	root.Version = versionLine(buildinfo.Get())
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return &UsageError{Err: err}
-	})
+	root.SetFlagErrorFunc(flagError)
 	pf := root.PersistentFlags()
 	pf.StringVar(&f.ConfigPath, "config", f.ConfigPath, "path of aideploy.yaml")
-	pf.StringVarP(&f.Output, "output", "o", f.Output, "output format: table, json or yaml")
+	pf.StringVarP(&f.Output, "output", "o", f.Output, "output format: table, wide (every column whole), json or yaml")
 	pf.BoolVar(&noColor, "no-color", false, "never write colour (also NO_COLOR)")
 	pf.BoolVarP(&f.Verbose, "verbose", "v", false, "log more detail to stderr")
 	if f.KubeFlags != nil {
@@ -70,7 +75,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 // noArgs is cobra.NoArgs returning a usage error.
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return UsageErrorf("%s takes no arguments, got %q", cmd.CommandPath(), args)
+		return UsageErrorf("%s takes no arguments, got %q", commandName(cmd), args)
 	}
 	return nil
 }
@@ -79,8 +84,14 @@ func noArgs(cmd *cobra.Command, args []string) error {
 func maxArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) > n {
-			return UsageErrorf("%s takes at most %d argument(s), got %q", cmd.CommandPath(), n, args)
+			return UsageErrorf("%s takes at most %d argument(s), got %q", commandName(cmd), n, args)
 		}
 		return nil
 	}
+}
+
+// commandName is the command's path without the program's name, for
+// messages that ExitCode already prefixes with "aideploy: ".
+func commandName(cmd *cobra.Command) string {
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
 }

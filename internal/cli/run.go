@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/iostreams"
 )
 
@@ -27,7 +26,12 @@ func Run(ctx context.Context, streams *iostreams.IOStreams, args []string) error
 	root.SetErr(streams.ErrOut)
 	_, err := root.ExecuteContextC(ctx)
 	if err != nil && strings.HasPrefix(err.Error(), "unknown command") {
-		return UsageErrorf("%v", err)
+		err = UsageErrorf("%v", err)
+	}
+	if err != nil {
+		if format := outputFormatOf(f.Output, args); format == "json" || format == "yaml" {
+			writeErrorOutput(streams.Out, format, err)
+		}
 	}
 	return err
 }
@@ -50,27 +54,20 @@ func (e *SilentError) Error() string { return fmt.Sprintf("exit status %d", e.Co
 
 // ExitCode reports err on the error stream and returns the process exit code.
 func ExitCode(streams *iostreams.IOStreams, err error) int {
-	if err == nil {
-		return ExitOK
-	}
-	var silent *SilentError
-	if errors.As(err, &silent) {
-		return silent.Code
-	}
-	if errors.Is(err, context.Canceled) {
+	code, kind := classify(err)
+	switch kind {
+	case "":
+	case "interrupted":
 		fmt.Fprintln(streams.ErrOut, "aideploy: interrupted")
-		return ExitFailed
-	}
-	var usage *UsageError
-	var cfgErr *config.Error
-	switch {
-	case errors.As(err, &cfgErr):
+	case "config":
 		fmt.Fprintln(streams.ErrOut, strings.TrimRight(err.Error(), "\n"))
-		return ExitUsage
-	case errors.As(err, &usage):
+	case "usage":
 		fmt.Fprintf(streams.ErrOut, "aideploy: %v\nRun 'aideploy --help' for usage.\n", err)
-		return ExitUsage
+	default:
+		var silent *SilentError
+		if !errors.As(err, &silent) {
+			fmt.Fprintf(streams.ErrOut, "aideploy: %v\n", err)
+		}
 	}
-	fmt.Fprintf(streams.ErrOut, "aideploy: %v\n", err)
-	return ExitFailed
+	return code
 }

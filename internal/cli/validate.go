@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/aideploy/aideploy/internal/config"
 )
@@ -54,6 +55,14 @@ func newCmdSchema(f *Factory) *cobra.Command {
 # yaml-language-server: $schema=./aideploy.schema.json at the top of the file.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.Output == "yaml" {
+				y, err := yaml.JSONToYAML(config.SchemaJSON)
+				if err != nil {
+					return err
+				}
+				_, err = f.IO.Out.Write(y)
+				return err
+			}
 			_, err := f.IO.Out.Write(config.SchemaJSON)
 			return err
 		},

@@ -69,8 +69,11 @@ func initFailure(ret nvml.Return, required bool) Result {
 	what := initProblem(ret)
 	switch ret {
 	case nvml.ERROR_LIBRARY_NOT_FOUND:
-		return skipOrFail(required, id, sub, what+": GPU checks skipped",
-			"install the NVIDIA driver on a GPU host; in a container, run it with the NVIDIA container toolkit")
+		const remedy = "install the NVIDIA driver on a GPU host; in a container, run it with the NVIDIA container toolkit"
+		if required {
+			return fail(id, sub, "no usable GPU on this host: "+what, "", remedy)
+		}
+		return skipOrFail(false, id, sub, what+": GPU checks skipped", remedy)
 	case nvml.ERROR_DRIVER_NOT_LOADED:
 		return failOrWarn(required, id, sub, what, "",
 			"load the driver (modprobe nvidia; see dmesg for why it failed) or reboot after installing it")

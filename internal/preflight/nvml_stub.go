@@ -21,6 +21,9 @@ var errNVMLUnavailable = errors.New(nvmlUnavailable)
 func hostDriverVersion(NVML) (string, error) { return "", errNVMLUnavailable }
 
 func (r *runner) gpuGroup(context.Context) []Result {
-	return []Result{skipOrFail(r.opts.Require.GPU, "nvml.init", "host", nvmlUnavailable+": GPU checks skipped",
-		"use a linux build of aideploy made with cgo to check GPUs")}
+	const remedy = "use a linux build of aideploy made with cgo to check GPUs"
+	if r.opts.Require.GPU {
+		return []Result{fail("nvml.init", "host", "no GPU check can run: "+nvmlUnavailable, "", remedy)}
+	}
+	return []Result{skip("nvml.init", "host", nvmlUnavailable+": GPU checks skipped")}
 }

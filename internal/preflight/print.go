@@ -31,9 +31,15 @@ func WriteJSON(w io.Writer, rep Report) error {
 
 var tableHeader = []string{"STATUS", "CHECK", "SUBJECT", "MEASURED", "THRESHOLD"}
 
+// TableWidth is the width the table keeps to unless asked for all of it
+// (-o wide): an 100-column terminal shows every row whole.
+const TableWidth = 100
+
 // WriteTable writes one row per result, the remedy under each warning and failure,
 // and a summary line. Colour is used only when color is true (see IsTerminal).
-func WriteTable(w io.Writer, rep Report, color bool) error {
+// A table wider than width (0: no limit) moves each threshold to a line of its
+// own under the measurement and wraps long measurements and remedies.
+func WriteTable(w io.Writer, rep Report, color bool, width int) error {
 	r := lipgloss.NewRenderer(w)
 	r.SetColorProfile(termenv.Ascii)
 	if color {
@@ -57,8 +63,30 @@ func WriteTable(w io.Writer, rep Report, color bool) error {
 			widths[i] = max(widths[i], lipgloss.Width(cell))
 		}
 	}
+	total := 0
+	for _, wd := range widths {
+		total += wd + 2
+	}
+	narrow := width > 0 && total-2 > width
+	cols := len(tableHeader)
+	if narrow {
+		cols-- // the threshold goes under the measurement
+	}
+	indent := 0
+	for _, wd := range widths[:3] {
+		indent += wd + 2
+	}
+	room := max(width-indent, 20)
+	pad := strings.Repeat(" ", indent)
+
 	bw := bufio.NewWriter(w)
 	for i, row := range rows {
+		row = row[:cols]
+		var measured []string
+		if narrow {
+			measured = wrap(row[3], room)
+			row[3] = measured[0]
+		}
 		var line strings.Builder
 		for j, cell := range row {
 			padded := cell
@@ -71,10 +99,30 @@ func WriteTable(w io.Writer, rep Report, color bool) error {
 			line.WriteString(padded)
 		}
 		fmt.Fprintln(bw, strings.TrimRight(line.String(), " "))
-		if i > 0 {
-			res := rep.Results[i-1]
-			if res.Remedy != "" && (res.Status == Warn || res.Status == Fail) {
-				fmt.Fprintln(bw, strings.Repeat(" ", widths[0]+2)+dim.Render("→ "+res.Remedy))
+		if i == 0 {
+			continue
+		}
+		res := rep.Results[i-1]
+		if narrow {
+			for _, more := range measured[1:] {
+				fmt.Fprintln(bw, pad+more)
+			}
+			if res.Threshold != "" {
+				for _, l := range wrap("want "+res.Threshold, room) {
+					fmt.Fprintln(bw, pad+dim.Render(l))
+				}
+			}
+		}
+		if res.Remedy != "" && (res.Status == Warn || res.Status == Fail) {
+			at, avail := strings.Repeat(" ", widths[0]+2), 0
+			if width > 0 {
+				avail = max(width-widths[0]-2, 20)
+			}
+			for k, l := range wrap("→ "+res.Remedy, avail) {
+				if k > 0 {
+					l = "  " + l
+				}
+				fmt.Fprintln(bw, at+dim.Render(l))
 			}
 		}
 	}
@@ -83,4 +131,28 @@ func WriteTable(w io.Writer, rep Report, color bool) error {
 		return fmt.Errorf("writing the report: %w", err)
 	}
 	return nil
+}
+
+// wrap breaks s at spaces into lines of at most width cells (0: no limit);
+// a word longer than width stays whole on its own line.
+func wrap(s string, width int) []string {
+	if width <= 0 || lipgloss.Width(s) <= width {
+		return []string{s}
+	}
+	var lines []string
+	var cur strings.Builder
+	for _, word := range strings.Fields(s) {
+		if cur.Len() > 0 && lipgloss.Width(cur.String())+1+lipgloss.Width(word) > width {
+			lines = append(lines, cur.String())
+			cur.Reset()
+		}
+		if cur.Len() > 0 {
+			cur.WriteByte(' ')
+		}
+		cur.WriteString(word)
+	}
+	if cur.Len() > 0 || len(lines) == 0 {
+		lines = append(lines, cur.String())
+	}
+	return lines
 }

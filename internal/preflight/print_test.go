@@ -44,7 +44,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestWriteTableGolden(t *testing.T) {
 	var buf bytes.Buffer
-	if err := WriteTable(&buf, sampleReport(), false); err != nil {
+	if err := WriteTable(&buf, sampleReport(), false, 0); err != nil {
 		t.Fatal(err)
 	}
 	if bytes.Contains(buf.Bytes(), []byte("\x1b[")) {
@@ -56,10 +56,10 @@ func TestWriteTableGolden(t *testing.T) {
 func TestWriteTableColor(t *testing.T) {
 	t.Parallel()
 	var plain, color bytes.Buffer
-	if err := WriteTable(&plain, sampleReport(), false); err != nil {
+	if err := WriteTable(&plain, sampleReport(), false, TableWidth); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteTable(&color, sampleReport(), true); err != nil {
+	if err := WriteTable(&color, sampleReport(), true, TableWidth); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(color.String(), "\x1b[") {
@@ -93,4 +93,35 @@ func TestWriteJSONGolden(t *testing.T) {
 	if back.SchemaVersion != SchemaVersion || back.DurationMS != 420 || back.Summary["fail"] != 1 || len(back.Results) != 5 {
 		t.Errorf("round trip: %+v", back)
 	}
+}
+
+// TestWriteTableFitsWidth: a report whose rows are wider than the terminal
+// keeps every line within TableWidth and loses no text.
+func TestWriteTableFitsWidth(t *testing.T) {
+	t.Parallel()
+	rep := sampleReport()
+	rep.Results = append(rep.Results, skip("k8s.cluster", "cluster",
+		"/home/someone/.kube/config: the kubeconfig file does not exist; pass --kubeconfig FILE, set KUBECONFIG, or set rollout.target: docker"))
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, rep, false, TableWidth); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if n := len([]rune(l)); n > TableWidth {
+			t.Errorf("line of %d columns: %q", n, l)
+		}
+	}
+	flat := strings.Join(strings.Fields(buf.String()), " ")
+	for _, r := range rep.Results {
+		parts := []string{r.Measured, r.Threshold}
+		if r.Status == Warn || r.Status == Fail {
+			parts = append(parts, r.Remedy)
+		}
+		for _, part := range parts {
+			if !strings.Contains(flat, strings.Join(strings.Fields(part), " ")) {
+				t.Errorf("lost %q", part)
+			}
+		}
+	}
+	golden(t, "table_narrow.golden", buf.Bytes())
 }

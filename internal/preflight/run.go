@@ -3,6 +3,7 @@ package preflight
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,6 +109,9 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	for _, rs := range out {
 		results = append(results, rs...)
 	}
+	if res, ok := gpuCoverage(opts.Req, results); !ok && (opts.Run.GPU || opts.Run.Docker || opts.Run.Kubernetes) {
+		results = append(results, res)
+	}
 	rep := newReport(results, time.Since(start))
 	if err := ctx.Err(); err != nil {
 		return rep, fmt.Errorf("preflight interrupted: %w", err)
@@ -175,4 +179,24 @@ func cmpOrDuration(v, fallback time.Duration) time.Duration {
 		return v
 	}
 	return fallback
+}
+
+// gpuCoverage warns when aideploy.yaml asks for GPUs and no check of this
+// run looked at one: a green report would otherwise say nothing about the
+// part most likely to fail. It is a warning, a failure under --strict.
+func gpuCoverage(req Requirements, results []Result) (Result, bool) {
+	if req.GPUsPerReplica == 0 {
+		return Result{}, true
+	}
+	for _, r := range results {
+		if r.Status == Skip || r.ID == "nvml.init" {
+			continue
+		}
+		if strings.HasPrefix(r.ID, "gpu.") || r.ID == "k8s.gpu-capacity" || (r.ID == "docker.gpu-runtime" && r.Status == Pass) {
+			return Result{}, true
+		}
+	}
+	return warn("gpu.coverage", "config",
+		fmt.Sprintf("aideploy.yaml asks for %d GPU(s) per replica; no check here could see a GPU", req.GPUsPerReplica), "",
+		"run preflight on the GPU host (--gpu --require-gpu) or against the cluster (--k8s)"), false
 }
