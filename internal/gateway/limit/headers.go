@@ -8,18 +8,30 @@ import (
 	"time"
 )
 
-// WriteHeaders sets RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds,
-// rounded up) for a decision that applied a rule, and Retry-After on a rejection.
+// window is the period every quota is counted over: limits are per minute.
+const quotaWindow = time.Minute
+
+// WriteHeaders sets the IETF draft's rate-limit fields for a decision that
+// applied a rule: RateLimit-Policy (the quota and its window),
+// RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset, the seconds
+// (rounded up) until the quota is whole again — never past the window. On a
+// rejection RateLimit-Reset is the seconds until the request could be
+// admitted, and Retry-After says the same number, so a client that honours
+// either waits as long.
 func WriteHeaders(h http.Header, d Decision) {
 	if d.Limit <= 0 {
 		return
 	}
-	h.Set("RateLimit-Limit", strconv.FormatInt(d.Limit, 10))
+	limit := strconv.FormatInt(d.Limit, 10)
+	h.Set("RateLimit-Policy", limit+";w="+strconv.Itoa(int(quotaWindow/time.Second)))
+	h.Set("RateLimit-Limit", limit)
 	h.Set("RateLimit-Remaining", strconv.FormatInt(max(d.Remaining, 0), 10))
-	h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(d.Reset), 10))
+	reset := min(ceilSeconds(d.Reset), int64(quotaWindow/time.Second))
 	if !d.Allowed {
-		h.Set("Retry-After", strconv.FormatInt(max(ceilSeconds(d.RetryAfter), 1), 10))
+		reset = max(ceilSeconds(d.RetryAfter), 1)
+		h.Set("Retry-After", strconv.FormatInt(reset, 10))
 	}
+	h.Set("RateLimit-Reset", strconv.FormatInt(reset, 10))
 }
 
 func ceilSeconds(d time.Duration) int64 {
