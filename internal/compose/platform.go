@@ -60,13 +60,25 @@ var (
 )
 
 // NewDockerClient connects to the engine named by DOCKER_HOST (or the local socket),
-// speaking the engine's API version.
+// speaking the engine's API version. It asks the engine once, so that a
+// command finds a stopped engine before it starts, with what to do about it.
 func NewDockerClient() (*client.Client, error) {
 	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return nil, fmt.Errorf("connecting to Docker: %w (is the Docker engine running and DOCKER_HOST right?)", err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Ping(ctx); err != nil {
+		c.Close()
+		return nil, engineUnreachable(c.DaemonHost(), err)
+	}
 	return c, nil
+}
+
+// engineUnreachable says which engine did not answer and what to do next.
+func engineUnreachable(host string, err error) error {
+	return fmt.Errorf("the Docker engine at %s is not reachable: %w\n  → start it (systemctl start docker), point DOCKER_HOST at a running engine, or deploy to Kubernetes with rollout.target: k8s in aideploy.yaml", host, err)
 }
 
 // New returns the platform of one service.
