@@ -43,7 +43,7 @@ func TestGatewayServeConfigErrors(t *testing.T) {
 		want      string // in the message
 	}{
 		{"no upstream at all", nil, "", "", "--upstream"},
-		{"bad scheme", []string{"ftp://x"}, "", "", "scheme must be http or unix"},
+		{"bad scheme", []string{"ftp://x"}, "", "", "scheme must be http, https or unix"},
 		{"no port", up, "127.0.0.1", "", "must be host:port"},
 		{"port out of range", up, "127.0.0.1:99999", "", "gateway.listen: (\"127.0.0.1:99999\") has port 99999, out of range 0-65535"},
 		{"one target twice", []string{"http://127.0.0.1:8000", "http://127.0.0.1:8000/"}, "", "",

@@ -196,16 +196,16 @@ func ParseTargetURL(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("%q is not a URL: %v", s, err)
 	}
 	switch u.Scheme {
-	case "http":
+	case "http", "https":
 		if u.Host == "" {
-			return nil, fmt.Errorf("%q has no host; use http://host:port", s)
+			return nil, fmt.Errorf("%q has no host; use %s://host:port", s, u.Scheme)
 		}
 	case "unix":
 		if u.Path == "" || u.Host != "" {
 			return nil, fmt.Errorf("%q has no socket path; use unix:///path/to.sock", s)
 		}
 	default:
-		return nil, fmt.Errorf("%q: scheme must be http or unix (https upstreams are not supported)", s)
+		return nil, fmt.Errorf("%q: scheme must be http, https or unix", s)
 	}
 	return u, nil
 }
