@@ -82,6 +82,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	unhalt := context.AfterFunc(s.halted, func() { cancel(errShuttingDown) })
 	defer unhalt()
 	r = r.WithContext(ctx)
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// net/http drops the Content-Length of a request that also has
+		// Transfer-Encoding before a handler sees it, so the smuggling attempt
+		// RFC 9112 6.1 asks to close the connection after cannot be told from
+		// a plain chunked body: every chunked request ends its connection.
+		// Clients of a model API send Content-Length; the cost is small.
+		w.Header().Set("Connection", "close")
+	}
 	if d := time.Duration(s.bodyTimeout.Load()); d > 0 && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		limitBodyTime(w, r, d)
 	}
