@@ -31,10 +31,13 @@ type PoolConfig struct {
 
 // TargetConfig is one upstream address with its weight.
 type TargetConfig struct {
-	// URL is http://host:port or unix:///path.sock.
+	// URL is http://host:port, https://host:port or unix:///path.sock.
 	URL string `yaml:"url" json:"url"`
 	// Weight is the relative share of traffic; 0 means 1.
 	Weight int `yaml:"weight,omitempty" json:"weight,omitempty"`
+	// CAFile is a PEM file of the CAs an https:// target's certificate is checked against
+	// instead of the system's (a private CA); read when the pool is built.
+	CAFile string `yaml:"caFile,omitempty" json:"caFile,omitempty"`
 }
 
 // HealthCheck configures active probing.

@@ -2,9 +2,13 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sync/atomic"
 	"time"
 )
@@ -60,6 +64,17 @@ func newTarget(tc TargetConfig, to Timeouts, bf BreakerFactory) (*Target, error)
 		DisableCompression: true,    // pass the client's Accept-Encoding through untouched
 		WriteBufferSize:    8 << 10, // small: thousands of open streams each hold one
 		ReadBufferSize:     8 << 10,
+	}
+	if tc.CAFile != "" {
+		pem, err := os.ReadFile(tc.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("target %s: reading caFile: %w", tc.URL, err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("target %s: caFile %s holds no PEM certificate; give the CA's certificate in PEM", tc.URL, tc.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	}
 	base := &url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
 	if u.Scheme == "unix" {
