@@ -110,7 +110,9 @@ func limitBodyTime(w http.ResponseWriter, r *http.Request, d time.Duration) {
 	r.Body = &deadlineBody{ReadCloser: r.Body, lift: func() { _ = rc.SetReadDeadline(time.Time{}) }}
 }
 
-// deadlineBody lifts the read deadline when the body ends.
+// deadlineBody lifts the read deadline when the body has arrived whole; a
+// body that failed keeps it, so that what net/http reads of it afterwards
+// (to reuse the connection) fails as fast.
 type deadlineBody struct {
 	io.ReadCloser
 	lift   func()
@@ -119,7 +121,7 @@ type deadlineBody struct {
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && !b.lifted {
+	if err == io.EOF && !b.lifted {
 		b.lifted = true
 		b.lift()
 	}
