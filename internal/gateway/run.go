@@ -102,6 +102,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 	}
 	conns := newConnLimit(maxConnections(cfg.Server))
 	hs := clientServer(cfg.Server, srv, conns, &tlsCerts, logger)
+	hs.BaseContext = srv.BaseContext
 	as := &http.Server{Handler: admin.Handler(admin.Options{
 		Pools: func() map[string]*upstream.Pool { return srv.Gateway().Pools() }, Token: func() string { return *tokenNow.Load() },
 		Registry: m.Registry, Ready: func() bool { return srv.Gateway().Ready() },

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -37,9 +38,12 @@ type Server struct {
 	build func(cfg Config, prev Deps) (d Deps, retire func())
 
 	bodyTimeout atomic.Int64 // time.Duration; 0: none
-	halted      context.Context
-	halt        context.CancelFunc
-	active      atomic.Int64 // requests in ServeHTTP
+	// halted is the base of every client connection's context (see
+	// BaseContext): halting it ends every request with errShuttingDown, at
+	// no cost per request.
+	halted context.Context
+	halt   context.CancelCauseFunc
+	active atomic.Int64 // requests in ServeHTTP
 
 	mu     sync.Mutex // serialises reloads
 	ctx    context.Context
@@ -57,7 +61,7 @@ func NewServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.halted, s.halt = context.WithCancel(context.Background())
+	s.halted, s.halt = context.WithCancelCause(context.Background())
 	s.bodyTimeout.Store(int64(g.cfg.Server.BodyTimeout.D()))
 	s.start(g)
 	return s, nil
@@ -71,17 +75,15 @@ func (s *Server) start(g *Gateway) {
 	go func() { defer s.wg.Done(); g.Run(gctx) }()
 }
 
+// BaseContext is http.Server.BaseContext: the context every client
+// connection's, and so every request's, derives from.
+func (s *Server) BaseContext(net.Listener) context.Context { return s.halted }
+
 // ServeHTTP hands the request to the current gateway, with a deadline on
-// reading its body and a context that the end of the shutdown timeout
-// cancels with errShuttingDown.
+// reading its body.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.active.Add(1)
 	defer s.active.Add(-1)
-	ctx, cancel := context.WithCancelCause(r.Context())
-	defer cancel(nil)
-	unhalt := context.AfterFunc(s.halted, func() { cancel(errShuttingDown) })
-	defer unhalt()
-	r = r.WithContext(ctx)
 	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
 		// net/http drops the Content-Length of a request that also has
 		// Transfer-Encoding before a handler sees it, so the smuggling attempt
@@ -178,11 +180,12 @@ func (s *Server) Reload(cfg Config) error {
 	return nil
 }
 
-// stopStreams ends every request still running with errShuttingDown, so
-// that streams send their client an error event before the connections are
-// closed, and waits up to wait for the handlers to return.
+// stopStreams ends every request still running with errShuttingDown (for
+// connections whose server has BaseContext), so that streams send their
+// client an error event before the connections are closed, and waits up to
+// wait for the handlers to return.
 func (s *Server) stopStreams(wait time.Duration) {
-	s.halt()
+	s.halt(errShuttingDown)
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	end := time.After(wait)
