@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -90,5 +91,35 @@ func TestIntegrationSIGHUPAppliesLimitsAndCacheAndNamesWhatNeedsARestart(t *test
 	}
 	if !strings.Contains(line, "listen") || !strings.Contains(line, "restart") {
 		t.Errorf("the reload's log line %q does not name listen as needing a restart", line)
+	}
+}
+
+// Exactly the settings a reload cannot apply are named; the ones it applies
+// are not.
+func TestNeedsRestart(t *testing.T) {
+	t.Parallel()
+	base := Default()
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"nothing", func(*Config) {}, "[]"},
+		{"applied live", func(c *Config) {
+			c.Server.MaxConnections, c.Server.BodyTimeout, c.ShutdownTimeout = 10, 1, 1
+			c.Limits.Default.Requests, c.Cache.TTL, c.Breaker.Cooldown = 1, 1, 1
+		}, "[]"},
+		{"listeners", func(c *Config) { c.Listen, c.AdminListen = "127.0.0.1:1", "127.0.0.1:2" }, "[listen adminListen]"},
+		{"redis", func(c *Config) { c.RedisURL = "redis://127.0.0.1:6379/0" }, "[redisURL]"},
+		{"tls on", func(c *Config) { c.Server.TLS = TLSConfig{CertFile: "c", KeyFile: "k"} }, "[server.tls (turning TLS on or off)]"},
+		{"server", func(c *Config) {
+			c.Server.DisableH2C, c.Server.MaxHeaderBytes, c.Server.ReadHeaderTimeout, c.Server.IdleTimeout = true, 1, 1, 1
+		}, "[server.disableH2C server.maxHeaderBytes server.readHeaderTimeout server.idleTimeout]"},
+	} {
+		next := Default()
+		tc.mod(&next)
+		if got := fmt.Sprint(needsRestart(base, next)); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
 	}
 }
