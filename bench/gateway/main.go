@@ -224,8 +224,8 @@ func run(ctx context.Context) (err error) {
 		{"c gateway (miss) at nginx's quarter peak", "127.0.0.1:" + gwPort, half / 2, gwPID},
 		{"c' gateway (cache off) at nginx's half peak", "127.0.0.1:" + offPort, half, offPID},
 		{"c' gateway (cache off) at nginx's quarter peak", "127.0.0.1:" + offPort, half / 2, offPID},
-		{"m minimal Go proxy at nginx's half peak", "127.0.0.1:" + minPort, half, minPID},
-		{"m minimal Go proxy at nginx's quarter peak", "127.0.0.1:" + minPort, half / 2, minPID},
+		{"m minimal httputil.ReverseProxy at nginx's half peak", "127.0.0.1:" + minPort, half, minPID},
+		{"m minimal httputil.ReverseProxy at nginx's quarter peak", "127.0.0.1:" + minPort, half / 2, minPID},
 	}
 	// The machine settles for a second after the throughput runs before the
 	// first paced run counts.
@@ -304,12 +304,12 @@ func run(ctx context.Context) (err error) {
 	fmt.Printf("p99 added at %.0f req/s: %.2f ms; by round %s\n", half/2, addQuarter.median(), addQuarter.format("%+.2f"))
 	// On a machine whose cores the load generator and the fake model share,
 	// the added p99 follows the proxy's CPU per request: print it beside.
-	fmt.Printf("server CPU per request at %.0f req/s: nginx %s, gateway %s, gateway with the cache off %s, minimal Go proxy %s\n",
+	fmt.Printf("server CPU per request at %.0f req/s: nginx %s, gateway %s, gateway with the cache off %s, minimal httputil.ReverseProxy %s\n",
 		half, usPerReq(paced[pNginx]), usPerReq(paced[pGateway]), usPerReq(paced[pOff]), usPerReq(paced[pMin]))
 	// Two cores shared by the load generator, the fake model and the proxy:
 	// how close each paced run came to using them all, and what the proxy's
 	// neighbours spent, so that an added p99 can be read as queueing.
-	fmt.Printf("cores busy at %.0f req/s: nginx %s, gateway %s, gateway with the cache off %s, minimal Go proxy %s; per request in the nginx run, load generator %s, fake model %s\n",
+	fmt.Printf("cores busy at %.0f req/s: nginx %s, gateway %s, gateway with the cache off %s, minimal httputil.ReverseProxy %s; per request in the nginx run, load generator %s, fake model %s\n",
 		half, busyOf(paced[pNginx]), busyOf(paced[pGateway]), busyOf(paced[pOff]), busyOf(paced[pMin]), us(paced[pNginx].loadPerReq), us(paced[pNginx].upPerReq))
 	minHalf, minQuarter := added(p99(pMin), p99(pNginx)), added(p99(pMinQuarter), p99(pNginxQuarter))
 	fmt.Printf("minimal httputil.ReverseProxy (proxying on net/http without the gateway's work): m/b %.2f, p99 added %.2f ms at %.0f req/s (by round %s), %.2f ms at %.0f req/s (by round %s)\n",
