@@ -9,6 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aideploy/aideploy/internal/gateway/metrics"
+	"github.com/aideploy/aideploy/internal/units"
 )
 
 // runGatewayLogged is runGateway with the gateway's info log kept for the test.
@@ -122,4 +125,29 @@ func TestNeedsRestart(t *testing.T) {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
 		}
 	}
+}
+
+// A reload keeps the cache and the limiter whose settings did not change (an
+// edited route must not empty the L1) and builds new ones for changed
+// settings, retiring the old ones only when asked.
+func TestReloadRebuildsWhatChanged(t *testing.T) {
+	t.Parallel()
+	b := newDepsBuilder(nil, metrics.New(), nil)
+	cfg := Default()
+	cfg.Limits.Enabled = true
+	d1 := b.first(cfg)
+	d2, retire := b.build(cfg, d1)
+	retire()
+	if d2.Cache != d1.Cache || d2.Limiter != d1.Limiter {
+		t.Fatalf("unchanged settings: the cache or limiter was rebuilt")
+	}
+	next := cfg
+	next.Cache.TTL = units.Duration(time.Minute)
+	next.Limits.Default.Requests = 7
+	d3, retire := b.build(next, d2)
+	defer closeDeps(d3, Deps{})
+	if d3.Cache == d2.Cache || d3.Limiter == d2.Limiter {
+		t.Fatalf("changed TTL and limit: the old cache or limiter was kept")
+	}
+	retire()
 }
