@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -25,62 +26,74 @@ type depsBuilder struct {
 	limitM   *limit.Metrics
 	breakerM *breaker.Metrics
 
-	// the settings the current cache and limiter were built from
-	cacheCfg cache.Config
-	limitCfg limit.Config
+	// the settings each cache and limiter was built from: a reload compares
+	// with those of the one serving, not of the last one built, which a
+	// refused reload may have thrown away
+	mu        sync.Mutex
+	cacheCfgs map[Cache]cache.Config
+	limitCfgs map[Limiter]limit.Config
 }
 
 func newDepsBuilder(log *slog.Logger, m *metrics.Metrics, rdb *redis.Client) *depsBuilder {
 	return &depsBuilder{log: log, m: m, rdb: rdb, cacheM: cache.NewMetrics(m.Registry),
-		limitM: limit.NewMetrics(m.Registry), breakerM: breaker.NewMetrics(m.Registry)}
+		limitM: limit.NewMetrics(m.Registry), breakerM: breaker.NewMetrics(m.Registry),
+		cacheCfgs: map[Cache]cache.Config{}, limitCfgs: map[Limiter]limit.Config{}}
 }
 
 // first builds the dependencies of the first configuration.
 func (b *depsBuilder) first(cfg Config) Deps {
-	d, _ := b.build(cfg, Deps{Logger: b.log, Metrics: b.m})
+	d, _, _ := b.build(cfg, Deps{Logger: b.log, Metrics: b.m})
 	return d
 }
 
 // build makes cfg's dependencies, keeping prev's cache and limiter where
 // their settings are the same (so a reload that changes a route does not
-// empty the L1); retire closes those of prev that were replaced. The
-// breakers are made afresh with the new gateway's targets either way.
-func (b *depsBuilder) build(cfg Config, prev Deps) (Deps, func()) {
-	d := Deps{Logger: b.log, Metrics: b.m}
+// empty the L1); retire closes those of prev that were replaced, drop those
+// of d that are new. The breakers are made afresh with the new gateway's
+// targets either way.
+func (b *depsBuilder) build(cfg Config, prev Deps) (d Deps, retire, drop func()) {
+	d = Deps{Logger: b.log, Metrics: b.m}
 	bcfg, bm := cfg.Breaker, b.breakerM
 	d.Breakers = func(target string) upstream.Breaker { return breaker.New(target, bcfg, bm) }
-	var retire []func()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	switch {
 	case !cfg.Cache.Enabled:
-	case prev.Cache != nil && reflect.DeepEqual(cfg.Cache, b.cacheCfg):
+	case prev.Cache != nil && reflect.DeepEqual(cfg.Cache, b.cacheCfgs[prev.Cache]):
 		d.Cache = prev.Cache
 	default:
-		d.Cache = cache.New(cfg.Cache, redisOrNil(b.rdb), b.cacheM, b.log)
-	}
-	if c, ok := prev.Cache.(*cache.Cache); ok && d.Cache != prev.Cache {
-		retire = append(retire, c.Close)
+		c := cache.New(cfg.Cache, redisOrNil(b.rdb), b.cacheM, b.log)
+		d.Cache = c
+		b.cacheCfgs[c] = cfg.Cache
 	}
 	lc := limitsConfig(cfg)
 	switch {
 	case !cfg.Limits.Enabled:
-	case prev.Limiter != nil && reflect.DeepEqual(lc, b.limitCfg):
+	case prev.Limiter != nil && reflect.DeepEqual(lc, b.limitCfgs[prev.Limiter]):
 		d.Limiter = prev.Limiter
 	default:
-		d.Limiter = limit.New(lc, redisOrNil(b.rdb), b.limitM, b.log)
+		l := limit.New(lc, redisOrNil(b.rdb), b.limitM, b.log)
+		d.Limiter = l
+		b.limitCfgs[l] = lc
 	}
-	if l, ok := prev.Limiter.(*limit.Limiter); ok && d.Limiter != prev.Limiter {
-		retire = append(retire, l.Close)
-	}
-	b.cacheCfg, b.limitCfg = cfg.Cache, lc
-	return d, func() {
-		for _, f := range retire {
-			f()
-		}
-	}
+	return d, func() { b.close(prev, d) }, func() { b.close(d, prev) }
 }
 
-// closeDeps closes what d holds that keep does not: a reload that failed
-// after building.
+// close closes what d holds that keep does not: the old dependencies a
+// reload replaced, or new ones of a reload that was refused.
+func (b *depsBuilder) close(d, keep Deps) {
+	b.mu.Lock()
+	if d.Cache != keep.Cache {
+		delete(b.cacheCfgs, d.Cache)
+	}
+	if d.Limiter != keep.Limiter {
+		delete(b.limitCfgs, d.Limiter)
+	}
+	b.mu.Unlock()
+	closeDeps(d, keep)
+}
+
+// closeDeps closes what d holds that keep does not.
 func closeDeps(d, keep Deps) {
 	if c, ok := d.Cache.(*cache.Cache); ok && d.Cache != keep.Cache {
 		c.Close()

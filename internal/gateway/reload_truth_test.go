@@ -136,7 +136,7 @@ func TestReloadRebuildsWhatChanged(t *testing.T) {
 	cfg := Default()
 	cfg.Limits.Enabled = true
 	d1 := b.first(cfg)
-	d2, retire := b.build(cfg, d1)
+	d2, retire, _ := b.build(cfg, d1)
 	retire()
 	if d2.Cache != d1.Cache || d2.Limiter != d1.Limiter {
 		t.Fatalf("unchanged settings: the cache or limiter was rebuilt")
@@ -144,10 +144,16 @@ func TestReloadRebuildsWhatChanged(t *testing.T) {
 	next := cfg
 	next.Cache.TTL = units.Duration(time.Minute)
 	next.Limits.Default.Requests = 7
-	d3, retire := b.build(next, d2)
-	defer closeDeps(d3, Deps{})
+	d3, _, drop := b.build(next, d2)
 	if d3.Cache == d2.Cache || d3.Limiter == d2.Limiter {
 		t.Fatalf("changed TTL and limit: the old cache or limiter was kept")
+	}
+	// A refused reload drops what it built; the next compares with what serves.
+	drop()
+	d4, retire, _ := b.build(next, d2)
+	defer closeDeps(d4, Deps{})
+	if d4.Cache == d2.Cache || d4.Limiter == d2.Limiter {
+		t.Fatalf("after a refused reload: the serving cache or limiter was taken as having the new settings")
 	}
 	retire()
 }

@@ -33,9 +33,10 @@ type Server struct {
 	log  *slog.Logger
 	// build makes the dependencies of a configuration on reload (cache,
 	// limiter, breakers), reusing prev's where their settings did not
-	// change; retire frees those of prev it replaced. nil keeps the ones
-	// NewServer was given.
-	build func(cfg Config, prev Deps) (d Deps, retire func())
+	// change; retire frees those of prev it replaced, and drop those of d
+	// that are new, for a reload refused after building. nil keeps the
+	// ones NewServer was given.
+	build func(cfg Config, prev Deps) (d Deps, retire, drop func())
 
 	bodyTimeout atomic.Int64 // time.Duration; 0: none
 	// halted is the base of every client connection's context (see
@@ -142,13 +143,13 @@ func (s *Server) Gateway() *Gateway { return s.cur.Load() }
 func (s *Server) Reload(cfg Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d, retire := s.deps, func() {}
+	d, retire, drop := s.deps, func() {}, func() {}
 	if s.build != nil {
-		d, retire = s.build(cfg, s.deps)
+		d, retire, drop = s.build(cfg, s.deps)
 	}
 	g, err := New(cfg, d)
 	if err != nil {
-		closeDeps(d, s.deps)
+		drop()
 		return fmt.Errorf("reloading the gateway: %w", err)
 	}
 	old, oldCancel := s.cur.Load(), s.cancel
@@ -158,7 +159,7 @@ func (s *Server) Reload(cfg Config) error {
 			continue
 		}
 		if err := p.Adopt(prev); err != nil {
-			closeDeps(d, s.deps)
+			drop()
 			return fmt.Errorf("reloading the gateway: %w", err)
 		}
 		s.log.Warn("pool keeps the targets set through the admin API; the file's targets for it apply after a restart",
