@@ -162,7 +162,7 @@ const maxConnectRetries = 2
 // send sends out to lease's target. While a target cannot be connected to,
 // the request was never sent, so whatever its method it goes to another
 // usable target of the pool (at most maxConnectRetries more; never one
-// already tried), unless its body streams from the client and was read.
+// already tried), unless its body streams from the client.
 // Each failed lease is released with its error, so that passive ejection and
 // the breaker count it; *lease ends as the one that answered or failed last.
 // ctx, not the client's request, decides whether to go on: a shared
@@ -172,8 +172,9 @@ func (g *Gateway) send(ctx context.Context, x *exchange, lease *upstream.Lease, 
 	for {
 		resp, err := lease.Target.Transport().RoundTrip(out)
 		var ce *upstream.ConnectError
-		if err == nil || !errors.As(err, &ce) || len(tried) == maxConnectRetries || ctx.Err() != nil ||
-			(streamed != nil && streamed.read.Load()) {
+		// A body that streams from the client cannot go twice: the
+		// Transport closes it even when the dial fails.
+		if err == nil || !errors.As(err, &ce) || len(tried) == maxConnectRetries || ctx.Err() != nil || streamed != nil {
 			return resp, err
 		}
 		pool := g.poolFor(x.route)
@@ -404,21 +405,16 @@ func (r *bytesBody) Read(p []byte) (int, error) {
 func (r *bytesBody) Close() error { return nil }
 
 // clientBody is a request body that streams from the client to the target.
-// It remembers whether any of it was read, so that a request whose body is
-// partly gone is never sent to a second target, and the client's own read
-// error, so that a malformed body is answered 400 and not blamed on the target.
-// The Transport reads it on its own goroutine, which may outlive RoundTrip.
+// It remembers the client's own read error, so that a malformed body is
+// answered 400 and not blamed on the target. The Transport reads it on its
+// own goroutine, which may outlive RoundTrip.
 type clientBody struct {
-	rc   io.ReadCloser
-	read atomic.Bool
-	err  atomic.Pointer[error]
+	rc  io.ReadCloser
+	err atomic.Pointer[error]
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
-	if n > 0 {
-		b.read.Store(true)
-	}
 	if err != nil && err != io.EOF {
 		b.err.CompareAndSwap(nil, &err)
 	}
