@@ -182,14 +182,18 @@ func rawRequest(t *testing.T, gwURL, req string) (net.Conn, *bufio.Reader, *http
 
 func chunked(s string) string { return fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(s), s) }
 
-// A client's malformed chunked body is the client's error: 400, not 502.
+// A client's malformed chunked body is the client's error: 400, not 502,
+// whether the gateway reads the body whole (the OpenAI routes) or streams it
+// to the target (everything else).
 func TestIntegrationBadChunkSizeIs400(t *testing.T) {
 	_, up := fake(t, nil)
 	g := runGateway(t, testConfig(up), Options{})
-	_, _, resp, body := rawRequest(t, g.url, "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"+
-		"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Fatalf("got %d %s, want 400", resp.StatusCode, body)
+	for _, head := range []string{"POST /v1/chat/completions", "GET /v1/models"} {
+		_, _, resp, body := rawRequest(t, g.url, head+" HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"+
+			"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: got %d %s, want 400", head, resp.StatusCode, body)
+		}
 	}
 }
 
