@@ -24,9 +24,10 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/aideploy ./cmd/aideploy
 
-## test: vet, unit and integration tests (Redis, Docker, Kubernetes), then short fuzzing
+## test: vet, unit and integration tests (Redis, Docker, Kubernetes), the gateway under the race detector, then short fuzzing
 test: vet k8s-tools
 	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -race -count=1 -timeout 20m ./internal/gateway/...
 	$(MAKE) fuzz
 
 ## image: the aideploy image (FROM scratch) that compose.yaml and the prewarm CronJobs run

@@ -26,6 +26,9 @@ type gatewayServeOptions struct {
 	adminListen string
 	upstreams   []string
 	redis       string
+	tlsCert     string
+	tlsKey      string
+	maxConns    int
 }
 
 func newCmdGateway(f *Factory) *cobra.Command {
@@ -48,7 +51,8 @@ live in memory. The admin API token is read from gateway.adminTokenFile or
 AIDEPLOY_ADMIN_TOKEN, never from a flag. SIGHUP reloads the configuration
 without dropping requests; SIGINT/SIGTERM drain in-flight requests and exit.`,
 		Example: `  aideploy gateway serve --upstream http://127.0.0.1:8000
-  aideploy gateway serve --upstream unix:///run/model.sock --redis redis://127.0.0.1:6379/0`,
+  aideploy gateway serve --upstream unix:///run/model.sock --redis redis://127.0.0.1:6379/0
+  aideploy gateway serve --upstream https://model.internal:8443 --tls-cert gw.pem --tls-key gw-key.pem`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
@@ -67,8 +71,11 @@ func (opts *gatewayServeOptions) addFlags(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&opts.listen, "listen", "", "address for clients (default from config, else 127.0.0.1:8080)")
 	fl.StringVar(&opts.adminListen, "admin-listen", "", "address of the admin API and /metrics (default 127.0.0.1:8081)")
-	fl.StringArrayVar(&opts.upstreams, "upstream", nil, "target of the default pool: http://HOST:PORT or unix:///path.sock (repeatable)")
+	fl.StringArrayVar(&opts.upstreams, "upstream", nil, "target of the default pool: http://HOST:PORT, https://HOST:PORT or unix:///path.sock (repeatable)")
 	fl.StringVar(&opts.redis, "redis", "", "redis://HOST:PORT/DB shared by replicas for cache and limits")
+	fl.StringVar(&opts.tlsCert, "tls-cert", "", "PEM certificate file: serve clients over TLS with HTTP/2 (read again on SIGHUP)")
+	fl.StringVar(&opts.tlsKey, "tls-key", "", "PEM private key file of --tls-cert")
+	fl.IntVar(&opts.maxConns, "max-connections", 0, "open client connections at most (default: from the open-file limit)")
 }
 
 // load returns the gateway section of the configuration file, or the defaults
@@ -104,6 +111,12 @@ func gatewayConfig(opts *gatewayServeOptions) (gateway.Config, error) {
 	}
 	if opts.redis != "" {
 		cfg.RedisURL = opts.redis
+	}
+	if opts.tlsCert != "" || opts.tlsKey != "" {
+		cfg.Server.TLS = gateway.TLSConfig{CertFile: opts.tlsCert, KeyFile: opts.tlsKey}
+	}
+	if opts.maxConns != 0 {
+		cfg.Server.MaxConnections = opts.maxConns
 	}
 	if len(opts.upstreams) > 0 {
 		cfg.Pools = slices.Clone(cfg.Pools)

@@ -18,7 +18,8 @@ func TestGatewayServeFlags(t *testing.T) {
 	f.ConfigPath = filepath.Join(t.TempDir(), "missing.yaml")
 	var got *gatewayServeOptions
 	cmd := newCmdGatewayServe(f, func(_ context.Context, o *gatewayServeOptions) error { got = o; return nil })
-	cmd.SetArgs([]string{"--upstream", "http://127.0.0.1:8000", "--upstream", "unix:///run/m.sock", "--listen", "127.0.0.1:9", "--redis", "redis://127.0.0.1:6379/0"})
+	cmd.SetArgs([]string{"--upstream", "http://127.0.0.1:8000", "--upstream", "unix:///run/m.sock", "--listen", "127.0.0.1:9", "--redis", "redis://127.0.0.1:6379/0",
+		"--tls-cert", "gw.pem", "--tls-key", "gw-key.pem", "--max-connections", "500"})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
@@ -29,6 +30,9 @@ func TestGatewayServeFlags(t *testing.T) {
 	if cfg.Listen != "127.0.0.1:9" || cfg.RedisURL != "redis://127.0.0.1:6379/0" || len(cfg.Pools) != 1 ||
 		len(cfg.Pools[0].Targets) != 2 || cfg.Pools[0].Targets[1].URL != "unix:///run/m.sock" || cfg.AdminListen != "127.0.0.1:8081" {
 		t.Fatalf("config from flags: %+v", cfg)
+	}
+	if sc := cfg.Server; sc.TLS.CertFile != "gw.pem" || sc.TLS.KeyFile != "gw-key.pem" || sc.MaxConnections != 500 {
+		t.Fatalf("server settings from flags: %+v", sc)
 	}
 }
 
@@ -43,7 +47,7 @@ func TestGatewayServeConfigErrors(t *testing.T) {
 		want      string // in the message
 	}{
 		{"no upstream at all", nil, "", "", "--upstream"},
-		{"bad scheme", []string{"ftp://x"}, "", "", "scheme must be http or unix"},
+		{"bad scheme", []string{"ftp://x"}, "", "", "scheme must be http, https or unix"},
 		{"no port", up, "127.0.0.1", "", "must be host:port"},
 		{"port out of range", up, "127.0.0.1:99999", "", "gateway.listen: (\"127.0.0.1:99999\") has port 99999, out of range 0-65535"},
 		{"one target twice", []string{"http://127.0.0.1:8000", "http://127.0.0.1:8000/"}, "", "",

@@ -51,13 +51,6 @@ type Config struct {
 	Limits limit.Config `yaml:"limits" json:"limits"`
 	// Breaker opens per upstream target on failures and probes it again after a cooldown.
 	Breaker breaker.Config `yaml:"breaker" json:"breaker"`
-	// GCHeapTarget is the heap size below which the gateway collects garbage
-	// less often than Go's default (GOGC up to 500), spending memory it may
-	// use anyway to spare CPU and tail latency. Past it, the garbage allowed
-	// between collections is the scannable part of the live heap (at least
-	// 64Mi), so the L1 cache's pointer-free buffers are not matched by as much
-	// garbage. Read at start; GOGC or GOMEMLIMIT in the environment turn this off.
-	GCHeapTarget units.ByteSize `yaml:"gcHeapTarget" json:"gcHeapTarget"`
 	// ShutdownTimeout bounds how long in-flight requests and streams may finish on shutdown.
 	ShutdownTimeout units.Duration `yaml:"shutdownTimeout" json:"shutdownTimeout"`
 	// StreamUsage is "inject" (the default) to ask the model for token usage at the end of
@@ -65,6 +58,8 @@ type Config struct {
 	// streams, and to drop that extra chunk for clients that did not ask for it; "passthrough"
 	// forwards stream requests unchanged (for a model server that refuses stream_options).
 	StreamUsage string `yaml:"streamUsage,omitempty" json:"streamUsage,omitempty"`
+	// Server is the client listener: TLS, h2c, connection and header limits, timeouts.
+	Server ServerConfig `yaml:"server" json:"server"`
 }
 
 // The values of Config.StreamUsage.
@@ -152,11 +147,11 @@ func Default() Config {
 		Order:           []string{"cache", "limit", "upstream"},
 		Degraded:        Degraded{Status: 503, RetryAfter: units.Duration(5 * time.Second)},
 		ShutdownTimeout: units.Duration(60 * time.Second),
-		GCHeapTarget:    256 << 20, // the default L1 size: a full L1 takes the heap past it anyway
 		Cache:           cache.Default(),
 		Breaker:         breaker.Default(),
 		Limits:          limit.Default(),
 		StreamUsage:     StreamUsageInject,
+		Server:          defaultServer(),
 	}
 }
 
@@ -190,9 +185,7 @@ func (c *Config) SetDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = d.ShutdownTimeout
 	}
-	if c.GCHeapTarget == 0 {
-		c.GCHeapTarget = d.GCHeapTarget
-	}
+	c.Server.setDefaults()
 	for i := range c.Pools {
 		c.Pools[i].SetDefaults()
 	}
@@ -231,9 +224,7 @@ func (c Config) Validate(errs validate.Errors) {
 		errs.Addf("pools", "needs a pool named \"default\", the pool for every route not routed elsewhere; rename one or add one")
 	}
 	c.Timeouts.Validate(errs.At("timeouts"))
-	if c.GCHeapTarget < 0 {
-		errs.Addf("gcHeapTarget", "(%s) must not be negative; set GOGC in the environment to turn the tuning off", c.GCHeapTarget)
-	}
+	c.Server.validate(errs.At("server"))
 	if c.MaxBodyBytes <= 0 {
 		errs.Addf("maxBodyBytes", "(%s) must be positive", c.MaxBodyBytes)
 	}

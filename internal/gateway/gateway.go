@@ -257,7 +257,11 @@ func (g *Gateway) readOpenAI(x *exchange, limit int64) bool {
 		return false
 	}
 	if err != nil {
-		x.abort = true
+		if isTimeout(err) { // the body deadline: the connection is beyond use
+			x.abort = true
+			return false
+		}
+		openai.WriteError(&x.w, http.StatusBadRequest, "invalid_request_error", "invalid_body", "The request body could not be read: "+err.Error())
 		return false
 	}
 	oa, err := openai.ParseRequest(buf)

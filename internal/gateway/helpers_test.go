@@ -13,7 +13,6 @@ import (
 	"github.com/aideploy/aideploy/internal/fakemodel"
 	"github.com/aideploy/aideploy/internal/gateway/breaker"
 	"github.com/aideploy/aideploy/internal/gateway/cache"
-	"github.com/aideploy/aideploy/internal/gateway/front"
 	"github.com/aideploy/aideploy/internal/gateway/upstream"
 	"github.com/aideploy/aideploy/internal/units"
 	"github.com/aideploy/aideploy/internal/validate"
@@ -72,15 +71,18 @@ func startGateway(t *testing.T, cfg Config, withCache bool, mods ...func(*Deps))
 	return srv, serveFront(t, srv)
 }
 
-// serveFront serves h on loopback with the gateway's front server and returns its URL.
+// serveFront serves h on loopback with the http.Server Run builds, on the
+// default server settings, and returns its URL.
 func serveFront(t testing.TB, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := &front.Server{Handler: h}
-	go func() { _ = fs.Serve(ln) }()
+	sc := defaultServer()
+	conns := newConnLimit(maxConnections(sc))
+	fs := clientServer(sc, h, conns, &certs{}, nil)
+	go func() { _ = fs.Serve(conns.listen(ln)) }()
 	t.Cleanup(func() { _ = fs.Close() })
 	return "http://" + ln.Addr().String()
 }

@@ -37,7 +37,7 @@ func TestAnnouncedBodiesCostNoMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, func() bool { return srv.Gateway().Inflight() == conns }) // every handler is reading its body
+	waitFor(t, "every handler reading its body", func() bool { return srv.Gateway().Inflight() == conns }) // every handler is reading its body
 	var after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&after)

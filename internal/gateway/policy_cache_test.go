@@ -86,7 +86,7 @@ func TestIntegrationCacheJoinNeedsTheSameKey(t *testing.T) {
 			t.Errorf("legit stream: %d %q", resp.StatusCode, body)
 		}
 	}()
-	waitFor(t, func() bool { return fm.Stats().Inflight == 1 })
+	waitFor(t, "the upstream call in flight", func() bool { return fm.Stats().Inflight == 1 })
 	for _, auth := range []string{"", "Bearer sk-wrong"} {
 		var hdr []string
 		if auth != "" {
@@ -166,18 +166,6 @@ func TestIntegrationCacheAnswersEveryEncoding(t *testing.T) {
 	var v map[string]any
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "" || json.Unmarshal([]byte(body), &v) != nil {
 		t.Fatalf("a client that accepts no gzip got %d %v %q", resp.StatusCode, resp.Header, body)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aideploy/aideploy/internal/gateway/openai"
@@ -54,19 +55,14 @@ func (g *Gateway) proxy(x *exchange) {
 	var outcome upstream.Outcome
 	defer func() { lease.Done(outcome) }()
 
-	// A body in memory (the OpenAI routes) or none goes over the target's own
-	// connections on this goroutine, bounded by one deadline; a streamed body
-	// goes through http.Transport.
-	inMemory := x.body != nil || r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody
-	var out *http.Request
-	if inMemory {
-		o := *r
-		out = &o
-	} else {
-		ctx, cancel := context.WithTimeout(r.Context(), g.cfg.Timeouts.Request.D())
+	ctx, done := g.sendContext(x)
+	defer done()
+	if d := g.cfg.Timeouts.Request.D(); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
-		out = r.WithContext(ctx)
 	}
+	out := r.WithContext(ctx)
 	out.URL = lease.Target.URLFor(r.URL)
 	out.Host = ""
 	out.RequestURI = ""
@@ -78,34 +74,43 @@ func (g *Gateway) proxy(x *exchange) {
 			body, x.dropUsage = b, true
 		}
 	}
-	if body != nil {
+	var streamed *clientBody // a body that streams from the client
+	switch {
+	case body != nil:
 		out.Body = &bytesBody{b: body}
 		out.ContentLength = int64(len(body))
-	} else if r.ContentLength == 0 {
-		out.Body = nil
+		// The Transport sends the body again when a reused connection
+		// turns out closed before the request was written.
+		out.GetBody = func() (io.ReadCloser, error) { return &bytesBody{b: body}, nil }
+	case r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody:
+		out.Body, out.ContentLength = nil, 0
+	default:
+		streamed = &clientBody{rc: r.Body}
+		out.Body = streamed
 	}
 	sent := time.Now()
-	var resp *http.Response
-	if inMemory {
-		var deadline time.Time
-		if d := g.cfg.Timeouts.Request.D(); d > 0 {
-			deadline = sent.Add(d)
-		}
-		ctx, done := g.sendContext(x)
-		defer done()
-		resp, err = g.send(ctx, x, &lease, out, body, deadline)
-	} else {
-		resp, err = lease.Target.Transport().RoundTrip(out)
-	}
+	resp, err := g.send(ctx, x, &lease, out, body, streamed)
 	if err != nil {
 		outcome.Err = err
 		if r.Context().Err() != nil {
 			outcome.Err = context.Canceled
 			return
 		}
+		if streamed != nil {
+			if cerr := streamed.failed(); cerr != nil {
+				err = cerr
+			}
+		}
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
+			outcome.Err = nil // the client's doing, not the target's
 			openai.WriteError(&x.w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", "The request body is too large.")
+			return
+		}
+		if streamed != nil && streamed.failed() != nil {
+			outcome.Err = nil
+			openai.WriteError(&x.w, http.StatusBadRequest, "invalid_request_error", "invalid_body",
+				"The request body could not be read: "+err.Error())
 			return
 		}
 		g.log.Warn("upstream request failed", "request_id", x.id, "target", lease.Target.URL(), "err", err)
@@ -113,10 +118,7 @@ func (g *Gateway) proxy(x *exchange) {
 			g.unavailable(x, "upstream_error")
 			return
 		}
-		code, msg := http.StatusBadGateway, "The model server could not be reached."
-		if isTimeout(err) {
-			code, msg = http.StatusGatewayTimeout, "The model server did not answer in time."
-		}
+		code, msg := upstreamFailure(err)
 		openai.WriteError(&x.w, code, "upstream_error", "upstream_error", msg)
 		return
 	}
@@ -125,6 +127,7 @@ func (g *Gateway) proxy(x *exchange) {
 	x.upStatus = resp.StatusCode
 
 	h := x.w.Header()
+	dropConnectionTokens(resp.Header)
 	for k, v := range resp.Header {
 		if !isHop(k) {
 			h[k] = v
@@ -156,19 +159,22 @@ func (g *Gateway) proxy(x *exchange) {
 // its target cannot be connected to.
 const maxConnectRetries = 2
 
-// send sends a request whose body is in memory to lease's target. While a
-// target cannot be connected to, the request was never sent, so whatever its
-// method it goes to another usable target of the pool (at most
-// maxConnectRetries more; never one already tried). Each failed lease is
-// released with its error, so that passive ejection and the breaker count it;
-// *lease ends as the one that answered or failed last. ctx, not the client's
-// request, decides whether to go on: a shared stream's outlives its leader.
-func (g *Gateway) send(ctx context.Context, x *exchange, lease *upstream.Lease, out *http.Request, body []byte, deadline time.Time) (*http.Response, error) {
+// send sends out to lease's target. While a target cannot be connected to,
+// the request was never sent, so whatever its method it goes to another
+// usable target of the pool (at most maxConnectRetries more; never one
+// already tried), unless its body streams from the client.
+// Each failed lease is released with its error, so that passive ejection and
+// the breaker count it; *lease ends as the one that answered or failed last.
+// ctx, not the client's request, decides whether to go on: a shared
+// stream's outlives its leader.
+func (g *Gateway) send(ctx context.Context, x *exchange, lease *upstream.Lease, out *http.Request, body []byte, streamed *clientBody) (*http.Response, error) {
 	var tried []*upstream.Target
 	for {
-		resp, err := lease.Target.Send(ctx, out, body, deadline)
+		resp, err := lease.Target.Transport().RoundTrip(out)
 		var ce *upstream.ConnectError
-		if err == nil || !errors.As(err, &ce) || len(tried) == maxConnectRetries || ctx.Err() != nil {
+		// A body that streams from the client cannot go twice: the
+		// Transport closes it even when the dial fails.
+		if err == nil || !errors.As(err, &ce) || len(tried) == maxConnectRetries || ctx.Err() != nil || streamed != nil {
 			return resp, err
 		}
 		pool := g.poolFor(x.route)
@@ -183,7 +189,25 @@ func (g *Gateway) send(ctx context.Context, x *exchange, lease *upstream.Lease, 
 		lease.Done(upstream.Outcome{Err: err})
 		*lease = next
 		out.URL = lease.Target.URLFor(x.r.URL)
+		if body != nil {
+			out.Body = &bytesBody{b: body}
+		}
 	}
+}
+
+// upstreamFailure is the status and message for a request the target did not
+// answer: the operator's next step differs between a target that cannot be
+// reached, one that is too slow, and one that answers with something that is
+// not HTTP.
+func upstreamFailure(err error) (int, string) {
+	var ce *upstream.ConnectError
+	switch {
+	case errors.As(err, &ce):
+		return http.StatusBadGateway, "The model server could not be reached."
+	case isTimeout(err):
+		return http.StatusGatewayTimeout, "The model server did not answer in time."
+	}
+	return http.StatusBadGateway, "The model server sent an invalid answer or closed the connection without one."
 }
 
 // copyBody streams the upstream body to the client, flushing each read of a
@@ -241,6 +265,9 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 		}
 		if rerr != nil {
 			if x.r.Context().Err() != nil {
+				if isSSE && !gone && errors.Is(context.Cause(x.r.Context()), errShuttingDown) {
+					shutdownEvent(&x.w)
+				}
 				return context.Canceled
 			}
 			g.log.Warn("upstream cut the answer", "request_id", x.id, "err", rerr)
@@ -270,6 +297,14 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 		x.onUsage(x.usage)
 	}
 	return nil
+}
+
+// shutdownEvent tells a stream's client that the gateway cut it because it
+// is shutting down, so that the client retries instead of taking a truncated
+// answer for a whole one.
+func shutdownEvent(w *responseWriter) {
+	_ = sse.WriteError(w, "server_shutting_down", "the gateway is shutting down; send the request again")
+	w.Flush()
 }
 
 // sendContext is the context of the upstream call: the client's, except for
@@ -316,13 +351,7 @@ func outHeader(r *http.Request, id string) http.Header {
 	if te := h["Te"]; len(te) > 0 && strings.Contains(te[0], "trailers") {
 		trailers = true
 	}
-	if c := h["Connection"]; len(c) > 0 {
-		for f := range strings.SplitSeq(c[0], ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				delete(h, http.CanonicalHeaderKey(f))
-			}
-		}
-	}
+	dropConnectionTokens(h)
 	for k := range h {
 		if isHop(k) {
 			delete(h, k)
@@ -339,6 +368,19 @@ func outHeader(r *http.Request, id string) http.Header {
 		h["X-Forwarded-For"] = []string{ip}
 	}
 	return h
+}
+
+// dropConnectionTokens deletes the headers that any Connection header names
+// (RFC 9110 7.6.1): a header field may be repeated, and a token in the second
+// one is as much a hop-by-hop header as one in the first.
+func dropConnectionTokens(h http.Header) {
+	for _, c := range h["Connection"] {
+		for f := range strings.SplitSeq(c, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				delete(h, http.CanonicalHeaderKey(f))
+			}
+		}
+	}
 }
 
 func isTimeout(err error) bool {
@@ -366,3 +408,30 @@ func (r *bytesBody) Read(p []byte) (int, error) {
 }
 
 func (r *bytesBody) Close() error { return nil }
+
+// clientBody is a request body that streams from the client to the target.
+// It remembers the client's own read error, so that a malformed body is
+// answered 400 and not blamed on the target. The Transport reads it on its
+// own goroutine, which may outlive RoundTrip.
+type clientBody struct {
+	rc  io.ReadCloser
+	err atomic.Pointer[error]
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		b.err.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+// failed is the client's read error, or nil.
+func (b *clientBody) failed() error {
+	if e := b.err.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+func (b *clientBody) Close() error { return b.rc.Close() }

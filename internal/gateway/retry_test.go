@@ -148,7 +148,7 @@ func TestConnectRetryOutlivesTheLeaderOfASharedStream(t *testing.T) {
 	out.URL = lease.Target.URLFor(r.URL)
 	out.RequestURI = ""
 	// The share's context: alive while followers read.
-	resp, err := g.send(t.Context(), x, &lease, out, body, time.Time{})
+	resp, err := g.send(t.Context(), x, &lease, out, body, nil)
 	if err != nil {
 		t.Fatalf("the followers lost the answer: %v", err)
 	}

@@ -1,11 +1,8 @@
 package gateway
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,28 +12,12 @@ import (
 	"github.com/aideploy/aideploy/internal/validate"
 )
 
-// rawRequest sends a request line as written, so that no client cleans the
+// rawLine sends a request line as written, so that no client cleans the
 // path or checks the method first, and returns the answer.
-func rawRequest(t *testing.T, base, method, target string) (*http.Response, string) {
+func rawLine(t *testing.T, base, method, target string) (*http.Response, string) {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}", method, target); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, target, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the answer: %v", method, target, err)
-	}
-	return resp, string(b)
+	_, _, resp, body := rawRequest(t, base, fmt.Sprintf("%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}", method, target))
+	return resp, body
 }
 
 // recorder is a model server that answers 200 to everything and records
@@ -82,7 +63,7 @@ func TestIntegrationRoutesAllowListOnDefaults(t *testing.T) {
 		{"GET", "/v1/models", 200, ""},
 		{"GET", "/v1/models/meta-llama/Llama-3.1-8B", 200, ""},
 	} {
-		resp, body := rawRequest(t, gw.url, tt.method, tt.target)
+		resp, body := rawLine(t, gw.url, tt.method, tt.target)
 		if resp.StatusCode != tt.want || resp.Header.Get("Allow") != tt.allow {
 			t.Errorf("%s %s: %d Allow=%q, want %d %q: %s", tt.method, tt.target, resp.StatusCode, resp.Header.Get("Allow"), tt.want, tt.allow, body)
 			continue
@@ -117,7 +98,7 @@ func TestIntegrationRoutesOpenedOnPurpose(t *testing.T) {
 		{"GET", "/v1/models/m", 200},
 		{"GET", "/metrics", 404},
 	} {
-		if resp, body := rawRequest(t, gw.url, tt.method, tt.target); resp.StatusCode != tt.want {
+		if resp, body := rawLine(t, gw.url, tt.method, tt.target); resp.StatusCode != tt.want {
 			t.Errorf("%s %s: %d, want %d: %s", tt.method, tt.target, resp.StatusCode, tt.want, body)
 		}
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"sync"
@@ -200,6 +201,9 @@ func (g *Gateway) follow(x *exchange, s *share) bool {
 		select {
 		case <-wait:
 		case <-ctx.Done():
+			if errors.Is(context.Cause(ctx), errShuttingDown) {
+				shutdownEvent(&x.w)
+			}
 			return true
 		}
 	}

@@ -2,13 +2,15 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sync/atomic"
 	"time"
-
-	"github.com/aideploy/aideploy/internal/gateway/sockio"
 )
 
 // Breaker guards one target; it is the two-step breaker of the breaker package.
@@ -27,7 +29,6 @@ type Target struct {
 	url       string
 	base      *url.URL // scheme+host that requests are sent to (http://unix for sockets)
 	transport *http.Transport
-	h1        *h1Client // in-memory bodies: see Send
 	breaker   Breaker
 	lastURL   atomic.Pointer[url.URL] // see URLFor
 
@@ -51,40 +52,42 @@ func newTarget(tc TargetConfig, to Timeouts, bf BreakerFactory) (*Target, error)
 	dialer := &net.Dialer{Timeout: to.Connect.D(), KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
+		DialContext:           connectErrors(dialer.DialContext),
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   4096,
 		IdleConnTimeout:       to.Idle.D(),
 		ResponseHeaderTimeout: to.ResponseHeader.D(),
-		ForceAttemptHTTP2:     false,
-		DisableCompression:    true,    // pass the client's Accept-Encoding through untouched
-		WriteBufferSize:       8 << 10, // small: thousands of open streams each hold one
-		ReadBufferSize:        8 << 10,
+		TLSHandshakeTimeout:   to.Connect.D(),
+		// HTTP/1.1 only: a model server's streams are long and one h2
+		// connection's flow control would couple every stream on it.
+		ForceAttemptHTTP2:  false,
+		DisableCompression: true,    // pass the client's Accept-Encoding through untouched
+		WriteBufferSize:    8 << 10, // small: thousands of open streams each hold one
+		ReadBufferSize:     8 << 10,
 	}
-	base := &url.URL{Scheme: "http", Host: u.Host, Path: u.Path}
+	if tc.CAFile != "" {
+		pem, err := os.ReadFile(tc.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("target %s: reading caFile: %w", tc.URL, err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("target %s: caFile %s holds no PEM certificate; give the CA's certificate in PEM", tc.URL, tc.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	base := &url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
 	if u.Scheme == "unix" {
 		path := u.Path
-		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+		tr.DialContext = connectErrors(func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return dialer.DialContext(ctx, "unix", path)
-		}
+		})
 		base = &url.URL{Scheme: "http", Host: "unix"}
 	}
 	if base.Path == "/" {
 		base.Path = ""
 	}
-	addr := u.Host
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		addr = net.JoinHostPort(addr, "80")
-	}
-	t := &Target{url: tc.URL, base: base, transport: tr,
-		h1: &h1Client{dial: func(ctx context.Context) (net.Conn, error) {
-			c, err := tr.DialContext(ctx, "tcp", addr)
-			if err != nil {
-				return nil, err
-			}
-			return sockio.Wrap(c), nil
-		},
-			respHeader: to.ResponseHeader.D(), idleTimeout: to.Idle.D()}}
+	t := &Target{url: tc.URL, base: base, transport: tr}
 	if bf != nil {
 		t.breaker = bf(tc.URL)
 	}
@@ -95,6 +98,27 @@ func newTarget(tc TargetConfig, to Timeouts, bf BreakerFactory) (*Target, error)
 	t.weight.Store(int64(w))
 	t.healthy.Store(true)
 	return t, nil
+}
+
+// ConnectError is a target that could not be connected to: the request was
+// not sent, so another target may take it, whatever its method.
+type ConnectError struct{ Err error }
+
+func (e *ConnectError) Error() string { return "connecting to the target: " + e.Err.Error() }
+
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// connectErrors marks the errors of dial as ConnectError, which http.Transport
+// passes through unchanged: only then is it certain that no byte of the
+// request left, so that another target may take it.
+func connectErrors(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil && ctx.Err() == nil {
+			return nil, &ConnectError{Err: err}
+		}
+		return c, err
+	}
 }
 
 // URL is the configured address of the target.
@@ -128,22 +152,12 @@ func (t *Target) samePath(u, in *url.URL) bool {
 	return len(u.Path) == len(t.base.Path)+len(in.Path) && u.Path[len(t.base.Path):] == in.Path
 }
 
-// Transport sends requests to the target.
+// Transport sends requests to the target: one http.Transport per target,
+// so that its keep-alive connections, and their limits, are the target's.
 func (t *Target) Transport() http.RoundTripper { return t.transport }
 
-// Send sends req with body (nil: none) over the target's own HTTP/1.1
-// connections, on the calling goroutine; ctx ending or deadline passing (zero:
-// none) aborts it, reading the body included. req.Body is not read: use
-// Transport for a body that streams.
-func (t *Target) Send(ctx context.Context, req *http.Request, body []byte, deadline time.Time) (*http.Response, error) {
-	return t.h1.roundTrip(ctx, req, body, deadline)
-}
-
-// closeIdle closes the idle connections of both clients.
-func (t *Target) closeIdle() {
-	t.transport.CloseIdleConnections()
-	t.h1.closeIdle()
-}
+// closeIdle closes the target's idle connections.
+func (t *Target) closeIdle() { t.transport.CloseIdleConnections() }
 
 // Inflight is the number of requests in progress.
 func (t *Target) Inflight() int64 { return t.inflight.Load() }

@@ -1,4 +1,4 @@
-package gctune
+package gateway
 
 import (
 	"errors"

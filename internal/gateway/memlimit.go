@@ -1,4 +1,4 @@
-package gctune
+package gateway
 
 import (
 	"math"
@@ -14,8 +14,7 @@ import (
 // environment, or AUTOMEMLIMIT=off, wins: then nothing changes.
 //
 // It returns the limit in force afterwards (0: none) and a function that
-// puts back the limit from before. A Tuner keeps tuning GOGC under a limit
-// set here; the limit only caps where that lets the heap go.
+// puts back the limit from before.
 //
 // Why automemlimit: it reads the limit through /proc/self/mountinfo and
 // /proc/self/cgroup for both cgroup versions and nested hierarchies, which
