@@ -145,7 +145,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 	d := Deps{Logger: logger, Metrics: m}
 	bm := breaker.NewMetrics(m.Registry)
 	bcfg := cfg.Breaker
-	d.Breakers = func(target string) upstream.Breaker { return breaker.New(target, bcfg, bm) }
+	d.Breakers = func(target string) upstream.Breaker { return breaker.New(target, bcfg, bm, breaker.WithLogger(logger)) }
 	var rdb *redis.Client
 	if cfg.RedisURL != "" {
 		ro, err := redis.ParseURL(cfg.RedisURL)
