@@ -97,6 +97,7 @@ func main() {
 
 func run(ctx context.Context) (bool, error) {
 	nginx := flag.String("nginx", "/usr/sbin/nginx", "nginx binary (Debian: apt-get install -y nginx-light)")
+	prebuilt := flag.String("aideploy", "", "an aideploy binary to use instead of building ./cmd/aideploy")
 	flag.Parse()
 	s := defaultSchedule()
 	if _, err := os.Stat(*nginx); err != nil {
@@ -111,12 +112,16 @@ func run(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	fmt.Fprintln(os.Stderr, "building aideploy...")
-	build := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "aideploy"), "./cmd/aideploy")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return false, fmt.Errorf("building ./cmd/aideploy (run from the repository root): %w", err)
+	bin := *prebuilt
+	if bin == "" {
+		bin = filepath.Join(dir, "aideploy")
+		fmt.Fprintln(os.Stderr, "building aideploy...")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/aideploy")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			return false, fmt.Errorf("building ./cmd/aideploy (run from the repository root): %w", err)
+		}
 	}
 	var ps procs
 	defer ps.stopAll()
@@ -143,7 +148,7 @@ func run(ctx context.Context) (bool, error) {
 		models[side], addrs[side] = cmds, as
 	}
 	gwAddr, adminAddr, ngAddr := "127.0.0.1:"+freePort(), "127.0.0.1:"+freePort(), "127.0.0.1:"+freePort()
-	gw, err := ps.start(dir, "gateway", filepath.Join(dir, "aideploy"), "gateway", "serve",
+	gw, err := ps.start(dir, "gateway", bin, "gateway", "serve",
 		"--config", filepath.Join(dir, "none.yaml"), "--listen", gwAddr, "--admin-listen", adminAddr,
 		"--upstream", "http://"+addrs["gateway"][0], "--upstream", "http://"+addrs["gateway"][1])
 	if err != nil {
@@ -171,6 +176,7 @@ func run(ctx context.Context) (bool, error) {
 	sampler := startRSS(map[string]int{"gateway": gw.Process.Pid, "nginx": ng.Process.Pid})
 	events := func(at time.Duration, f func()) *time.Timer { return time.AfterFunc(at, f) }
 	start := time.Now()
+	timeline := pollLimits("http://"+adminAddr+"/metrics", start)
 	var timers []*time.Timer
 	for _, side := range []string{"gateway", "nginx"} {
 		ms := models[side]
@@ -188,6 +194,7 @@ func run(ctx context.Context) (bool, error) {
 		t.Stop()
 	}
 	peak := sampler.stop()
+	lines := timeline.stop()
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
@@ -195,7 +202,17 @@ func run(ctx context.Context) (bool, error) {
 	for side, r := range recs {
 		reps[side] = summarise(s, r, idle[side], peak[side])
 	}
-	return printReport(os.Stdout, s, reps["gateway"], reps["nginx"]), nil
+	ok := printReport(os.Stdout, s, reps["gateway"], reps["nginx"])
+	fmt.Println()
+	phases(os.Stdout, s, "gateway", recs["gateway"])
+	phases(os.Stdout, s, "nginx", recs["nginx"])
+	fmt.Println("\nthe gateway's limits, requests in flight and queue, every second:")
+	for i, l := range lines {
+		if i%3 == 0 || !ok {
+			fmt.Println(l)
+		}
+	}
+	return ok, nil
 }
 
 func signalAll(cmds [2]*exec.Cmd, sig os.Signal) {

@@ -68,6 +68,13 @@ func newAdaptive() *adaptive {
 // Limit is the current limit.
 func (a *adaptive) Limit() int64 { return a.cur.Load() }
 
+// Latency is the uncongested latency, 0 before it is known.
+func (a *adaptive) Latency() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ref
+}
+
 // sample records one answer: the lease started at start with inflight
 // requests (its own included) and took rtt; overload says the model refused
 // or timed out. Answers that say nothing about capacity (a client gone, a
@@ -87,7 +94,9 @@ func (a *adaptive) sample(now, start time.Time, rtt time.Duration, inflight int6
 	w.inflight += inflight
 	w.busy = w.busy || float64(inflight) >= math.Floor(a.limit)
 	w.overload = w.overload || overload
-	if now.Sub(w.start) < max(minWindow, a.ref) || (w.n < minSamples && !w.overload) {
+	// A small limit gives few answers per window: wait for as many as it
+	// allows, or a cut limit would regrow one slow window at a time.
+	if now.Sub(w.start) < max(minWindow, a.ref) || (w.n < min(minSamples, max(1, int(a.limit))) && !w.overload) {
 		return
 	}
 	a.close(now)
@@ -118,9 +127,9 @@ func (a *adaptive) close(now time.Time) {
 			a.limit = max(a.limit/2, inflight*share+alpha)
 			a.cuts++
 		case queue < alpha && w.busy:
-			// sqrt as Netflix grows, but at most a quarter, so a small limit
-			// does not overshoot its few slots by half.
-			a.limit += max(0.5, min(math.Sqrt(a.limit), a.limit/4))
+			// sqrt as Netflix grows, but at most a quarter (and at least
+			// one), so a small limit does not overshoot its few slots by half.
+			a.limit += max(1, min(math.Sqrt(a.limit), a.limit/4))
 			a.cuts = 0
 		default:
 			a.cuts = 0

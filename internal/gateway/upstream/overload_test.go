@@ -124,3 +124,44 @@ func TestResponseHeaderTimeoutTripsBreaker(t *testing.T) {
 		t.Errorf("acquire with the breaker open: %v, want ErrUnavailable (a fast 503)", err)
 	}
 }
+
+// Once a target's uncongested latency is known, a queued request waits at
+// most half of it: longer, and its answer would take over 1.5x the model's
+// own time. A fixed queue keeps its configured timeout.
+func TestQueueWaitFollowsLatency(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		cfg  PoolConfig
+		want time.Duration
+	}{
+		{"defaults", PoolConfig{}, 100 * time.Millisecond},
+		{"fixed queue", PoolConfig{Queue: Queue{Size: 4}}, DefaultQueueTimeout.D()},
+		{"fixed limit", PoolConfig{MaxInflight: 8}, DefaultQueueTimeout.D()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := tt.cfg
+			cfg.Targets = []TargetConfig{{URL: "http://127.0.0.1:1"}}
+			cfg.SetDefaults()
+			p, err := NewPool(cfg, DefaultTimeouts(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.queueWait(); got != DefaultQueueTimeout.D() {
+				t.Errorf("before any answer: wait %s, want the queue timeout %s", got, DefaultQueueTimeout)
+			}
+			// Answers of 200 ms at 4 in flight: the uncongested latency is 200 ms.
+			if _, a := p.limitOf(p.Targets()[0]); a != nil {
+				epoch := time.Unix(1_000_000, 0)
+				for i := range minSamples {
+					at := epoch.Add(time.Duration(i+1) * 200 * time.Millisecond)
+					a.sample(at, at.Add(-200*time.Millisecond), 200*time.Millisecond, 4, false)
+				}
+			}
+			if got := p.queueWait(); got != tt.want {
+				t.Errorf("wait %s, want %s", got, tt.want)
+			}
+		})
+	}
+}

@@ -101,7 +101,7 @@ func (p *Pool) Acquire(ctx context.Context) (Lease, error) {
 		return Lease{}, ErrSaturated
 	}
 	defer p.queued.Add(-1)
-	timer := time.NewTimer(p.cfg.Queue.Timeout.D())
+	timer := time.NewTimer(p.queueWait())
 	defer timer.Stop()
 	if !behind {
 		// A slot freed between the pick above and joining the queue woke nobody.
@@ -344,8 +344,8 @@ func (p *Pool) limitOf(t *Target) (int64, *adaptive) {
 
 // queueSize is how many requests may wait: the configured size, or by
 // default a quarter of the usable targets' limits, so that a queued request
-// waits about a quarter of one answer's time and overload is answered with a
-// fast 503 instead of a slow 200.
+// waits about a quarter of one answer's time (queueWait bounds it at half)
+// and overload is answered with a fast 503 instead of a slow 200.
 func (p *Pool) queueSize() int64 {
 	switch {
 	case p.cfg.Queue.Size > 0:
@@ -361,6 +361,31 @@ func (p *Pool) queueSize() int64 {
 		}
 	}
 	return max(1, (sum+3)/4)
+}
+
+// queueWait is how long a request may wait for a slot: queue.timeout, and
+// with the adaptive limit and the automatic queue at most half the slowest
+// usable target's uncongested latency. A request that waited longer would
+// take more than 1.5 times the model's own time; a 503 now serves its
+// client better than a slow 200.
+func (p *Pool) queueWait() time.Duration {
+	d := p.cfg.Queue.Timeout.D()
+	if p.cfg.MaxInflight != 0 || p.cfg.Queue.Size != 0 {
+		return d
+	}
+	var slowest time.Duration
+	for _, t := range p.Targets() {
+		if !t.usable() {
+			continue
+		}
+		if _, a := p.limitOf(t); a != nil {
+			slowest = max(slowest, a.Latency())
+		}
+	}
+	if slowest == 0 {
+		return d
+	}
+	return min(d, max(slowest/2, time.Millisecond))
 }
 
 // overloaded says whether the model refused for want of capacity or did not
