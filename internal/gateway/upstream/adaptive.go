@@ -24,15 +24,21 @@ const (
 	// cutsBeforeProbe: this many cuts in a row mean the latency is the model's
 	// own (it became slower), not a queue the gateway made: measure it again.
 	cutsBeforeProbe = 3
+	// cleanBeforeGrowth: windows without a queue (a second or more) before the limit grows
+	// again, once it has been cut: most of the time at the capacity found.
+	cleanBeforeGrowth = 10
 )
 
 // adaptive finds how many requests a target can work on at once from the
 // latency of its answers, as TCP Vegas and Netflix's concurrency-limits do.
 // Little's law says the requests in flight, times the uncongested latency
 // over the latency seen, is what the model actually works on; the rest wait
-// in the model's queue. The limit grows while that queue stays below alpha
-// (about one request) and the limit was reached, and is cut to the model's
-// share plus alpha when the queue passes twice alpha. A 503, 429 or a
+// in the model's queue. When that queue nears alpha (3/4 of one request, or
+// of 1/16 of a big limit) the limit is cut to the model's share. When it
+// stays under a third of alpha while the limit is reached, the limit grows: every window
+// until the first cut (a slow start), then after ten such windows in a
+// row, so it spends most of its time at the capacity found and only now and
+// then one window above it, where requests would wait in the model. A 503, 429 or a
 // timeout halves it (AIMD's backoff). The uncongested latency is the lowest
 // window mean, measured again every refTTL, or after cuts in a row, in one
 // window at half the limit.
@@ -44,6 +50,8 @@ type adaptive struct {
 	ref     time.Duration // mean latency of an uncongested window; 0 until one closed
 	refAt   time.Time
 	cuts    int
+	clean   int  // windows in a row without a queue since the last growth
+	cutOnce bool // the limit was cut at least once: past the slow start
 	probing bool    // this window measures ref at half the limit
 	saved   float64 // the limit to go back to after the probe
 	win     window
@@ -109,6 +117,11 @@ func (a *adaptive) close(now time.Time) {
 	mean := w.sum / time.Duration(w.n)
 	switch {
 	case a.probing:
+		// A model much slower than before is a new one for the limit
+		// (a slower GPU, longer prompts): find its capacity as at the start.
+		if mean > a.ref*3/2 {
+			a.cutOnce = false
+		}
 		a.ref, a.refAt, a.probing = mean, now, false
 		a.limit = a.saved
 	case w.overload:
@@ -123,14 +136,25 @@ func (a *adaptive) close(now time.Time) {
 		queue := inflight * (1 - share)
 		alpha := max(1, a.limit/16)
 		switch {
-		case queue >= 2*alpha:
-			a.limit = max(a.limit/2, inflight*share+alpha)
+		case queue >= 0.75*alpha:
+			a.limit = max(a.limit/2, inflight*share)
 			a.cuts++
-		case queue < alpha && w.busy:
-			// sqrt as Netflix grows, but at most a quarter (and at least
-			// one), so a small limit does not overshoot its few slots by half.
-			a.limit += max(1, min(math.Sqrt(a.limit), a.limit/4))
+			a.clean, a.cutOnce = 0, true
+		case queue < alpha/3 && w.busy:
 			a.cuts = 0
+			a.clean++
+			// Once the capacity was found, probe above it only now and
+			// then: every window spent above it queues in the model.
+			switch {
+			case !a.cutOnce:
+				// sqrt as Netflix grows, but at most a quarter (and at
+				// least one), so a small limit does not overshoot its few
+				// slots by half.
+				a.limit += max(1, min(math.Sqrt(a.limit), a.limit/4))
+			case a.clean >= cleanBeforeGrowth:
+				a.limit += max(1, alpha/2)
+				a.clean = 0
+			}
 		default:
 			a.cuts = 0
 		}

@@ -110,7 +110,7 @@ func TestAdaptiveFindsCapacity(t *testing.T) {
 		p99      time.Duration // the bound of the answers' latency after warm
 	}{
 		// The peak replay's model: 8 slots of 200 ms under 5x its capacity.
-		{"8 slots overloaded", 8, fixed(200 * time.Millisecond), 200, 5 * time.Second, 8, 12, 400 * time.Millisecond},
+		{"8 slots overloaded", 8, fixed(200 * time.Millisecond), 200, 5 * time.Second, 8, 10, 400 * time.Millisecond},
 		// A big engine: the limit climbs from 8 to its 128 slots.
 		{"128 slots overloaded", 128, fixed(100 * time.Millisecond), 3000, 10 * time.Second, 120, 160, 200 * time.Millisecond},
 		// Two slots: the limit comes down from its initial 8.
@@ -135,11 +135,12 @@ func TestAdaptiveFindsCapacity(t *testing.T) {
 			s := slices.Clone(res.limits)
 			slices.Sort(s)
 			med := s[len(s)/2]
+			t.Logf("limit after warm-up: median %d, range %d..%d; p99 %s", med, lo, hi, p99(res.rtts))
 			if med < tt.min || med > tt.max || hi > tt.max {
 				t.Errorf("limit after warm-up: median %d, range %d..%d; want %d..%d", med, lo, hi, tt.min, tt.max)
 			}
-			if lo < max(1, tt.min/2) {
-				t.Errorf("limit fell to %d, below half the capacity", lo)
+			if lo < max(1, tt.min/2-1) {
+				t.Errorf("limit fell to %d, below about half the capacity (the probe halves it)", lo)
 			}
 			if got := p99(res.rtts); got > tt.p99 {
 				t.Errorf("p99 latency %s, want at most %s (longest wait in the model's queue %s)", got, tt.p99, res.maxWait)

@@ -126,8 +126,8 @@ func TestResponseHeaderTimeoutTripsBreaker(t *testing.T) {
 }
 
 // Once a target's uncongested latency is known, a queued request waits at
-// most half of it: longer, and its answer would take over 1.5x the model's
-// own time. A fixed queue keeps its configured timeout.
+// most a quarter of it, so that with the model's own time its answer stays
+// well within twice that. A fixed queue keeps its configured timeout.
 func TestQueueWaitFollowsLatency(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -135,7 +135,7 @@ func TestQueueWaitFollowsLatency(t *testing.T) {
 		cfg  PoolConfig
 		want time.Duration
 	}{
-		{"defaults", PoolConfig{}, 100 * time.Millisecond},
+		{"defaults", PoolConfig{}, 50 * time.Millisecond},
 		{"fixed queue", PoolConfig{Queue: Queue{Size: 4}}, DefaultQueueTimeout.D()},
 		{"fixed limit", PoolConfig{MaxInflight: 8}, DefaultQueueTimeout.D()},
 	} {

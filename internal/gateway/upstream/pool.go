@@ -344,7 +344,7 @@ func (p *Pool) limitOf(t *Target) (int64, *adaptive) {
 
 // queueSize is how many requests may wait: the configured size, or by
 // default a quarter of the usable targets' limits, so that a queued request
-// waits about a quarter of one answer's time (queueWait bounds it at half)
+// waits about a quarter of one answer's time (queueWait bounds it there)
 // and overload is answered with a fast 503 instead of a slow 200.
 func (p *Pool) queueSize() int64 {
 	switch {
@@ -364,10 +364,11 @@ func (p *Pool) queueSize() int64 {
 }
 
 // queueWait is how long a request may wait for a slot: queue.timeout, and
-// with the adaptive limit and the automatic queue at most half the slowest
-// usable target's uncongested latency. A request that waited longer would
-// take more than 1.5 times the model's own time; a 503 now serves its
-// client better than a slow 200.
+// with the adaptive limit and the automatic queue at most a quarter of the
+// slowest usable target's uncongested latency. The queue smooths bursts; a
+// request that waited longer, plus the model's own time and its short queue,
+// would come near twice the model's time, and a 503 now serves its client
+// better than a slow 200.
 func (p *Pool) queueWait() time.Duration {
 	d := p.cfg.Queue.Timeout.D()
 	if p.cfg.MaxInflight != 0 || p.cfg.Queue.Size != 0 {
@@ -385,7 +386,7 @@ func (p *Pool) queueWait() time.Duration {
 	if slowest == 0 {
 		return d
 	}
-	return min(d, max(slowest/2, time.Millisecond))
+	return min(d, max(slowest/4, time.Millisecond))
 }
 
 // overloaded says whether the model refused for want of capacity or did not
