@@ -50,8 +50,8 @@ type adaptive struct {
 	ref     time.Duration // mean latency of an uncongested window; 0 until one closed
 	refAt   time.Time
 	cuts    int
-	clean   int  // windows in a row without a queue since the last growth
-	cutOnce bool // the limit was cut at least once: past the slow start
+	clean   int     // windows in a row without a queue since the last growth
+	cutOnce bool    // the limit was cut at least once: past the slow start
 	probing bool    // this window measures ref at half the limit
 	saved   float64 // the limit to go back to after the probe
 	win     window
