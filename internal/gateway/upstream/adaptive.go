@@ -27,6 +27,10 @@ const (
 	// cleanBeforeGrowth: windows without a queue (a second or more) before the limit grows
 	// again, once it has been cut: most of the time at the capacity found.
 	cleanBeforeGrowth = 10
+	// latencyNoise is taken off every rise in latency before it counts as
+	// a queue: a busy machine's scheduling and GC move a fast model's
+	// millisecond answers by several times, which is not the model queueing.
+	latencyNoise = 5 * time.Millisecond
 )
 
 // adaptive finds how many requests a target can work on at once from the
@@ -131,7 +135,8 @@ func (a *adaptive) close(now time.Time) {
 		if a.ref == 0 || mean < a.ref {
 			a.ref, a.refAt = mean, now
 		}
-		share := float64(a.ref) / float64(max(mean, 1))
+		excess := max(0, mean-a.ref-latencyNoise)
+		share := 1 - float64(excess)/float64(max(mean, 1))
 		inflight := float64(w.inflight) / float64(w.n)
 		queue := inflight * (1 - share)
 		alpha := max(1, a.limit/16)

@@ -115,6 +115,15 @@ func TestAdaptiveFindsCapacity(t *testing.T) {
 		{"128 slots overloaded", 128, fixed(100 * time.Millisecond), 3000, 10 * time.Second, 120, 160, 200 * time.Millisecond},
 		// Two slots: the limit comes down from its initial 8.
 		{"2 slots overloaded", 2, fixed(50 * time.Millisecond), 400, 3 * time.Second, 2, 4, 100 * time.Millisecond},
+		// A fast model on a noisy machine: its answers take 1 ms or 4 ms in
+		// turns of 100 ms, far below its 64 slots. Noise is not a queue: the
+		// limit must not fall below the 8 it starts with and shed load.
+		{"fast and noisy", 64, func(now time.Duration) time.Duration {
+			if (now/(100*time.Millisecond))%2 == 0 {
+				return time.Millisecond
+			}
+			return 4 * time.Millisecond
+		}, 2000, 2 * time.Second, 8, 64, 10 * time.Millisecond},
 		// The model slows 3x at 10s and the limit must find its slots again
 		// rather than stay cut to the floor.
 		{"slows 3x", 8, func(now time.Duration) time.Duration {

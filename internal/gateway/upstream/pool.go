@@ -363,6 +363,9 @@ func (p *Pool) queueSize() int64 {
 	return max(1, (sum+3)/4)
 }
 
+// minQueueWait is the least a queued request may wait, whatever the latency.
+const minQueueWait = 20 * time.Millisecond
+
 // queueWait is how long a request may wait for a slot: queue.timeout, and
 // with the adaptive limit and the automatic queue at most a quarter of the
 // slowest usable target's uncongested latency. The queue smooths bursts; a
@@ -386,7 +389,8 @@ func (p *Pool) queueWait() time.Duration {
 	if slowest == 0 {
 		return d
 	}
-	return min(d, max(slowest/4, time.Millisecond))
+	// At least minQueueWait: a fast model's bursts still find a slot.
+	return min(d, max(slowest/4, minQueueWait))
 }
 
 // overloaded says whether the model refused for want of capacity or did not
