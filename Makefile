@@ -59,6 +59,7 @@ lint: vet
 ## bench: gateway and rollout figures side by side with nginx
 bench: build
 	$(GO) run ./bench/gateway
+	$(GO) run ./bench/peak
 	$(GO) test ./internal/compose -run '^$$' -bench SwitchUnderLoad -benchtime 1x
 
 ## demo: scaffold, build, deploy, roll out and serve through the gateway on the local Docker engine

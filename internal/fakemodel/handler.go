@@ -14,6 +14,8 @@ type Stats struct {
 	Requests int64 `json:"requests"`
 	// Inflight counts model requests being answered now.
 	Inflight int64 `json:"inflight"`
+	// Queued counts model requests waiting for a free slot (see Options.Slots).
+	Queued int64 `json:"queued"`
 	// Cancelled counts model requests whose client went away before the answer was complete.
 	Cancelled int64 `json:"cancelled"`
 	// Failed counts model requests answered 500 on purpose (failure rate, fail-after).
@@ -28,14 +30,19 @@ type Handler struct {
 	started time.Time
 	mux     *http.ServeMux
 
-	requests, inflight, cancelled, failed, health atomic.Int64
+	requests, inflight, queued, cancelled, failed, health atomic.Int64
 	// seq numbers model requests so that the failure rate is exact and deterministic.
 	seq atomic.Int64
+	// slots holds one token per request being worked on when opts.Slots bounds them.
+	slots chan struct{}
 }
 
 // NewHandler returns a handler whose startup delay, fail-after and crash-after count from now.
 func NewHandler(opts Options) *Handler {
 	h := &Handler{opts: opts, started: time.Now(), mux: http.NewServeMux()}
+	if opts.Slots > 0 {
+		h.slots = make(chan struct{}, opts.Slots)
+	}
 	h.mux.HandleFunc("POST /v1/chat/completions", h.model(h.chat))
 	h.mux.HandleFunc("POST /v1/completions", h.model(h.completions))
 	h.mux.HandleFunc("POST /v1/embeddings", h.model(h.embeddings))
@@ -51,6 +58,7 @@ func (h *Handler) Stats() Stats {
 	return Stats{
 		Requests:     h.requests.Load(),
 		Inflight:     h.inflight.Load(),
+		Queued:       h.queued.Load(),
 		Cancelled:    h.cancelled.Load(),
 		Failed:       h.failed.Load(),
 		HealthChecks: h.health.Load(),
@@ -94,6 +102,19 @@ func (h *Handler) model(next func(http.ResponseWriter, *http.Request) error) htt
 			h.failed.Add(1)
 			writeError(w, http.StatusInternalServerError, "injected failure", "server_error")
 			return
+		}
+		if h.slots != nil {
+			// A channel's blocked senders are served in arrival order, like an engine's queue.
+			h.queued.Add(1)
+			select {
+			case h.slots <- struct{}{}:
+				h.queued.Add(-1)
+				defer func() { <-h.slots }()
+			case <-r.Context().Done():
+				h.queued.Add(-1)
+				h.cancelled.Add(1)
+				return
+			}
 		}
 		if err := next(w, r); err != nil && r.Context().Err() != nil {
 			h.cancelled.Add(1)

@@ -394,3 +394,29 @@ func TestHang(t *testing.T) {
 		t.Errorf("/stats while hanging: %d %v, want 200 with 1 request", resp.StatusCode, m)
 	}
 }
+
+func TestSlotsQueueTheRest(t *testing.T) {
+	t.Parallel()
+	o := testOptions()
+	o.Slots = 2
+	o.FirstTokenDelay = time.Minute // the requests in slots stay there until cancelled
+	srv, h := newServer(t, o)
+	ctx, cancel := context.WithCancel(t.Context())
+	errs := make(chan error, 5)
+	for range 5 {
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/completions", strings.NewReader(`{"prompt":"x"}`))
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			errs <- err
+		}()
+	}
+	waitFor(t, 5*time.Second, func() bool { s := h.Stats(); return s.Inflight == 5 && s.Queued == 3 })
+	cancel()
+	for range 5 {
+		<-errs
+	}
+	waitFor(t, 5*time.Second, func() bool { s := h.Stats(); return s.Inflight == 0 && s.Queued == 0 && s.Cancelled == 5 })
+}

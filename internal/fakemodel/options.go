@@ -50,6 +50,9 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// HealthCheck, when set, makes the binary GET this URL and exit 0 on 2xx, 1 otherwise.
 	HealthCheck string
+	// Slots, when positive, is how many model requests are worked on at once; the rest wait
+	// in arrival order for a free slot, as a real engine's scheduler queues them.
+	Slots int
 }
 
 // DefaultOptions returns the options of a fast, healthy server on :8000.
@@ -71,6 +74,7 @@ func (o Options) Validate(errs validate.Errors) {
 	}
 	errs.Positive("tokens", o.Tokens)
 	errs.Positive("embeddingDim", o.EmbeddingDim)
+	errs.NonNegative("slots", o.Slots)
 	if o.FailureRate < 0 || o.FailureRate > 1 {
 		errs.Addf("failureRate", "(%v) must be between 0 and 1", o.FailureRate)
 	}
@@ -112,6 +116,7 @@ func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Opt
 	fs.BoolVar(&o.Hang, "hang", o.Hang, "never answer (except /stats)")
 	fs.BoolVar(&o.HealthFail, "health-fail", o.HealthFail, "health and ready always answer 503")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "how long SIGTERM waits for requests in flight")
+	fs.IntVar(&o.Slots, "slots", o.Slots, "model requests worked on at once, the rest queue (0: no bound)")
 	fs.StringVar(&o.HealthCheck, "healthcheck", o.HealthCheck, "GET this URL and exit 0 if it answers 2xx, else 1")
 
 	var envErr error

@@ -54,7 +54,7 @@ func (b *depsBuilder) first(cfg Config) Deps {
 func (b *depsBuilder) build(cfg Config, prev Deps) (d Deps, retire, drop func()) {
 	d = Deps{Logger: b.log, Metrics: b.m}
 	bcfg, bm := cfg.Breaker, b.breakerM
-	d.Breakers = func(target string) upstream.Breaker { return breaker.New(target, bcfg, bm) }
+	d.Breakers = func(target string) upstream.Breaker { return breaker.New(target, bcfg, bm, breaker.WithLogger(b.log)) }
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch {

@@ -21,6 +21,7 @@ type Target struct {
 	Healthy  bool   `json:"healthy"`            // last active or passive health verdict
 	Draining bool   `json:"draining,omitempty"` // no new requests
 	Inflight int64  `json:"inflight"`           // requests and streams in progress
+	Limit    int64  `json:"limit,omitempty"`    // most requests in flight now: the adaptive or fixed limit; 0 none
 	Breaker  string `json:"breaker,omitempty"`  // closed, half-open or open
 }
 

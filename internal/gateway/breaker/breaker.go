@@ -2,6 +2,7 @@ package breaker
 
 import (
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -31,15 +32,26 @@ type Breaker struct {
 	cooldown time.Duration
 	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
 	m        *Metrics
+	log      *slog.Logger
 
 	mu       sync.Mutex
 	openedAt time.Time
 }
 
+// Option changes how New builds a breaker.
+type Option func(*Breaker)
+
+// WithLogger logs every change of state to l: an operator must learn that a
+// model server gets no traffic from the log, not from a dashboard alone.
+func WithLogger(l *slog.Logger) Option { return func(b *Breaker) { b.log = l } }
+
 // New builds the breaker of upstream name from a validated cfg and adds it to m (nil: none).
 // Call Close when the upstream goes away so its series disappears.
-func New(name string, cfg Config, m *Metrics) *Breaker {
+func New(name string, cfg Config, m *Metrics, opts ...Option) *Breaker {
 	b := &Breaker{name: name, cooldown: cfg.Cooldown.D(), m: m}
+	for _, o := range opts {
+		o(b)
+	}
 	window := cfg.Window.D()
 	st := gobreaker.Settings{
 		Name:         name,
@@ -54,7 +66,7 @@ func New(name string, cfg Config, m *Metrics) *Breaker {
 			return cfg.FailureRatio > 0 && c.Requests >= cfg.MinRequests &&
 				float64(c.TotalFailures) >= cfg.FailureRatio*float64(c.Requests)
 		},
-		OnStateChange: func(_ string, _, to gobreaker.State) { b.changed(to) },
+		OnStateChange: func(_ string, from, to gobreaker.State) { b.changed(from, to) },
 	}
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](st)
 	if m != nil {
@@ -64,12 +76,21 @@ func New(name string, cfg Config, m *Metrics) *Breaker {
 }
 
 // changed runs under gobreaker's lock on every transition.
-func (b *Breaker) changed(to gobreaker.State) {
+func (b *Breaker) changed(from, to gobreaker.State) {
 	b.mu.Lock()
 	if to == gobreaker.StateOpen {
 		b.openedAt = time.Now()
 	}
 	b.mu.Unlock()
+	if b.log != nil {
+		switch to {
+		case gobreaker.StateOpen:
+			b.log.Warn("circuit breaker opened: the upstream failed or timed out too often and gets no requests until the cooldown ends; check the model server's logs",
+				"upstream", b.name, "from", from.String(), "cooldown", b.cooldown.String())
+		default:
+			b.log.Info("circuit breaker state changed", "upstream", b.name, "from", from.String(), "to", to.String())
+		}
+	}
 	if b.m != nil {
 		b.m.transitions.WithLabelValues(b.name, to.String()).Inc()
 	}

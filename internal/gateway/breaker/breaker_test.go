@@ -1,7 +1,9 @@
 package breaker
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +178,25 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate paths = %v, want %v (%v)", got, tt.paths, errs.List())
 			}
 		})
+	}
+}
+
+func TestOpeningIsLogged(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	b := New("http://127.0.0.1:9", testConfig(), nil, WithLogger(log))
+	for range 4 {
+		call(t, b, false)
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("logged before the breaker opened: %s", buf.String())
+	}
+	call(t, b, false)
+	got := buf.String()
+	for _, want := range []string{"level=WARN", "circuit breaker opened", "upstream=http://127.0.0.1:9", "cooldown=300ms"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log %q lacks %q", got, want)
+		}
 	}
 }

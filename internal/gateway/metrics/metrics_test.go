@@ -36,18 +36,23 @@ func TestSeedMetricNames(t *testing.T) {
 		t.Fatalf("ai_api_requests_total = %v, want 2", n)
 	}
 	m.Registry.MustRegister(Upstreams(func() []adminapi.Pool {
-		return []adminapi.Pool{{Name: "default", Queued: 2, Targets: []adminapi.Target{{URL: "http://a", Inflight: 5, Healthy: true, Breaker: "open"}}}}
+		return []adminapi.Pool{{Name: "default", Queued: 2, Targets: []adminapi.Target{{URL: "http://a", Inflight: 5, Limit: 9, Healthy: true, Breaker: "open"}, {URL: "http://b"}}}}
 	}))
 	out, err := testutil.GatherAndCount(m.Registry, "ai_api_requests_total", "ai_api_request_duration_seconds",
-		"ai_tokens_usage_total", "ai_model_inference_duration_seconds", "ai_gateway_upstream_inflight", "ai_gateway_upstream_queue_depth")
-	if err != nil || out != 6 {
-		t.Fatalf("gathered %d series (%v), want 6", out, err)
+		"ai_tokens_usage_total", "ai_model_inference_duration_seconds", "ai_gateway_upstream_inflight", "ai_gateway_upstream_queue_depth", "ai_gateway_upstream_limit")
+	// b has no limit, so no limit series: 2 inflight, 1 queue, 1 limit.
+	if err != nil || out != 8 {
+		t.Fatalf("gathered %d series (%v), want 8", out, err)
 	}
 	err = testutil.GatherAndCompare(m.Registry, strings.NewReader(`
 # HELP ai_gateway_upstream_inflight Requests in progress per upstream target.
 # TYPE ai_gateway_upstream_inflight gauge
 ai_gateway_upstream_inflight{pool="default",target="http://a"} 5
-`), "ai_gateway_upstream_inflight")
+ai_gateway_upstream_inflight{pool="default",target="http://b"} 0
+# HELP ai_gateway_upstream_limit Most requests in flight per upstream target now: the adaptive or fixed limit (absent when there is none).
+# TYPE ai_gateway_upstream_limit gauge
+ai_gateway_upstream_limit{pool="default",target="http://a"} 9
+`), "ai_gateway_upstream_inflight", "ai_gateway_upstream_limit")
 	if err != nil {
 		t.Fatal(err)
 	}

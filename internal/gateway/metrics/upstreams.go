@@ -9,6 +9,7 @@ var (
 	inflightDesc = prometheus.NewDesc("ai_gateway_upstream_inflight", "Requests in progress per upstream target.", []string{"pool", "target"}, nil)
 	healthyDesc  = prometheus.NewDesc("ai_gateway_upstream_healthy", "1 when the target is healthy.", []string{"pool", "target"}, nil)
 	breakerDesc  = prometheus.NewDesc("ai_gateway_breaker_open", "1 when the target's breaker is open, 0.5 half-open.", []string{"pool", "target"}, nil)
+	limitDesc    = prometheus.NewDesc("ai_gateway_upstream_limit", "Most requests in flight per upstream target now: the adaptive or fixed limit (absent when there is none).", []string{"pool", "target"}, nil)
 	queueDesc    = prometheus.NewDesc("ai_gateway_upstream_queue_depth", "Requests waiting for a free upstream slot.", []string{"pool"}, nil)
 )
 
@@ -21,6 +22,7 @@ func (u Upstreams) Describe(ch chan<- *prometheus.Desc) {
 	ch <- healthyDesc
 	ch <- breakerDesc
 	ch <- queueDesc
+	ch <- limitDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -29,6 +31,9 @@ func (u Upstreams) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(p.Queued), p.Name)
 		for _, t := range p.Targets {
 			ch <- prometheus.MustNewConstMetric(inflightDesc, prometheus.GaugeValue, float64(t.Inflight), p.Name, t.URL)
+			if t.Limit > 0 {
+				ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(t.Limit), p.Name, t.URL)
+			}
 			h := 0.0
 			if t.Healthy {
 				h = 1

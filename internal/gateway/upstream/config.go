@@ -19,7 +19,9 @@ type PoolConfig struct {
 	Targets []TargetConfig `yaml:"targets" json:"targets"`
 	// HealthCheck probes each target actively; an empty path turns it off.
 	HealthCheck HealthCheck `yaml:"healthCheck" json:"healthCheck"`
-	// MaxInflight bounds concurrent requests per target; 0 means unbounded.
+	// MaxInflight bounds concurrent requests per target. 0 (the default) is the
+	// adaptive limit, which finds each target's capacity from its latency; a
+	// positive number fixes the bound; -1 turns it off.
 	MaxInflight int `yaml:"maxInflight" json:"maxInflight"`
 	// Queue bounds the requests that wait for a free slot.
 	Queue Queue `yaml:"queue" json:"queue"`
@@ -54,11 +56,13 @@ type HealthCheck struct {
 	UnhealthyThreshold int `yaml:"unhealthyThreshold" json:"unhealthyThreshold"`
 }
 
-// Queue bounds waiting for a free slot when every target is at MaxInflight.
+// Queue bounds waiting for a free slot when every target is at its limit.
 type Queue struct {
 	// Size is how many requests may wait; past it requests get a fast 503.
+	// 0 (the default) sizes it to a quarter of the usable targets' limits, so
+	// a request waits about a quarter of an answer's time; -1 turns it off.
 	Size int `yaml:"size" json:"size"`
-	// Timeout is how long one request may wait before a 503.
+	// Timeout is how long one request may wait before a 503 (default 1s).
 	Timeout units.Duration `yaml:"timeout" json:"timeout"`
 }
 
@@ -75,27 +79,39 @@ type Timeouts struct {
 	Idle units.Duration `yaml:"idle" json:"idle"`
 }
 
-// DefaultTimeouts suit slow generations: 5s connect, 2m to the first header,
-// 10m for a whole stream, 90s idle.
+// DefaultTimeouts suit slow generations: 5s connect, 30s to the first header,
+// 10m for a whole stream, 90s idle. The adaptive limit keeps requests out of
+// the model's queue, so the first header waits for the model's work alone: a
+// stream's first token or a whole answer. A model that sends nothing for 30s
+// has stalled, and the timeout counts against its breaker; a non-streamed
+// generation that takes longer needs a longer responseHeader.
 func DefaultTimeouts() Timeouts {
 	return Timeouts{
 		Connect:        units.Duration(5 * time.Second),
-		ResponseHeader: units.Duration(2 * time.Minute),
+		ResponseHeader: units.Duration(30 * time.Second),
 		Request:        units.Duration(10 * time.Minute),
 		Idle:           units.Duration(90 * time.Second),
 	}
 }
 
-// DefaultHealthCheck probes /health every 5s.
+// DefaultHealthCheck probes /health every second with a 1s timeout; two
+// failures in a row take a target out, one pass brings it back. A replica that
+// dies is out within about 2s, and its requests in the meantime go to another
+// target, since a refused connection is retried elsewhere.
 func DefaultHealthCheck() HealthCheck {
 	return HealthCheck{
 		Path:               "/health",
-		Interval:           units.Duration(5 * time.Second),
-		Timeout:            units.Duration(2 * time.Second),
+		Interval:           units.Duration(time.Second),
+		Timeout:            units.Duration(time.Second),
 		HealthyThreshold:   1,
-		UnhealthyThreshold: 3,
+		UnhealthyThreshold: 2,
 	}
 }
+
+// DefaultQueueTimeout is how long a request waits for a slot before a 503:
+// long enough to ride out a burst, short enough that overload is answered
+// at once and never as a client's timeout.
+const DefaultQueueTimeout = units.Duration(time.Second)
 
 // SetDefaults fills zero fields.
 func (c *PoolConfig) SetDefaults() {
@@ -119,7 +135,7 @@ func (c *PoolConfig) SetDefaults() {
 		c.HealthCheck.UnhealthyThreshold = d.UnhealthyThreshold
 	}
 	if c.Queue.Timeout == 0 {
-		c.Queue.Timeout = units.Duration(5 * time.Second)
+		c.Queue.Timeout = DefaultQueueTimeout
 	}
 	if c.PassiveFailures == 0 {
 		c.PassiveFailures = 5
@@ -166,8 +182,12 @@ func (c PoolConfig) Validate(errs validate.Errors) {
 		h.Positive("healthyThreshold", c.HealthCheck.HealthyThreshold)
 		h.Positive("unhealthyThreshold", c.HealthCheck.UnhealthyThreshold)
 	}
-	errs.NonNegative("maxInflight", c.MaxInflight)
-	errs.At("queue").NonNegative("size", c.Queue.Size)
+	if c.MaxInflight < -1 {
+		errs.Addf("maxInflight", "(%d) must be 0 (adaptive), a fixed bound, or -1 (none)", c.MaxInflight)
+	}
+	if c.Queue.Size < -1 {
+		errs.At("queue").Addf("size", "(%d) must be 0 (sized to the limits), a fixed size, or -1 (no queue)", c.Queue.Size)
+	}
 	if c.Queue.Timeout < 0 {
 		errs.At("queue").Addf("timeout", "(%s) must not be negative", c.Queue.Timeout)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,9 @@ type Pool struct {
 	queued  atomic.Int64
 	wake    chan struct{}
 	stats   ring
+	// limits holds each target's adaptive limit (*Target → *adaptive), made
+	// on first use, so targets added by the admin API or a reload get one.
+	limits sync.Map
 	// adminChanged: the admin API changed the targets, weights or drain
 	// state, which then outlive a configuration reload (see Adopt).
 	adminChanged atomic.Bool
@@ -40,7 +44,7 @@ type Pool struct {
 // NewPool builds a pool; Run starts its health checks.
 func NewPool(cfg PoolConfig, to Timeouts, bf BreakerFactory) (*Pool, error) {
 	cfg.SetDefaults()
-	p := &Pool{cfg: cfg, timeout: to, bf: bf, wake: make(chan struct{}, max(1, cfg.Queue.Size))}
+	p := &Pool{cfg: cfg, timeout: to, bf: bf, wake: make(chan struct{}, wakeBuffer)}
 	ts := make([]*Target, 0, len(cfg.Targets))
 	for _, tc := range cfg.Targets {
 		t, err := newTarget(tc, to, bf)
@@ -62,31 +66,49 @@ func (p *Pool) Targets() []*Target { return *p.targets.Load() }
 // Queued is the number of requests waiting for a slot.
 func (p *Pool) Queued() int64 { return p.queued.Load() }
 
+// wakeBuffer bounds the wake-ups waiting for a queued request: one per slot
+// freed while requests wait, so that none is lost when several free at once.
+const wakeBuffer = 1024
+
 // Lease is one reserved slot on a target; Done must be called exactly once.
 type Lease struct {
-	Target  *Target
-	pool    *Pool
-	start   time.Time
-	breaker func(bool)
+	Target   *Target
+	pool     *Pool
+	start    time.Time
+	breaker  func(bool)
+	inflight int64     // the target's requests in flight with this one, for the limit
+	limit    *adaptive // nil when the limit is fixed or off
 }
 
 // Acquire picks a target and reserves a slot, waiting in the bounded queue
 // when every usable target is full.
 func (p *Pool) Acquire(ctx context.Context) (Lease, error) {
-	l, err := p.tryPick()
-	if err == nil || errors.Is(err, ErrUnavailable) {
-		return l, err
+	// While others wait, a newcomer waits behind them: taking a freed slot
+	// first would leave the queue's oldest to time out.
+	behind := p.queued.Load() != 0
+	if !behind {
+		l, err := p.tryPick()
+		if err == nil || errors.Is(err, ErrUnavailable) {
+			return l, err
+		}
 	}
-	if p.cfg.Queue.Size <= 0 {
+	size := p.queueSize()
+	if size <= 0 {
 		return Lease{}, ErrSaturated
 	}
-	if p.queued.Add(1) > int64(p.cfg.Queue.Size) {
+	if p.queued.Add(1) > size {
 		p.queued.Add(-1)
 		return Lease{}, ErrSaturated
 	}
 	defer p.queued.Add(-1)
-	timer := time.NewTimer(p.cfg.Queue.Timeout.D())
+	timer := time.NewTimer(p.queueWait())
 	defer timer.Stop()
+	if !behind {
+		// A slot freed between the pick above and joining the queue woke nobody.
+		if l, err := p.tryPick(); err == nil || errors.Is(err, ErrUnavailable) {
+			return l, err
+		}
+	}
 	for {
 		select {
 		case <-p.wake:
@@ -112,7 +134,6 @@ func (p *Pool) AcquireOther(tried []*Target) (Lease, error) {
 
 // scan leases the least loaded usable target of ts that is not in skip.
 func (p *Pool) scan(ts, skip []*Target) (Lease, error) {
-	max := int64(p.cfg.MaxInflight)
 	anyUsable := false
 	var best *Target
 	for _, t := range ts {
@@ -120,13 +141,13 @@ func (p *Pool) scan(ts, skip []*Target) (Lease, error) {
 			continue
 		}
 		anyUsable = true
-		if max > 0 && t.inflight.Load() >= max {
+		if max, _ := p.limitOf(t); max > 0 && t.inflight.Load() >= max {
 			continue
 		}
 		best = better(best, t)
 	}
 	if best != nil {
-		if l, ok := p.lease(best, max); ok {
+		if l, ok := p.lease(best); ok {
 			return l, nil
 		}
 	}
@@ -140,7 +161,6 @@ func (p *Pool) scan(ts, skip []*Target) (Lease, error) {
 // usable targets are all full.
 func (p *Pool) tryPick() (Lease, error) {
 	ts := *p.targets.Load()
-	max := int64(p.cfg.MaxInflight)
 	// Two random choices, weighted; fall back to a scan when they are unusable.
 	for attempt := 0; attempt < 3; attempt++ {
 		a, b := pickWeighted(ts), pickWeighted(ts)
@@ -151,18 +171,19 @@ func (p *Pool) tryPick() (Lease, error) {
 		if t == nil {
 			continue
 		}
-		if l, ok := p.lease(t, max); ok {
+		if l, ok := p.lease(t); ok {
 			return l, nil
 		}
 	}
 	return p.scan(ts, nil)
 }
 
-func (p *Pool) lease(t *Target, max int64) (Lease, bool) {
+func (p *Pool) lease(t *Target) (Lease, bool) {
+	max, lim := p.limitOf(t)
 	if !t.tryAcquire(max) {
 		return Lease{}, false
 	}
-	l := Lease{Target: t, pool: p, start: time.Now()}
+	l := Lease{Target: t, pool: p, start: time.Now(), inflight: t.inflight.Load(), limit: lim}
 	if t.breaker != nil {
 		done, err := t.breaker.Allow()
 		if err != nil {
@@ -237,6 +258,14 @@ func (l Lease) Done(o Outcome) {
 	}
 	now := time.Now()
 	d := now.Sub(l.start)
+	if l.limit != nil {
+		switch {
+		case overloaded(o):
+			l.limit.sample(now, l.start, d, l.inflight, true)
+		case !failed && o.Err == nil:
+			l.limit.sample(now, l.start, d, l.inflight, false)
+		}
+	}
 	// Passive ejection is for targets that cannot be reached; a model answering
 	// 5xx is the breaker's business.
 	unreachable := failed && o.Status == 0
@@ -261,12 +290,14 @@ func (p *Pool) Snapshot() adminapi.Pool {
 	ts := p.Targets()
 	out := adminapi.Pool{Name: p.cfg.Name, Queued: p.queued.Load(), Targets: make([]adminapi.Target, 0, len(ts))}
 	for _, t := range ts {
+		limit, _ := p.limitOf(t)
 		out.Targets = append(out.Targets, adminapi.Target{
 			URL:      t.url,
 			Weight:   int(t.weight.Load()),
 			Healthy:  t.Healthy(),
 			Draining: t.draining.Load(),
 			Inflight: t.inflight.Load(),
+			Limit:    limit,
 			Breaker:  t.BreakerState(),
 		})
 	}
@@ -292,4 +323,82 @@ func (p *Pool) CloseIdle() {
 	for _, t := range p.Targets() {
 		t.closeIdle()
 	}
+}
+
+// limitOf is the most requests t may have in flight (0: no bound) and, when
+// that is the adaptive limit, the limit to feed with answers.
+func (p *Pool) limitOf(t *Target) (int64, *adaptive) {
+	switch {
+	case p.cfg.MaxInflight > 0:
+		return int64(p.cfg.MaxInflight), nil
+	case p.cfg.MaxInflight < 0:
+		return 0, nil
+	}
+	a, ok := p.limits.Load(t)
+	if !ok {
+		a, _ = p.limits.LoadOrStore(t, newAdaptive())
+	}
+	lim := a.(*adaptive)
+	return lim.Limit(), lim
+}
+
+// queueSize is how many requests may wait: the configured size, or by
+// default a quarter of the usable targets' limits, so that a queued request
+// waits about a quarter of one answer's time (queueWait bounds it there)
+// and overload is answered with a fast 503 instead of a slow 200.
+func (p *Pool) queueSize() int64 {
+	switch {
+	case p.cfg.Queue.Size > 0:
+		return int64(p.cfg.Queue.Size)
+	case p.cfg.Queue.Size < 0:
+		return 0
+	}
+	var sum int64
+	for _, t := range p.Targets() {
+		if t.usable() {
+			max, _ := p.limitOf(t)
+			sum += max
+		}
+	}
+	return max(1, (sum+3)/4)
+}
+
+// minQueueWait is the least a queued request may wait, whatever the latency.
+const minQueueWait = 20 * time.Millisecond
+
+// queueWait is how long a request may wait for a slot: queue.timeout, and
+// with the adaptive limit and the automatic queue at most a quarter of the
+// slowest usable target's uncongested latency. The queue smooths bursts; a
+// request that waited longer, plus the model's own time and its short queue,
+// would come near twice the model's time, and a 503 now serves its client
+// better than a slow 200.
+func (p *Pool) queueWait() time.Duration {
+	d := p.cfg.Queue.Timeout.D()
+	if p.cfg.MaxInflight != 0 || p.cfg.Queue.Size != 0 {
+		return d
+	}
+	var slowest time.Duration
+	for _, t := range p.Targets() {
+		if !t.usable() {
+			continue
+		}
+		if _, a := p.limitOf(t); a != nil {
+			slowest = max(slowest, a.Latency())
+		}
+	}
+	if slowest == 0 {
+		return d
+	}
+	// At least minQueueWait: a fast model's bursts still find a slot.
+	return min(d, max(slowest/4, minQueueWait))
+}
+
+// overloaded says whether the model refused for want of capacity or did not
+// answer in time: the adaptive limit backs off.
+func overloaded(o Outcome) bool {
+	if o.Status == 503 || o.Status == 429 {
+		return true
+	}
+	var ne net.Error
+	return errors.Is(o.Err, context.DeadlineExceeded) || (errors.As(o.Err, &ne) && ne.Timeout())
 }

@@ -37,7 +37,8 @@ func newTestPool(t *testing.T, cfg PoolConfig) *Pool {
 
 func TestSelectionFollowsWeightsAndLoad(t *testing.T) {
 	t.Parallel()
-	p := newTestPool(t, PoolConfig{Targets: []TargetConfig{{URL: "http://a:1", Weight: 3}, {URL: "http://b:1", Weight: 1}}})
+	// No limit (-1): the test holds 2,000 leases to see how they spread.
+	p := newTestPool(t, PoolConfig{Targets: []TargetConfig{{URL: "http://a:1", Weight: 3}, {URL: "http://b:1", Weight: 1}}, MaxInflight: -1})
 	counts := map[string]int{}
 	for range 4000 {
 		l, err := p.Acquire(context.Background())

@@ -1,0 +1,173 @@
+package upstream
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The adaptive limit's constants. They are not configuration: the point of the
+// limit is that nobody has to know the model to get a safe one.
+const (
+	adaptiveInitial = 8    // the limit of a target before it has answered anything
+	adaptiveMin     = 1    // never fewer, so a slow model still gets work
+	adaptiveMax     = 1024 // never more, so a model that hides its queue cannot take everything
+	// A window closes after at least this long and this many answers, and
+	// never before one uncongested latency has passed, so that it sees the
+	// effect of the limit it ran under.
+	minWindow  = 100 * time.Millisecond
+	minSamples = 5
+	// refTTL is how long the uncongested latency is trusted before it is
+	// measured again at half the limit (Envoy's minRTT recalculation).
+	refTTL = 10 * time.Second
+	// cutsBeforeProbe: this many cuts in a row mean the latency is the model's
+	// own (it became slower), not a queue the gateway made: measure it again.
+	cutsBeforeProbe = 3
+	// cleanBeforeGrowth: windows without a queue (a second or more) before the limit grows
+	// again, once it has been cut: most of the time at the capacity found.
+	cleanBeforeGrowth = 10
+	// latencyNoise is taken off every rise in latency before it counts as
+	// a queue: a busy machine's scheduling and GC move a fast model's
+	// millisecond answers by several times, which is not the model queueing.
+	latencyNoise = 5 * time.Millisecond
+)
+
+// adaptive finds how many requests a target can work on at once from the
+// latency of its answers, as TCP Vegas and Netflix's concurrency-limits do.
+// Little's law says the requests in flight, times the uncongested latency
+// over the latency seen, is what the model actually works on; the rest wait
+// in the model's queue. When that queue nears alpha (3/4 of one request, or
+// of 1/16 of a big limit) the limit is cut to the model's share. When it
+// stays under a third of alpha while the limit is reached, the limit grows: every window
+// until the first cut (a slow start), then after ten such windows in a
+// row, so it spends most of its time at the capacity found and only now and
+// then one window above it, where requests would wait in the model. A 503, 429 or a
+// timeout halves it (AIMD's backoff). The uncongested latency is the lowest
+// window mean, measured again every refTTL, or after cuts in a row, in one
+// window at half the limit.
+type adaptive struct {
+	cur atomic.Int64 // the limit as leases read it, without the lock
+
+	mu      sync.Mutex
+	limit   float64
+	ref     time.Duration // mean latency of an uncongested window; 0 until one closed
+	refAt   time.Time
+	cuts    int
+	clean   int     // windows in a row without a queue since the last growth
+	cutOnce bool    // the limit was cut at least once: past the slow start
+	probing bool    // this window measures ref at half the limit
+	saved   float64 // the limit to go back to after the probe
+	win     window
+}
+
+// window sums the answers since start.
+type window struct {
+	start    time.Time
+	n        int
+	sum      time.Duration
+	inflight int64 // summed in-flight counts at lease time, for the mean
+	busy     bool  // some lease took the last slot: the limit was binding
+	overload bool  // the model refused or timed out
+}
+
+func newAdaptive() *adaptive {
+	a := &adaptive{limit: adaptiveInitial}
+	a.cur.Store(adaptiveInitial)
+	return a
+}
+
+// Limit is the current limit.
+func (a *adaptive) Limit() int64 { return a.cur.Load() }
+
+// Latency is the uncongested latency, 0 before it is known.
+func (a *adaptive) Latency() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ref
+}
+
+// sample records one answer: the lease started at start with inflight
+// requests (its own included) and took rtt; overload says the model refused
+// or timed out. Answers that say nothing about capacity (a client gone, a
+// bug's 500, a refused connection) are not sampled.
+func (a *adaptive) sample(now, start time.Time, rtt time.Duration, inflight int64, overload bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	w := &a.win
+	if w.start.IsZero() {
+		w.start = start
+	}
+	if a.probing && start.Before(w.start) {
+		return // leased before the probe, at the old limit
+	}
+	w.n++
+	w.sum += rtt
+	w.inflight += inflight
+	w.busy = w.busy || float64(inflight) >= math.Floor(a.limit)
+	w.overload = w.overload || overload
+	// A small limit gives few answers per window: wait for as many as it
+	// allows, or a cut limit would regrow one slow window at a time.
+	if now.Sub(w.start) < max(minWindow, a.ref) || (w.n < min(minSamples, max(1, int(a.limit))) && !w.overload) {
+		return
+	}
+	a.close(now)
+}
+
+// close ends the window and moves the limit; it runs under mu.
+func (a *adaptive) close(now time.Time) {
+	w := a.win
+	a.win = window{start: now}
+	mean := w.sum / time.Duration(w.n)
+	switch {
+	case a.probing:
+		// A model much slower than before is a new one for the limit
+		// (a slower GPU, longer prompts): find its capacity as at the start.
+		if mean > a.ref*3/2 {
+			a.cutOnce = false
+		}
+		a.ref, a.refAt, a.probing = mean, now, false
+		a.limit = a.saved
+	case w.overload:
+		a.limit /= 2
+		a.cuts++
+	default:
+		if a.ref == 0 || mean < a.ref {
+			a.ref, a.refAt = mean, now
+		}
+		excess := max(0, mean-a.ref-latencyNoise)
+		share := 1 - float64(excess)/float64(max(mean, 1))
+		inflight := float64(w.inflight) / float64(w.n)
+		queue := inflight * (1 - share)
+		alpha := max(1, a.limit/16)
+		switch {
+		case queue >= 0.75*alpha:
+			a.limit = max(a.limit/2, inflight*share)
+			a.cuts++
+			a.clean, a.cutOnce = 0, true
+		case queue < alpha/3 && w.busy:
+			a.cuts = 0
+			a.clean++
+			// Once the capacity was found, probe above it only now and
+			// then: every window spent above it queues in the model.
+			switch {
+			case !a.cutOnce:
+				// sqrt as Netflix grows, but at most a quarter (and at
+				// least one), so a small limit does not overshoot its few
+				// slots by half.
+				a.limit += max(1, min(math.Sqrt(a.limit), a.limit/4))
+			case a.clean >= cleanBeforeGrowth:
+				a.limit += max(1, alpha/2)
+				a.clean = 0
+			}
+		default:
+			a.cuts = 0
+		}
+	}
+	a.limit = min(max(a.limit, adaptiveMin), adaptiveMax)
+	if !a.probing && a.ref > 0 && (a.cuts >= cutsBeforeProbe || now.Sub(a.refAt) > refTTL) {
+		a.probing, a.saved, a.cuts = true, a.limit, 0
+		a.limit = max(adaptiveMin, a.limit/2)
+	}
+	a.cur.Store(int64(a.limit))
+}
