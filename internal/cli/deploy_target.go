@@ -155,8 +155,8 @@ func serviceSpec(ctx context.Context, cfg *config.Config, file string) (composet
 	}
 	if cfg.Model.HostPath != "" {
 		svc.Volumes = append(svc.Volumes, composetypes.ServiceVolumeConfig{Type: "bind", Source: cfg.Model.HostPath, Target: cfg.Model.Path, ReadOnly: true})
-	} else if cfg.Model.Volume != "" {
-		svc.Volumes = append(svc.Volumes, composetypes.ServiceVolumeConfig{Type: "volume", Source: cfg.Model.Volume, Target: cfg.Model.Path, ReadOnly: true})
+	} else if cfg.Model.ClaimName != "" {
+		svc.Volumes = append(svc.Volumes, composetypes.ServiceVolumeConfig{Type: "volume", Source: cfg.Model.ClaimName, Target: cfg.Model.Path, ReadOnly: true})
 	}
 	return svc, nil, nil, nil
 }
