@@ -268,6 +268,11 @@ func runInit(_ context.Context, opts *initOptions) error {
 	if filepath.Clean(opts.Dir) != "." {
 		next = "cd " + opts.Dir + " && " + next
 	}
+	if cfg.Preset().Dockerfile {
+		if _, err := fmt.Fprintf(opts.f.IO.Out, "\nThe Dockerfile builds your own server: put requirements.txt and the server it starts beside it (its header lists what they must do), or pass --server vllm, tgi or ollama to run a stock image.\n"); err != nil {
+			return err
+		}
+	}
 	_, err = fmt.Fprintf(opts.f.IO.Out, "\nNext: review %s (image, model, resources), then run:\n  %s\n", configPath, next)
 	return err
 }
