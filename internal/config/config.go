@@ -122,13 +122,18 @@ type Autoscaling struct {
 	// MaxReplicas is the ceiling.
 	MaxReplicas int `yaml:"maxReplicas" json:"maxReplicas"`
 	// CPUTarget is the average CPU utilisation target in percent; 0 disables it.
-	// When no target is set, GPU services scale on requestsPerSecond (100) and
-	// CPU-only ones on CPU (70) and memory (80).
+	// When no target is set, GPU services scale on their server's requests in
+	// flight (vllm, tgi: three quarters of model.concurrency) or on
+	// requestsPerSecond (100), and CPU-only ones on CPU (70) and memory (80).
 	CPUTarget int `yaml:"cpuTarget" json:"cpuTarget"`
 	// MemoryTarget is the average memory utilisation target in percent; 0 disables it.
 	MemoryTarget int `yaml:"memoryTarget" json:"memoryTarget"`
 	// RequestsPerSecond per pod on the http_requests_per_second Pods metric; 0 disables it.
 	RequestsPerSecond int `yaml:"requestsPerSecond,omitempty" json:"requestsPerSecond,omitempty"`
+	// RequestsInFlight is the average number of requests each pod's server may
+	// be running, on the preset's own gauge (vLLM vllm:num_requests_running,
+	// TGI tgi_batch_current_size) through a metrics adapter; 0 disables it.
+	RequestsInFlight int `yaml:"requestsInFlight,omitempty" json:"requestsInFlight,omitempty"`
 	// ScaleUp behaviour.
 	ScaleUp ScalingRule `yaml:"scaleUp" json:"scaleUp"`
 	// ScaleDown behaviour.

@@ -133,14 +133,19 @@ func (c *Config) derive(written func(path string) bool) {
 	}
 	// Targets the file wrote stay as written, zeros included: what is off in
 	// the file is off in the output (validation refuses an HPA with none).
-	if a := &c.Autoscaling; !written("autoscaling.cpuTarget") && !written("autoscaling.memoryTarget") && !written("autoscaling.requestsPerSecond") &&
-		a.CPUTarget == 0 && a.MemoryTarget == 0 && a.RequestsPerSecond == 0 {
-		if c.Resources.GPUs > 0 {
+	if a := &c.Autoscaling; !written("autoscaling.cpuTarget") && !written("autoscaling.memoryTarget") && !written("autoscaling.requestsPerSecond") && !written("autoscaling.requestsInFlight") &&
+		a.CPUTarget == 0 && a.MemoryTarget == 0 && a.RequestsPerSecond == 0 && a.RequestsInFlight == 0 {
+		switch {
+		case c.Resources.GPUs > 0 && p.BusyMetric != "":
+			// The server's own count of running requests says when its batch is
+			// full; a quarter of headroom scales out before requests queue.
+			a.RequestsInFlight = max(1, c.Model.Concurrency*3/4)
+		case c.Resources.GPUs > 0:
 			// GPU-aware by default: CPU and memory say nothing about a GPU that
 			// is saturated (the seed's HPA scaled CPU pods while the GPU choked).
 			// The seed's per-pod rate; preflight checks the custom metrics API it needs.
 			a.RequestsPerSecond = 100
-		} else {
+		default:
 			a.CPUTarget, a.MemoryTarget = 70, 80
 		}
 	}

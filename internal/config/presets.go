@@ -41,6 +41,8 @@ type Preset struct {
 	APIKeyEnv string
 	// Metrics is true when the server serves Prometheus metrics on /metrics.
 	Metrics bool
+	// BusyMetric is the server's gauge of requests it is running, for the HPA.
+	BusyMetric string
 	// Dockerfile is true when the image is built from the rendered Dockerfile.
 	Dockerfile bool
 }
@@ -57,6 +59,7 @@ func PresetFor(server string) (Preset, bool) {
 			// /health answers 200 once the engine runs; /v1/* needs the API key when one is set.
 			Health: Health{Path: "/health", ReadyPath: "/health"},
 			Budget: budget, CacheEnv: "HF_HOME", TokenEnv: "HF_TOKEN", APIKeyEnv: "VLLM_API_KEY", Metrics: true,
+			BusyMetric: "vllm:num_requests_running",
 		}, true
 	case ServerTGI:
 		// https://huggingface.co/docs/text-generation-inference/reference/launcher
@@ -65,6 +68,7 @@ func PresetFor(server string) (Preset, bool) {
 			Image: "ghcr.io/huggingface/text-generation-inference:3.0.1", Port: 8080,
 			Health: Health{Path: "/health", ReadyPath: "/health"},
 			Budget: budget, CacheEnv: "HF_HOME", TokenEnv: "HF_TOKEN", Metrics: true,
+			BusyMetric: "tgi_batch_current_size",
 		}, true
 	case ServerOllama:
 		// https://github.com/ollama/ollama/blob/main/docs/faq.md (OLLAMA_HOST, OLLAMA_MODELS)

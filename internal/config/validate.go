@@ -49,7 +49,7 @@ func (c *Config) Validate(errs validate.Errors) {
 	c.Model.validate(errs.At("model"))
 	c.Resources.validate(errs.At("resources"))
 	errs.NonNegative("replicas", c.Replicas)
-	c.Autoscaling.validate(errs.At("autoscaling"))
+	c.Autoscaling.validate(errs.At("autoscaling"), c.Preset().BusyMetric)
 	if c.Startup.Budget <= 0 {
 		errs.Addf("startup.budget", "(%s) must be positive, e.g. 10m for a large model", c.Startup.Budget)
 	}
@@ -216,7 +216,7 @@ func (r Resources) validate(errs validate.Errors) {
 	errs.NonNegative("gpus", r.GPUs)
 }
 
-func (a Autoscaling) validate(errs validate.Errors) {
+func (a Autoscaling) validate(errs validate.Errors, busyMetric string) {
 	if !a.Enabled {
 		return
 	}
@@ -233,8 +233,12 @@ func (a Autoscaling) validate(errs validate.Errors) {
 		}
 	}
 	errs.NonNegative("requestsPerSecond", a.RequestsPerSecond)
-	if a.CPUTarget == 0 && a.MemoryTarget == 0 && a.RequestsPerSecond == 0 {
-		errs.Addf("cpuTarget", "is 0 and so are memoryTarget and requestsPerSecond; set at least one target or disable autoscaling")
+	errs.NonNegative("requestsInFlight", a.RequestsInFlight)
+	if a.RequestsInFlight > 0 && busyMetric == "" {
+		errs.Addf("requestsInFlight", "(%d) needs a server that counts its running requests (vllm, tgi); use requestsPerSecond or cpuTarget", a.RequestsInFlight)
+	}
+	if a.CPUTarget == 0 && a.MemoryTarget == 0 && a.RequestsPerSecond == 0 && a.RequestsInFlight == 0 {
+		errs.Addf("cpuTarget", "is 0 and so are memoryTarget, requestsPerSecond and requestsInFlight; set at least one target or disable autoscaling")
 	}
 	for _, r := range []struct {
 		path string

@@ -86,6 +86,8 @@ type claimData struct {
 
 type hpaData struct {
 	Min, Max, CPU, Memory, RPS          int
+	InFlight                            int
+	BusyMetric                          string // the server's gauge of running requests
 	UpWindow, UpPercent, UpPeriod       int64
 	DownWindow, DownPercent, DownPeriod int64
 }
@@ -191,10 +193,11 @@ func newRenderData(cfg *config.Config, source, version string) (*renderData, err
 	if a := cfg.Autoscaling; a.Enabled {
 		d.HPA = &hpaData{
 			Min: a.MinReplicas, Max: a.MaxReplicas, CPU: a.CPUTarget, Memory: a.MemoryTarget, RPS: a.RequestsPerSecond,
+			InFlight: a.RequestsInFlight, BusyMetric: d.Preset.BusyMetric,
 			UpWindow: a.ScaleUp.StabilizationWindow.Seconds(), UpPercent: int64(a.ScaleUp.Percent), UpPeriod: a.ScaleUp.Period.Seconds(),
 			DownWindow: a.ScaleDown.StabilizationWindow.Seconds(), DownPercent: int64(a.ScaleDown.Percent), DownPeriod: a.ScaleDown.Period.Seconds(),
 		}
-		if d.HPA.CPU == 0 && d.HPA.Memory == 0 && d.HPA.RPS == 0 {
+		if d.HPA.CPU == 0 && d.HPA.Memory == 0 && d.HPA.RPS == 0 && d.HPA.InFlight == 0 {
 			// The API server would fill in CPU 80%: never render an HPA without metrics.
 			return nil, fmt.Errorf("%w: autoscaling is enabled with no target; set autoscaling.cpuTarget, memoryTarget or requestsPerSecond, or disable autoscaling", ErrConfig)
 		}

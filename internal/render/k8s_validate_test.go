@@ -166,6 +166,7 @@ func TestKubernetesManifests(t *testing.T) {
 				check(objs.hpa != nil, "no HPA while autoscaling is enabled")
 				check(d.Spec.Replicas == nil, "replicas set although the HPA owns them")
 				checkHPA(t, objs.hpa, cfg.Autoscaling.MinReplicas, cfg.Autoscaling.MaxReplicas, cfg.Autoscaling.RequestsPerSecond, cfg.Autoscaling.CPUTarget)
+				checkInFlight(t, objs.hpa, cfg)
 			}
 			pdb := objs.pdb.Spec
 			check(pdb.MaxUnavailable != nil && pdb.MaxUnavailable.IntValue() == 1 && pdb.MinAvailable == nil, "PDB %+v", pdb)
@@ -235,6 +236,21 @@ func checkModelVolume(t *testing.T, cfg *config.Config, objs k8sObjects) {
 	}
 	if objs.pvc != nil && cfg.Model.Volume != config.VolumePVC {
 		t.Errorf("a claim is rendered for model.volume %s", cfg.Model.Volume)
+	}
+}
+
+// checkInFlight checks the HPA scales on the preset server's own gauge of
+// running requests exactly when requestsInFlight asks for it.
+func checkInFlight(t *testing.T, h *autoscalingv2.HorizontalPodAutoscaler, cfg *config.Config) {
+	t.Helper()
+	got := false
+	for _, m := range h.Spec.Metrics {
+		if m.Type == autoscalingv2.PodsMetricSourceType && m.Pods.Metric.Name == cfg.Preset().BusyMetric {
+			got = m.Pods.Target.AverageValue.Value() == int64(cfg.Autoscaling.RequestsInFlight)
+		}
+	}
+	if want := cfg.Autoscaling.RequestsInFlight > 0; got != want {
+		t.Errorf("HPA metrics %+v: want %s at %d per pod: %v", h.Spec.Metrics, cfg.Preset().BusyMetric, cfg.Autoscaling.RequestsInFlight, want)
 	}
 }
 
