@@ -216,6 +216,7 @@ func TestPrometheusScrapeConfig(t *testing.T) {
 		RuleFiles     []string          `json:"rule_files"`
 		ScrapeConfigs []struct {
 			JobName             string              `json:"job_name"`
+			HonorLabels         bool                `json:"honor_labels"`
 			MetricsPath         string              `json:"metrics_path"`
 			KubernetesSDConfigs []map[string]string `json:"kubernetes_sd_configs"`
 			StaticConfigs       []struct {
@@ -233,7 +234,7 @@ func TestPrometheusScrapeConfig(t *testing.T) {
 	if err := yaml.UnmarshalStrict(fileData(t, files, "monitoring/prometheus.yml"), &prom); err != nil {
 		t.Fatalf("prometheus.yml: %v", err)
 	}
-	if !slices.Equal(prom.RuleFiles, []string{"alerts.yaml"}) || len(prom.ScrapeConfigs) != 2 {
+	if !slices.Equal(prom.RuleFiles, []string{"alerts.yaml"}) || len(prom.ScrapeConfigs) != 3 {
 		t.Fatalf("rule files %v, %d scrape configs", prom.RuleFiles, len(prom.ScrapeConfigs))
 	}
 	model, gw := prom.ScrapeConfigs[0], prom.ScrapeConfigs[1]
@@ -253,6 +254,10 @@ func TestPrometheusScrapeConfig(t *testing.T) {
 	}
 	if kept["__meta_kubernetes_pod_label_app_kubernetes_io_name"] != "chat" || kept["__meta_kubernetes_pod_annotation_prometheus_io_scrape"] != "true" {
 		t.Errorf("model job keeps %v, want only chat's annotated pods", kept)
+	}
+	// The GPU exporter's own pod label (the pod using the GPU) must survive the scrape.
+	if dcgm := prom.ScrapeConfigs[2]; dcgm.JobName != "dcgm-exporter" || !dcgm.HonorLabels || len(dcgm.RelabelConfigs) != 1 || dcgm.RelabelConfigs[0].Regex != "dcgm-exporter" {
+		t.Errorf("DCGM job %+v", dcgm)
 	}
 	if gw.JobName != "chat-gateway" || gw.MetricsPath != "/metrics" || len(gw.StaticConfigs) != 1 || gw.StaticConfigs[0].Targets[0] != config.Default().Gateway.AdminListen {
 		t.Errorf("gateway job %+v", gw)
