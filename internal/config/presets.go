@@ -141,3 +141,39 @@ func (c *Config) PresetArgs() []string {
 // ArgsDerived reports whether Args are the preset's, so a written file can
 // leave them out and let them follow model and port.
 func (c *Config) ArgsDerived() bool { return slices.Equal(c.Args, c.PresetArgs()) }
+
+// ServerEnv is the file's environment after what the preset needs and the
+// file does not set itself: a writable HOME for the stock images, the model
+// storage variable on model.path, Ollama's listen address and limits, and the
+// API key by reference. Every target (compose, Kubernetes, a Docker rollout)
+// gives the server this environment.
+func (c *Config) ServerEnv() []EnvVar {
+	p := c.Preset()
+	set := map[string]bool{}
+	for _, e := range c.Env {
+		set[e.Name] = true
+	}
+	var add []EnvVar
+	plain := func(name, value string) {
+		if !set[name] {
+			add = append(add, EnvVar{Name: name, Value: value})
+		}
+	}
+	if !p.Dockerfile {
+		// Stock images expect root; as user 1000 their HOME is /, which is not
+		// writable, and vLLM, PyTorch and Ollama keep caches and keys under it.
+		plain("HOME", "/tmp")
+	}
+	if p.CacheEnv != "" {
+		plain(p.CacheEnv, c.Model.Path)
+	}
+	if c.Server == ServerOllama {
+		plain("OLLAMA_HOST", "0.0.0.0:"+strconv.Itoa(c.Port))
+		plain("OLLAMA_CONTEXT_LENGTH", strconv.Itoa(c.Model.ContextLength))
+		plain("OLLAMA_NUM_PARALLEL", strconv.Itoa(c.Model.Concurrency))
+	}
+	if k := c.APIKey; k != nil && p.APIKeyEnv != "" && !set[p.APIKeyEnv] {
+		add = append(add, EnvVar{Name: p.APIKeyEnv, SecretRef: k.SecretRef, FromEnv: k.FromEnv})
+	}
+	return append(add, c.Env...)
+}

@@ -207,7 +207,7 @@ func newRenderData(cfg *config.Config, source, version string) (*renderData, err
 	if shm := cfg.Resources.SharedMemory; shm > 0 {
 		d.ShmSize, d.ShmQuantity = dockerBytes(int64(shm)), shm.String()
 	}
-	for _, e := range presetEnv(cfg) {
+	for _, e := range cfg.ServerEnv() {
 		d.Env = append(d.Env, newEnvData(cfg.Name, e))
 	}
 
@@ -255,40 +255,6 @@ func (d *renderData) setModelVolume(cfg *config.Config) {
 	if m.Volume == config.VolumePVC && !d.ExternalVolume {
 		d.Claim = &claimData{Size: m.Size.String(), StorageClass: m.StorageClass, AccessMode: m.AccessMode}
 	}
-}
-
-// presetEnv is the file's environment after what the preset needs and the
-// file does not set itself: the model storage variable on model.path, the
-// API key by reference, and Ollama's listen address and limits.
-func presetEnv(cfg *config.Config) []config.EnvVar {
-	p := cfg.Preset()
-	set := map[string]bool{}
-	for _, e := range cfg.Env {
-		set[e.Name] = true
-	}
-	var add []config.EnvVar
-	plain := func(name, value string) {
-		if !set[name] {
-			add = append(add, config.EnvVar{Name: name, Value: value})
-		}
-	}
-	if !p.Dockerfile {
-		// Stock images expect root; as user 1000 their HOME is /, which is not
-		// writable, and vLLM, PyTorch and Ollama keep caches and keys under it.
-		plain("HOME", "/tmp")
-	}
-	if p.CacheEnv != "" {
-		plain(p.CacheEnv, cfg.Model.Path)
-	}
-	if cfg.Server == config.ServerOllama {
-		plain("OLLAMA_HOST", "0.0.0.0:"+strconv.Itoa(cfg.Port))
-		plain("OLLAMA_CONTEXT_LENGTH", strconv.Itoa(cfg.Model.ContextLength))
-		plain("OLLAMA_NUM_PARALLEL", strconv.Itoa(cfg.Model.Concurrency))
-	}
-	if k := cfg.APIKey; k != nil && p.APIKeyEnv != "" && !set[p.APIKeyEnv] {
-		add = append(add, config.EnvVar{Name: p.APIKeyEnv, SecretRef: k.SecretRef, FromEnv: k.FromEnv})
-	}
-	return append(add, cfg.Env...)
 }
 
 func (d *renderData) setResources(r config.Resources) error {
