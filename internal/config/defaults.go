@@ -1,6 +1,8 @@
 package config
 
 import (
+	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/aideploy/aideploy/internal/gateway"
@@ -124,6 +126,16 @@ func (c *Config) derive(written func(path string) bool) {
 	}
 	if c.Resources.SharedMemory == 0 && c.Resources.GPUs > 0 {
 		c.Resources.SharedMemory = units.ByteSize(1 << 30)
+	}
+	if !p.Dockerfile && c.Rollout.Warmup.Body == rollout.DefaultWarmupBody {
+		// A stock server answers only for the model it serves: vLLM names it
+		// by --model, Ollama by the model pulled; "default" would be a 404.
+		model := c.Model.Name
+		if model == "" {
+			model = c.Model.Path
+		}
+		name, _ := json.Marshal(model)
+		c.Rollout.Warmup.Body = strings.Replace(rollout.DefaultWarmupBody, `"model":"default"`, `"model":`+string(name), 1)
 	}
 	if c.Rollout.HealthCheck.Path == "" {
 		c.Rollout.HealthCheck.Path = c.Health.ReadyPath

@@ -50,6 +50,10 @@ func TestPresetsFillWhatTheFileLeavesOut(t *testing.T) {
 			if cfg.Model.Volume != VolumePVC || cfg.Model.Size <= 0 || cfg.Resources.SharedMemory <= 0 {
 				t.Errorf("model volume %s size %s, shared memory %s", cfg.Model.Volume, cfg.Model.Size, cfg.Resources.SharedMemory)
 			}
+			// The rollout's warm-up asks the stock server for the model it serves.
+			if wantModel := tt.server != ServerCustom; strings.Contains(cfg.Rollout.Warmup.Body, `"model":"org/m"`) != wantModel {
+				t.Errorf("warm-up body %s: names the served model %v, want %v", cfg.Rollout.Warmup.Body, !wantModel, wantModel)
+			}
 			if a := cfg.Autoscaling; a.RequestsInFlight != tt.inFlight || a.RequestsPerSecond != tt.rps {
 				t.Errorf("in flight %d rps %d, want %d %d", a.RequestsInFlight, a.RequestsPerSecond, tt.inFlight, tt.rps)
 			}
