@@ -257,6 +257,10 @@ func checkInFlight(t *testing.T, h *autoscalingv2.HorizontalPodAutoscaler, cfg *
 func checkHPA(t *testing.T, h *autoscalingv2.HorizontalPodAutoscaler, min, max, rps, cpu int) {
 	t.Helper()
 	s := h.Spec
+	if len(s.Metrics) == 0 {
+		// The API server would fill in CPU 80%, which says nothing about a GPU model.
+		t.Errorf("the HPA names no metric")
+	}
 	if s.MinReplicas == nil || int(*s.MinReplicas) != min || int(s.MaxReplicas) != max {
 		t.Errorf("HPA replicas %v..%d, want %d..%d", s.MinReplicas, s.MaxReplicas, min, max)
 	}
