@@ -28,6 +28,7 @@ type initOptions struct {
 	Server        string
 	Model         string
 	ModelVolume   string
+	HostPath      string
 	StorageClass  string
 	Image         string
 	Port          int
@@ -59,6 +60,8 @@ func flagFor(path string) (string, bool) {
 		return "--model", true
 	case "model.volume":
 		return "--model-volume", true
+	case "model.hostPath":
+		return "--host-path", true
 	case "model.storageClass":
 		return "--storage-class", true
 	case "resources.gpus":
@@ -130,6 +133,7 @@ The service name defaults to DIR's name when that is a valid DNS label.`,
 	fl.StringVar(&opts.Server, "server", config.ServerCustom, "model server: "+strings.Join(config.Servers, ", "))
 	fl.StringVar(&opts.Model, "model", "", "model the server loads: a Hugging Face id or an Ollama model (default: the files under --model-path)")
 	fl.StringVar(&opts.ModelVolume, "model-volume", config.VolumePVC, "what holds the model: "+strings.Join(config.Volumes, ", "))
+	fl.StringVar(&opts.HostPath, "host-path", "", "host folder holding the model, for --model-volume hostPath")
 	fl.StringVar(&opts.StorageClass, "storage-class", "", "storage class of the model's PersistentVolumeClaim (default: the cluster's)")
 	fl.StringVar(&opts.Image, "image", "", "model server image as repository:tag (default: the server's stock image; custom: registry.example.com/NAME:0.1.0)")
 	fl.IntVar(&opts.Port, "port", 0, "port the model server listens on (default: the server's: vllm 8000, tgi 8080, ollama 11434, custom 8000)")
@@ -180,6 +184,7 @@ func (o *initOptions) buildConfig(dirName string) (*config.Config, error) {
 	}
 	cfg.Model.Name = o.Model
 	cfg.Model.Volume = o.ModelVolume
+	cfg.Model.HostPath = o.HostPath
 	cfg.Model.StorageClass = o.StorageClass
 	if cfg.Server == config.ServerVLLM || cfg.Server == config.ServerTGI {
 		// Gated models need a token; public ones start without it.

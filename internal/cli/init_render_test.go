@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -118,5 +119,44 @@ func TestInitNeverRendersAnHPAWithoutMetrics(t *testing.T) {
 				t.Fatalf("error %v, want one naming %s", err, tt.refused)
 			}
 		})
+	}
+}
+
+// The preset flags reach the configuration: server, model, model volume and
+// storage class; the port, image and probes then come from the preset.
+func TestInitPresetFlags(t *testing.T) {
+	t.Parallel()
+	streams, _, _, _ := iostreams.Test()
+	var got *initOptions
+	cmd := newCmdInit(NewFactory(streams), func(_ context.Context, o *initOptions) error { got = o; return nil })
+	cmd.SetArgs([]string{"svc", "--server", "tgi", "--model", "org/m", "--model-volume", "hostPath", "--storage-class", "fast", "--gpus", "2"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := got.buildConfig("svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server != config.ServerTGI || cfg.Model.Name != "org/m" || cfg.Model.Volume != config.VolumeHostPath || cfg.Model.StorageClass != "fast" {
+		t.Errorf("server %s model %s volume %s class %s", cfg.Server, cfg.Model.Name, cfg.Model.Volume, cfg.Model.StorageClass)
+	}
+	p := cfg.Preset()
+	if cfg.Port != p.Port || cfg.Image != p.Image || cfg.Health != p.Health || !slices.Contains(cfg.Args, "--num-shard") {
+		t.Errorf("port %d image %s health %+v args %q: want the TGI preset's, sharded over 2 GPUs", cfg.Port, cfg.Image, cfg.Health, cfg.Args)
+	}
+	// hostPath needs a folder: without --host-path init refuses, naming the flag.
+	dir := t.TempDir()
+	if _, err := initFiles(cfg, filepath.Join(dir, config.DefaultFile), dir); err == nil || !strings.Contains(err.Error(), "--host-path") {
+		t.Errorf("init with --model-volume hostPath and no folder: %v, want a problem naming --host-path", err)
+	}
+	cfg.Model.HostPath = "/srv/models"
+	files, err := initFiles(cfg, filepath.Join(dir, config.DefaultFile), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if f.Path == "k8s/deployment.yaml" && !strings.Contains(string(f.Data), `path: "/srv/models"`) {
+			t.Errorf("the Deployment does not mount the host folder:\n%s", f.Data)
+		}
 	}
 }
