@@ -137,8 +137,9 @@ func serviceSpec(ctx context.Context, cfg *config.Config, file string) (composet
 	var svc composetypes.ServiceConfig
 	svc.Name = cfg.Name
 	svc.Image = cfg.Image
+	svc.Command = cfg.Args // a preset's arguments; custom's image has its CMD
 	svc.Environment = composetypes.MappingWithEquals{}
-	for _, e := range cfg.Env {
+	for _, e := range cfg.ServerEnv() {
 		v := e.Value
 		if e.FromEnv != "" {
 			v = os.Getenv(e.FromEnv)
@@ -153,10 +154,16 @@ func serviceSpec(ctx context.Context, cfg *config.Config, file string) (composet
 			Devices: []composetypes.DeviceRequest{{Capabilities: []string{"gpu"}, Driver: "nvidia", Count: composetypes.DeviceCount(cfg.Resources.GPUs)}},
 		}}}
 	}
+	svc.ShmSize = composetypes.UnitBytes(cfg.Resources.SharedMemory)
+	// A preset's server downloads into its model storage; custom reads weights.
+	readOnly := cfg.Preset().Dockerfile
 	if cfg.Model.HostPath != "" {
-		svc.Volumes = append(svc.Volumes, composetypes.ServiceVolumeConfig{Type: "bind", Source: cfg.Model.HostPath, Target: cfg.Model.Path, ReadOnly: true})
-	} else if cfg.Model.Volume != "" {
-		svc.Volumes = append(svc.Volumes, composetypes.ServiceVolumeConfig{Type: "volume", Source: cfg.Model.Volume, Target: cfg.Model.Path, ReadOnly: true})
+		svc.Volumes = append(svc.Volumes, composetypes.ServiceVolumeConfig{Type: "bind", Source: cfg.Model.HostPath, Target: cfg.Model.Path, ReadOnly: readOnly})
+	} else if cfg.Model.ClaimName != "" {
+		svc.Volumes = append(svc.Volumes, composetypes.ServiceVolumeConfig{Type: "volume", Source: cfg.Model.ClaimName, Target: cfg.Model.Path, ReadOnly: readOnly})
+	} else if !readOnly && cfg.Model.Volume == config.VolumePVC {
+		// compose.yaml's volume: every replica and version reuses one download.
+		svc.Volumes = append(svc.Volumes, composetypes.ServiceVolumeConfig{Type: "volume", Source: cfg.Name + "-models", Target: cfg.Model.Path})
 	}
 	return svc, nil, nil, nil
 }

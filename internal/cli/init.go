@@ -25,6 +25,11 @@ type initOptions struct {
 	Force bool
 
 	Name          string
+	Server        string
+	Model         string
+	ModelVolume   string
+	HostPath      string
+	StorageClass  string
 	Image         string
 	Port          int
 	GPUs          int
@@ -49,8 +54,16 @@ type initOptions struct {
 // value is reported as the flag the user typed.
 func flagFor(path string) (string, bool) {
 	switch path {
-	case "name", "image", "port":
+	case "name", "image", "port", "server":
 		return "--" + path, true
+	case "model.name":
+		return "--model", true
+	case "model.volume":
+		return "--model-volume", true
+	case "model.hostPath":
+		return "--host-path", true
+	case "model.storageClass":
+		return "--storage-class", true
 	case "resources.gpus":
 		return "--gpus", true
 	case "resources.gpuProduct":
@@ -73,7 +86,8 @@ func flagFor(path string) (string, bool) {
 		return "--min-replicas", true
 	case "autoscaling.maxReplicas":
 		return "--max-replicas", true
-	case "autoscaling.requestsPerSecond":
+	case "autoscaling.requestsPerSecond", "autoscaling.cpuTarget":
+		// init sets no CPU target: all targets are 0 only after --rps-target 0.
 		return "--rps-target", true
 	case "build.cudaVersion":
 		return "--cuda-version", true
@@ -88,12 +102,18 @@ func newCmdInit(f *Factory, runF func(context.Context, *initOptions) error) *cob
 		Use:   "init [DIR]",
 		Short: "Write a commented aideploy.yaml and render every deployment file",
 		Long: `Init writes aideploy.yaml into DIR (default: the current folder), filled from
-its flags, and renders the Dockerfile, compose.yaml, Kubernetes manifests,
-monitoring and nginx files next to it. It never prompts: every setting has a flag.
+its flags, and renders compose.yaml, Kubernetes manifests, monitoring and nginx
+files next to it, exactly as aideploy render renders that aideploy.yaml. It never
+prompts: every setting has a flag.
+
+--server picks the model server: vllm, tgi and ollama run their stock image with
+the arguments, probes, model storage and metrics that server documents; custom
+(the default) renders a Dockerfile for your own server.
 
 It refuses to overwrite existing files, and lists them, unless --force is given.
 The service name defaults to DIR's name when that is a valid DNS label.`,
-		Example: `  aideploy init demo --name chat --image registry.example.com/chat:1.0.0 --gpus 1 --model-params 8B
+		Example: `  aideploy init demo --server vllm --model Qwen/Qwen2.5-7B-Instruct --gpus 1 --model-params 7B
+  aideploy init demo --name chat --image registry.example.com/chat:1.0.0 --gpus 1 --model-params 8B
   aideploy init --gpus 0 --model-params 350M --dtype fp32 --rps-target 50`,
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -110,8 +130,13 @@ The service name defaults to DIR's name when that is a valid DNS label.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&opts.Name, "name", "", "service name, a DNS label (default: DIR's name)")
-	fl.StringVar(&opts.Image, "image", "", "model server image as repository:tag (default: registry.example.com/NAME:0.1.0)")
-	fl.IntVar(&opts.Port, "port", def.Port, "port the model server listens on")
+	fl.StringVar(&opts.Server, "server", config.ServerCustom, "model server: "+strings.Join(config.Servers, ", "))
+	fl.StringVar(&opts.Model, "model", "", "model the server loads: a Hugging Face id or an Ollama model (default: the files under --model-path)")
+	fl.StringVar(&opts.ModelVolume, "model-volume", config.VolumePVC, "what holds the model: "+strings.Join(config.Volumes, ", "))
+	fl.StringVar(&opts.HostPath, "host-path", "", "host folder holding the model, for --model-volume hostPath")
+	fl.StringVar(&opts.StorageClass, "storage-class", "", "storage class of the model's PersistentVolumeClaim (default: the cluster's)")
+	fl.StringVar(&opts.Image, "image", "", "model server image as repository:tag (default: the server's stock image; custom: registry.example.com/NAME:0.1.0)")
+	fl.IntVar(&opts.Port, "port", 0, "port the model server listens on (default: the server's: vllm 8000, tgi 8080, ollama 11434, custom 8000)")
 	fl.IntVar(&opts.GPUs, "gpus", def.Resources.GPUs, "GPUs per replica; 0 for CPU only")
 	fl.StringVar(&opts.GPUProduct, "gpu-product", "", "pin the nvidia.com/gpu.product node label, e.g. NVIDIA-H100-80GB-HBM3")
 	fl.StringVar(&opts.ModelPath, "model-path", def.Model.Path, "where the weights are mounted in the container")
@@ -135,9 +160,13 @@ The service name defaults to DIR's name when that is a valid DNS label.`,
 
 var dnsLabel = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 
-// buildConfig turns the flags into a configuration; it does no I/O.
+// buildConfig turns the flags into a configuration; it does no I/O. Fields
+// no flag set are derived as a file that leaves them out derives them.
 func (o *initOptions) buildConfig(dirName string) (*config.Config, error) {
-	cfg := config.Default()
+	if _, ok := config.PresetFor(o.Server); !ok {
+		return nil, UsageErrorf("--server %q is not a server aideploy knows; choose one of %s", o.Server, strings.Join(config.Servers, ", "))
+	}
+	cfg := config.New(o.Server)
 	cfg.Name = o.Name
 	if cfg.Name == "" {
 		if !dnsLabel.MatchString(dirName) || len(dirName) > 50 {
@@ -146,11 +175,22 @@ func (o *initOptions) buildConfig(dirName string) (*config.Config, error) {
 		cfg.Name = dirName
 	}
 	cfg.Image = o.Image
-	if cfg.Image == "" {
+	if cfg.Image == "" && cfg.Preset().Dockerfile {
 		cfg.Image = "registry.example.com/" + cfg.Name + ":0.1.0"
 	}
 	cfg.Port = o.Port
-	cfg.Build.Command = withPort(cfg.Build.Command, o.Port)
+	if o.Port != 0 {
+		cfg.Build.Command = withPort(cfg.Build.Command, o.Port)
+	}
+	cfg.Model.Name = o.Model
+	cfg.Model.Volume = o.ModelVolume
+	cfg.Model.HostPath = o.HostPath
+	cfg.Model.StorageClass = o.StorageClass
+	if cfg.Server == config.ServerVLLM || cfg.Server == config.ServerTGI {
+		// Gated models need a token; public ones start without it.
+		cfg.Env = []config.EnvVar{{Name: "HF_TOKEN", FromEnv: "HF_TOKEN",
+			SecretRef: &config.SecretRef{Name: cfg.Name + "-secrets", Key: "hf-token", Optional: true}}}
+	}
 	cfg.Resources.GPUs = o.GPUs
 	cfg.Resources.GPUProduct = o.GPUProduct
 	cfg.Model.Path = o.ModelPath
@@ -168,15 +208,25 @@ func (o *initOptions) buildConfig(dirName string) (*config.Config, error) {
 		// The weights pass through host memory while loading: a smaller limit is an OOM kill.
 		cfg.Resources.Memory = units.ByteSize((w + 1<<30 - 1) / (1 << 30) * (1 << 30))
 	}
+	if w, ok := weightBytes(cfg.Model); ok && cfg.Model.Volume == config.VolumePVC {
+		// Room for two versions of the weights, as an update downloads the next beside the last.
+		cfg.Model.Size = max(units.ByteSize(20<<30), units.ByteSize((2*w+1<<30-1)/(1<<30)*(1<<30)))
+	}
 	cfg.Replicas = o.Replicas
 	cfg.Autoscaling.Enabled = o.Autoscaling
 	cfg.Autoscaling.MinReplicas = o.MinReplicas
 	cfg.Autoscaling.MaxReplicas = o.MaxReplicas
-	cfg.Autoscaling.RequestsPerSecond = o.RPSTarget
-	if o.changed != nil && o.changed("replicas") && !o.changed("min-replicas") && o.Replicas > 0 && o.Replicas < cfg.Autoscaling.MinReplicas {
+	changed := func(flag string) bool { return o.changed != nil && o.changed(flag) }
+	if changed("rps-target") {
+		cfg.Autoscaling.RequestsPerSecond = o.RPSTarget
+	}
+	if changed("replicas") && !changed("min-replicas") && o.Replicas > 0 && o.Replicas < cfg.Autoscaling.MinReplicas {
 		cfg.Autoscaling.MinReplicas = o.Replicas
 	}
 	cfg.Build.CUDAVersion = o.CUDAVersion
+	// --rps-target 0 is a choice, kept as the file would keep it (and refused
+	// when it leaves an HPA without any target).
+	cfg.Derive(func(path string) bool { return path == "autoscaling.requestsPerSecond" && changed("rps-target") })
 	return cfg, nil
 }
 
@@ -200,20 +250,11 @@ func runInit(_ context.Context, opts *initOptions) error {
 	if err != nil {
 		return err
 	}
-	data, err := render.ConfigFile(cfg)
-	if err != nil {
-		return err
-	}
 	configPath := filepath.Join(opts.Dir, config.DefaultFile)
-	// Validate exactly what will be written, and blame the flags for what is wrong.
-	if _, err := config.Parse(configPath, data); err != nil {
-		return flagProblems(err)
-	}
-	files, err := renderFiles(cfg, configPath, opts.Dir, nil)
+	files, err := initFiles(cfg, configPath, opts.Dir)
 	if err != nil {
 		return err
 	}
-	files = append([]render.File{{Path: config.DefaultFile, Data: data, Mode: 0o644}}, files...)
 	policy := overwriteNone
 	if opts.Force {
 		policy = overwriteAll
@@ -232,8 +273,32 @@ func runInit(_ context.Context, opts *initOptions) error {
 	if filepath.Clean(opts.Dir) != "." {
 		next = "cd " + opts.Dir + " && " + next
 	}
+	if cfg.Preset().Dockerfile {
+		if _, err := fmt.Fprintf(opts.f.IO.Out, "\nThe Dockerfile builds your own server: put requirements.txt and the server it starts beside it (its header lists what they must do), or pass --server vllm, tgi or ollama to run a stock image.\n"); err != nil {
+			return err
+		}
+	}
 	_, err = fmt.Fprintf(opts.f.IO.Out, "\nNext: review %s (image, model, resources), then run:\n  %s\n", configPath, next)
 	return err
+}
+
+// initFiles writes cfg as aideploy.yaml and renders what will be written,
+// read back as render reads it: one code path, so init and a later render give
+// the same bytes. Problems are blamed on the flags that set each field.
+func initFiles(cfg *config.Config, configPath, dir string) ([]render.File, error) {
+	data, err := render.ConfigFile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	written, err := config.Parse(configPath, data)
+	if err != nil {
+		return nil, flagProblems(err)
+	}
+	files, err := renderFiles(written, configPath, dir, nil)
+	if err != nil {
+		return nil, err
+	}
+	return append([]render.File{{Path: config.DefaultFile, Data: data, Mode: 0o644}}, files...), nil
 }
 
 // flagProblems restates a config.Error about the file init was about to write

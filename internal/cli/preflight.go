@@ -203,6 +203,9 @@ func requirementsFromConfig(cfg *config.Config) (preflight.Requirements, error) 
 		if a.MemoryTarget > 0 {
 			req.Autoscaling.Metrics = append(req.Autoscaling.Metrics, "memory")
 		}
+		if a.RequestsInFlight > 0 {
+			req.Autoscaling.Metrics = append(req.Autoscaling.Metrics, cfg.Preset().BusyMetric)
+		}
 		if a.RequestsPerSecond > 0 {
 			req.Autoscaling.Metrics = append(req.Autoscaling.Metrics, "http_requests_per_second")
 		}

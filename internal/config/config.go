@@ -18,10 +18,17 @@ type Config struct {
 	APIVersion string `yaml:"apiVersion" json:"apiVersion"`
 	// Name of the service: a DNS label used for containers, Deployments and metrics.
 	Name string `yaml:"name" json:"name"`
+	// Server is the model server preset: vllm, tgi, ollama, or custom (the rendered Dockerfile).
+	Server string `yaml:"server" json:"server"`
 	// Image is the model server image as repository:tag; "latest" and untagged images are refused.
+	// Empty takes the preset's stock image.
 	Image string `yaml:"image" json:"image"`
-	// Port the model server listens on inside the container.
+	// Port the model server listens on inside the container; 0 takes the preset's.
 	Port int `yaml:"port" json:"port"`
+	// Args are the container's arguments after the image's entrypoint; empty takes the preset's.
+	Args []string `yaml:"args,omitempty" json:"args,omitempty"`
+	// APIKey is the key the model server requires (vllm), by reference only.
+	APIKey *SecretSource `yaml:"apiKey,omitempty" json:"apiKey,omitempty"`
 	// Health says where the server reports liveness and readiness.
 	Health Health `yaml:"health" json:"health"`
 	// Model describes the weights, for memory estimates and the model volume.
@@ -56,12 +63,25 @@ type Health struct {
 
 // Model describes the model being served.
 type Model struct {
-	// Path of the weights inside the container; mounted read-only.
+	// Name is what the preset's server loads: a Hugging Face id such as
+	// Qwen/Qwen2.5-7B-Instruct, or an Ollama model; empty loads from Path.
+	Name string `yaml:"name,omitempty" json:"name,omitempty"`
+	// Path of the model storage inside the container: read-only weights for
+	// custom, the writable cache (HF_HOME, OLLAMA_MODELS) for a preset.
 	Path string `yaml:"path" json:"path"`
-	// HostPath is where the weights live on a Docker host (compose bind mount); empty uses Volume.
-	HostPath string `yaml:"hostPath,omitempty" json:"hostPath,omitempty"`
-	// Volume is the named Docker volume or Kubernetes PersistentVolumeClaim holding the weights.
+	// Volume is what backs Path: pvc, emptyDir, hostPath or none.
 	Volume string `yaml:"volume,omitempty" json:"volume,omitempty"`
+	// HostPath is the host folder of a hostPath volume (a compose bind mount).
+	HostPath string `yaml:"hostPath,omitempty" json:"hostPath,omitempty"`
+	// ClaimName is an existing PersistentVolumeClaim (and Docker volume) for a
+	// pvc volume; empty renders one named <name>-models.
+	ClaimName string `yaml:"claimName,omitempty" json:"claimName,omitempty"`
+	// Size of the rendered PersistentVolumeClaim.
+	Size units.ByteSize `yaml:"size,omitempty" json:"size,omitempty"`
+	// StorageClass of the rendered claim; empty uses the cluster's default class.
+	StorageClass string `yaml:"storageClass,omitempty" json:"storageClass,omitempty"`
+	// AccessMode of the rendered claim: ReadWriteMany lets replicas on different nodes share it.
+	AccessMode string `yaml:"accessMode,omitempty" json:"accessMode,omitempty"`
 	// Params is the parameter count, e.g. 8B, 70B, 350M.
 	Params string `yaml:"params" json:"params"`
 	// DType is the weight precision: fp32, fp16, bf16, fp8, int8 or int4.
@@ -88,6 +108,9 @@ type Resources struct {
 	GPUs int `yaml:"gpus" json:"gpus"`
 	// GPUProduct pins the nvidia.com/gpu.product node label, e.g. NVIDIA-H100-80GB-HBM3.
 	GPUProduct string `yaml:"gpuProduct,omitempty" json:"gpuProduct,omitempty"`
+	// SharedMemory is /dev/shm: tensor parallelism passes tensors through it.
+	// 0 with GPUs takes 1Gi; the runtime's default of 64Mi is too small.
+	SharedMemory units.ByteSize `yaml:"sharedMemory,omitempty" json:"sharedMemory,omitempty"`
 }
 
 // Autoscaling configures the HorizontalPodAutoscaler (autoscaling/v2).
@@ -99,13 +122,18 @@ type Autoscaling struct {
 	// MaxReplicas is the ceiling.
 	MaxReplicas int `yaml:"maxReplicas" json:"maxReplicas"`
 	// CPUTarget is the average CPU utilisation target in percent; 0 disables it.
-	// When no target is set, GPU services scale on requestsPerSecond (100) and
-	// CPU-only ones on CPU (70) and memory (80).
+	// When no target is set, GPU services scale on their server's requests in
+	// flight (vllm, tgi: three quarters of model.concurrency) or on
+	// requestsPerSecond (100), and CPU-only ones on CPU (70) and memory (80).
 	CPUTarget int `yaml:"cpuTarget" json:"cpuTarget"`
 	// MemoryTarget is the average memory utilisation target in percent; 0 disables it.
 	MemoryTarget int `yaml:"memoryTarget" json:"memoryTarget"`
 	// RequestsPerSecond per pod on the http_requests_per_second Pods metric; 0 disables it.
 	RequestsPerSecond int `yaml:"requestsPerSecond,omitempty" json:"requestsPerSecond,omitempty"`
+	// RequestsInFlight is the average number of requests each pod's server may
+	// be running, on the preset's own gauge (vLLM vllm:num_requests_running,
+	// TGI tgi_batch_current_size) through a metrics adapter; 0 disables it.
+	RequestsInFlight int `yaml:"requestsInFlight,omitempty" json:"requestsInFlight,omitempty"`
 	// ScaleUp behaviour.
 	ScaleUp ScalingRule `yaml:"scaleUp" json:"scaleUp"`
 	// ScaleDown behaviour.
@@ -124,9 +152,11 @@ type ScalingRule struct {
 
 // Startup sizes the wait for a model to load.
 type Startup struct {
-	// Budget is how long a replica may take to load its model before it is declared failed.
+	// Budget is how long a replica may take to load its model before it is declared failed;
+	// 0 takes the preset's.
 	Budget units.Duration `yaml:"budget" json:"budget"`
 	// ColdStart is the expected time from scheduling to ready; prewarm starts this much early.
+	// 0 takes four fifths of the budget.
 	ColdStart units.Duration `yaml:"coldStart" json:"coldStart"`
 }
 
@@ -158,6 +188,15 @@ type EnvVar struct {
 type SecretRef struct {
 	Name string `yaml:"name" json:"name"`
 	Key  string `yaml:"key" json:"key"`
+	// Optional lets the server start without it (a token only gated models need).
+	Optional bool `yaml:"optional,omitempty" json:"optional,omitempty"`
+}
+
+// SecretSource is a secret by reference: a Kubernetes Secret's key, and on
+// Docker a variable of the deploying shell.
+type SecretSource struct {
+	SecretRef *SecretRef `yaml:"secretRef,omitempty" json:"secretRef,omitempty"`
+	FromEnv   string     `yaml:"fromEnv,omitempty" json:"fromEnv,omitempty"`
 }
 
 // PrewarmEvent is a planned peak.

@@ -64,7 +64,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	for _, p := range e.Problems {
 		broken[p.Path] = true
 	}
-	cfg.derive()
+	cfg.derive(func(path string) bool { _, ok := d.positions[path]; return ok })
 	errs := validate.New()
 	cfg.Validate(errs)
 	for _, p := range errs.List() {

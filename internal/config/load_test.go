@@ -66,7 +66,7 @@ func TestParseErrors(t *testing.T) {
 		want       []string // each must appear in the error text
 	}{
 		{"unknown field", valid + "replica: 3\n", []string{"aideploy.yaml:10:1: replica is not a known field"}},
-		{"nested unknown field", valid + "model:\n  size: 8B\n", []string{"aideploy.yaml:11:3: model.size is not a known field", "allowed here: concurrency"}},
+		{"nested unknown field", valid + "model:\n  weights: 8B\n", []string{"aideploy.yaml:11:3: model.weights is not a known field", "allowed here: accessMode, claimName, concurrency"}},
 		{"wrong type", valid + "port: http\n", []string{"aideploy.yaml:10:7: port must be a whole number, not \"http\""}},
 		{"negative replicas", valid + "replicas: -2\n", []string{":10:1: replicas (-2) must not be negative"}},
 		{"min above max", strings.Replace(valid, "maxReplicas: 4", "maxReplicas: 1", 1), []string{"aideploy.yaml:9:3: autoscaling.maxReplicas (1) is below autoscaling.minReplicas (2)"}},

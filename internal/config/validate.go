@@ -2,6 +2,7 @@ package config
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,8 @@ var (
 	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	secretLike = regexp.MustCompile(`(?i)(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|PRIVATE_?KEY|CREDENTIAL)`)
 	cudaVer    = regexp.MustCompile(`^\d+\.\d+(\.\d+)?$`)
+	// dnsSubdomain is a Kubernetes object name (RFC 1123 subdomain).
+	dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
 )
 
 // DTypes are the weight precisions aideploy knows the size of.
@@ -33,7 +36,11 @@ func (c *Config) Validate(errs validate.Errors) {
 	case len(c.Name) > 50 || !dnsLabel.MatchString(c.Name):
 		errs.Addf("name", "(%q) must be a lower-case DNS label of at most 50 characters: letters, digits and '-', starting with a letter", c.Name)
 	}
+	errs.OneOf("server", c.Server, Servers...)
 	validateImage(errs, "image", c.Image)
+	if c.APIKey != nil {
+		c.validateAPIKey(errs.At("apiKey"))
+	}
 	if c.Port < 1 || c.Port > 65535 {
 		errs.Addf("port", "(%d) must be between 1 and 65535", c.Port)
 	}
@@ -42,7 +49,7 @@ func (c *Config) Validate(errs validate.Errors) {
 	c.Model.validate(errs.At("model"))
 	c.Resources.validate(errs.At("resources"))
 	errs.NonNegative("replicas", c.Replicas)
-	c.Autoscaling.validate(errs.At("autoscaling"))
+	c.Autoscaling.validate(errs.At("autoscaling"), c.Preset().BusyMetric)
 	if c.Startup.Budget <= 0 {
 		errs.Addf("startup.budget", "(%s) must be positive, e.g. 10m for a large model", c.Startup.Budget)
 	}
@@ -55,7 +62,7 @@ func (c *Config) Validate(errs validate.Errors) {
 	if c.Build.BaseImage != "" {
 		validateImage(errs, "build.baseImage", c.Build.BaseImage)
 	}
-	if len(c.Build.Command) == 0 {
+	if c.Preset().Dockerfile && len(c.Build.Command) == 0 && len(c.Args) == 0 {
 		errs.Addf("build.command", "is required: the command that starts the model server")
 	}
 	seen := map[string]bool{}
@@ -100,9 +107,60 @@ func validatePath(errs validate.Errors, path, v string) {
 	}
 }
 
+// The kinds of model.volume.
+const (
+	VolumePVC      = "pvc"
+	VolumeEmptyDir = "emptyDir"
+	VolumeHostPath = "hostPath"
+	VolumeNone     = "none"
+)
+
+// Volumes lists the values of model.volume.
+var Volumes = []string{VolumePVC, VolumeEmptyDir, VolumeHostPath, VolumeNone}
+
+// AccessModes are the claim access modes a model volume may ask for.
+var AccessModes = []string{"ReadWriteMany", "ReadOnlyMany", "ReadWriteOnce", "ReadWriteOncePod"}
+
+func (c *Config) validateAPIKey(errs validate.Errors) {
+	if c.Preset().APIKeyEnv == "" {
+		errs.Addf("", "is set, but the %s server reads no API key; remove it and protect the model with the gateway's auth (gateway.auth)", c.Server)
+		return
+	}
+	if c.APIKey.SecretRef == nil && c.APIKey.FromEnv == "" {
+		errs.Addf("", "needs secretRef (Kubernetes) or fromEnv (Docker), or both")
+	}
+	if r := c.APIKey.SecretRef; r != nil && (r.Name == "" || r.Key == "") {
+		errs.Addf("secretRef", "needs both name and key")
+	}
+}
+
 func (m Model) validate(errs validate.Errors) {
 	if !strings.HasPrefix(m.Path, "/") {
 		errs.Addf("path", "(%q) must be an absolute path inside the container", m.Path)
+	}
+	if !slices.Contains(Volumes, m.Volume) {
+		errs.Addf("volume", "(%q) must be one of %s; an existing claim or Docker volume goes in model.claimName", m.Volume, strings.Join(Volumes, ", "))
+	}
+	switch {
+	case m.Volume == VolumeHostPath && !strings.HasPrefix(m.HostPath, "/"):
+		errs.Addf("hostPath", "(%q) must be an absolute folder on the host for volume hostPath", m.HostPath)
+	case m.Volume != VolumeHostPath && m.HostPath != "":
+		errs.Addf("hostPath", "is set but model.volume is %s; set volume: hostPath or remove hostPath", m.Volume)
+	}
+	if m.ClaimName != "" {
+		if m.Volume != VolumePVC {
+			errs.Addf("claimName", "is set but model.volume is %s; a claim needs volume: pvc", m.Volume)
+		}
+		if !dnsSubdomain.MatchString(m.ClaimName) {
+			errs.Addf("claimName", "(%q) must be a lower-case DNS name such as llama-weights", m.ClaimName)
+		}
+	}
+	if m.Volume == VolumePVC && m.ClaimName == "" {
+		// The claim is rendered: it needs a size, and a mode the API server knows.
+		if m.Size <= 0 {
+			errs.Addf("size", "(%s) must be positive for the rendered claim, e.g. 100Gi", m.Size)
+		}
+		errs.OneOf("accessMode", m.AccessMode, AccessModes...)
 	}
 	if _, err := ParseParams(m.Params); err != nil {
 		errs.Addf("params", "%v", err)
@@ -158,7 +216,7 @@ func (r Resources) validate(errs validate.Errors) {
 	errs.NonNegative("gpus", r.GPUs)
 }
 
-func (a Autoscaling) validate(errs validate.Errors) {
+func (a Autoscaling) validate(errs validate.Errors, busyMetric string) {
 	if !a.Enabled {
 		return
 	}
@@ -175,8 +233,12 @@ func (a Autoscaling) validate(errs validate.Errors) {
 		}
 	}
 	errs.NonNegative("requestsPerSecond", a.RequestsPerSecond)
-	if a.CPUTarget == 0 && a.MemoryTarget == 0 && a.RequestsPerSecond == 0 {
-		errs.Addf("cpuTarget", "is 0 and so are memoryTarget and requestsPerSecond; set at least one target or disable autoscaling")
+	errs.NonNegative("requestsInFlight", a.RequestsInFlight)
+	if a.RequestsInFlight > 0 && busyMetric == "" {
+		errs.Addf("requestsInFlight", "(%d) needs a server that counts its running requests (vllm, tgi); use requestsPerSecond or cpuTarget", a.RequestsInFlight)
+	}
+	if a.CPUTarget == 0 && a.MemoryTarget == 0 && a.RequestsPerSecond == 0 && a.RequestsInFlight == 0 {
+		errs.Addf("cpuTarget", "is 0 and so are memoryTarget, requestsPerSecond and requestsInFlight; set at least one target or disable autoscaling")
 	}
 	for _, r := range []struct {
 		path string

@@ -39,6 +39,9 @@ func loadCompose(t *testing.T, data []byte, env map[string]string) (*types.Proje
 // secretEnv is what the deploying shell must export for cfg's secrets.
 func secretEnv(cfg *config.Config) map[string]string {
 	env := map[string]string{"AIDEPLOY_ADMIN_TOKEN": "from-the-shell"}
+	if k := cfg.APIKey; k != nil && k.FromEnv != "" {
+		env[k.FromEnv] = "from-the-shell"
+	}
 	for _, e := range cfg.Env {
 		switch {
 		case e.FromEnv != "":
@@ -83,18 +86,36 @@ func TestComposeLoads(t *testing.T) {
 			if int64(res.Reservations.MemoryBytes) != int64(cfg.Resources.Memory) || res.Limits.MemoryBytes < res.Reservations.MemoryBytes {
 				t.Errorf("memory reservation %d limit %d, want reservation %d", res.Reservations.MemoryBytes, res.Limits.MemoryBytes, cfg.Resources.Memory)
 			}
-			if len(svc.Volumes) != 1 || !svc.Volumes[0].ReadOnly || svc.Volumes[0].Target != cfg.Model.Path {
-				t.Errorf("model volume %+v, want read-only at %s", svc.Volumes, cfg.Model.Path)
+			// Weights are read-only for custom; a preset writes its download cache.
+			readOnly := cfg.Preset().Dockerfile
+			if cfg.Model.Volume == config.VolumeNone {
+				if len(svc.Volumes) != 0 {
+					t.Errorf("model.volume none, but volumes %+v", svc.Volumes)
+				}
+			} else if len(svc.Volumes) != 1 || svc.Volumes[0].ReadOnly != readOnly || svc.Volumes[0].Target != cfg.Model.Path {
+				t.Errorf("model volume %+v, want read-only %v at %s", svc.Volumes, readOnly, cfg.Model.Path)
+			}
+			if !slices.Equal(svc.Command, cfg.Args) {
+				t.Errorf("command %q, want the args %q", svc.Command, cfg.Args)
+			}
+			if want := int64(cfg.Resources.SharedMemory); int64(svc.ShmSize) != want {
+				t.Errorf("shm_size %d, want %d", svc.ShmSize, want)
+			}
+			// Ollama's image has no HTTP client: `ollama list` asks the server itself.
+			probe := cfg.Health.Path
+			if cfg.Server == config.ServerOllama {
+				probe = "ollama list"
 			}
 			hc := svc.HealthCheck
-			if hc == nil || hc.StartPeriod == nil || time.Duration(*hc.StartPeriod) != cfg.Startup.Budget.D() || !strings.Contains(strings.Join(hc.Test, " "), cfg.Health.Path) {
+			if hc == nil || hc.StartPeriod == nil || time.Duration(*hc.StartPeriod) != cfg.Startup.Budget.D() || !strings.Contains(strings.Join(hc.Test, " "), probe) {
 				t.Errorf("healthcheck %+v, want %s with start_period %s", hc, cfg.Health.Path, cfg.Startup.Budget)
 			}
 			if svc.Restart != "unless-stopped" {
 				t.Errorf("restart %q", svc.Restart)
 			}
 			for k, v := range svc.Environment {
-				if v != nil && *v == "from-the-shell" && !slices.ContainsFunc(cfg.Env, func(e config.EnvVar) bool { return e.Name == k && (e.SecretRef != nil || e.FromEnv != "") }) {
+				apiKey := cfg.APIKey != nil && k == cfg.Preset().APIKeyEnv
+				if v != nil && *v == "from-the-shell" && !apiKey && !slices.ContainsFunc(cfg.Env, func(e config.EnvVar) bool { return e.Name == k && (e.SecretRef != nil || e.FromEnv != "") }) {
 					t.Errorf("%s took a shell value but is not a secret", k)
 				}
 			}

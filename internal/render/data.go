@@ -49,10 +49,23 @@ type renderData struct {
 	Replicas int
 	HPA      *hpaData
 
+	Server     string
+	Preset     config.Preset
+	ArgsJSON   string // container args as a JSON array; empty keeps the image's CMD
+	Dockerfile bool   // the image is built from the rendered Dockerfile
+	// HealthTestJSON is compose's healthcheck test: a tool the image has.
+	HealthTestJSON string
+
 	ModelPath      string
-	ModelHostPath  string // compose bind mount source; empty uses ModelVolume
-	ModelVolume    string // compose named volume and Kubernetes PVC
-	ExternalVolume bool   // the volume was named in the config, so it exists already
+	ModelKind      string // model.volume: pvc, emptyDir, hostPath or none
+	ModelHostPath  string // hostPath: compose bind mount source, Kubernetes hostPath
+	ModelVolume    string // pvc: compose named volume and Kubernetes claim
+	ExternalVolume bool   // the claim was named in the config, so it exists already
+	ModelReadOnly  bool   // custom reads weights; a preset writes its download cache
+	Claim          *claimData
+
+	ShmSize     string // compose shm_size; empty leaves the runtime's default
+	ShmQuantity string // Kubernetes sizeLimit of the memory-backed /dev/shm
 
 	Env []envData
 
@@ -64,8 +77,17 @@ type renderData struct {
 	Panels []panel
 }
 
+// claimData is the rendered PersistentVolumeClaim of the model volume.
+type claimData struct {
+	Size         string
+	StorageClass string
+	AccessMode   string
+}
+
 type hpaData struct {
 	Min, Max, CPU, Memory, RPS          int
+	InFlight                            int
+	BusyMetric                          string // the server's gauge of running requests
 	UpWindow, UpPercent, UpPeriod       int64
 	DownWindow, DownPercent, DownPeriod int64
 }
@@ -77,6 +99,7 @@ type envData struct {
 	ComposeValue string // YAML-quoted compose value: plain ($ escaped) or ${VAR:?...}
 	SecretName   string
 	SecretKey    string
+	Optional     bool // the secret may be missing (a token only gated models need)
 }
 
 // gatewayData is what the rendered files need of aideploy's gateway.
@@ -135,6 +158,13 @@ func newRenderData(cfg *config.Config, source, version string) (*renderData, err
 		Python:     cfg.Build.PythonVersion,
 		Replicas:   cfg.Replicas,
 		ModelPath:  cfg.Model.Path,
+		Server:     cfg.Server,
+		Preset:     cfg.Preset(),
+	}
+	d.Dockerfile = d.Preset.Dockerfile
+	d.HealthTestJSON = toJSON(healthTest(cfg))
+	if len(cfg.Args) > 0 {
+		d.ArgsJSON = toJSON(cfg.Args)
 	}
 	if tag := imageTag(cfg.Image); labelValue.MatchString(tag) {
 		d.Version = tag
@@ -163,18 +193,21 @@ func newRenderData(cfg *config.Config, source, version string) (*renderData, err
 	if a := cfg.Autoscaling; a.Enabled {
 		d.HPA = &hpaData{
 			Min: a.MinReplicas, Max: a.MaxReplicas, CPU: a.CPUTarget, Memory: a.MemoryTarget, RPS: a.RequestsPerSecond,
+			InFlight: a.RequestsInFlight, BusyMetric: d.Preset.BusyMetric,
 			UpWindow: a.ScaleUp.StabilizationWindow.Seconds(), UpPercent: int64(a.ScaleUp.Percent), UpPeriod: a.ScaleUp.Period.Seconds(),
 			DownWindow: a.ScaleDown.StabilizationWindow.Seconds(), DownPercent: int64(a.ScaleDown.Percent), DownPeriod: a.ScaleDown.Period.Seconds(),
 		}
+		if d.HPA.CPU == 0 && d.HPA.Memory == 0 && d.HPA.RPS == 0 && d.HPA.InFlight == 0 {
+			// The API server would fill in CPU 80%: never render an HPA without metrics.
+			return nil, fmt.Errorf("%w: autoscaling is enabled with no target; set autoscaling.cpuTarget, memoryTarget or requestsPerSecond, or disable autoscaling", ErrConfig)
+		}
 	}
 
-	d.ModelHostPath = cfg.Model.HostPath
-	d.ModelVolume = cfg.Model.Volume
-	d.ExternalVolume = cfg.Model.Volume != ""
-	if d.ModelVolume == "" {
-		d.ModelVolume = cfg.Name + "-models"
+	d.setModelVolume(cfg)
+	if shm := cfg.Resources.SharedMemory; shm > 0 {
+		d.ShmSize, d.ShmQuantity = dockerBytes(int64(shm)), shm.String()
 	}
-	for _, e := range cfg.Env {
+	for _, e := range cfg.ServerEnv() {
 		d.Env = append(d.Env, newEnvData(cfg.Name, e))
 	}
 
@@ -193,6 +226,35 @@ func newRenderData(cfg *config.Config, source, version string) (*renderData, err
 	d.Alerts = alertRules(d)
 	d.Panels = dashboardPanels(d)
 	return d, nil
+}
+
+// healthTest probes the liveness path with what the image ships: curl in
+// aideploy's Dockerfile, Python in the vLLM and TGI images, the ollama
+// client (which asks the server) in Ollama's.
+func healthTest(cfg *config.Config) []string {
+	url := "http://127.0.0.1:" + strconv.Itoa(cfg.Port) + cfg.Health.Path
+	switch cfg.Server {
+	case config.ServerVLLM, config.ServerTGI:
+		return []string{"CMD", "python3", "-c", "import urllib.request; urllib.request.urlopen(" + quote(url) + ", timeout=5)"}
+	case config.ServerOllama:
+		return []string{"CMD", "ollama", "list"}
+	}
+	return []string{"CMD", "curl", "-fsS", url}
+}
+
+func (d *renderData) setModelVolume(cfg *config.Config) {
+	m := cfg.Model
+	d.ModelKind = m.Volume
+	d.ModelHostPath = m.HostPath
+	d.ModelReadOnly = d.Preset.Dockerfile
+	d.ModelVolume = m.ClaimName
+	d.ExternalVolume = m.ClaimName != ""
+	if d.ModelVolume == "" {
+		d.ModelVolume = cfg.Name + "-models"
+	}
+	if m.Volume == config.VolumePVC && !d.ExternalVolume {
+		d.Claim = &claimData{Size: m.Size.String(), StorageClass: m.StorageClass, AccessMode: m.AccessMode}
+	}
 }
 
 func (d *renderData) setResources(r config.Resources) error {
@@ -266,6 +328,11 @@ func newEnvData(service string, e config.EnvVar) envData {
 	from := e.FromEnv
 	if from == "" {
 		from = e.Name
+	}
+	if e.SecretRef != nil && e.SecretRef.Optional {
+		out.Optional = true
+		out.ComposeValue = quote(fmt.Sprintf("${%s:-}", from))
+		return out
 	}
 	out.ComposeValue = quote(fmt.Sprintf("${%s:?set %s in the shell that runs docker compose}", from, from))
 	return out

@@ -2,6 +2,7 @@ package render
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,6 +12,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
+
+	"github.com/aideploy/aideploy/internal/config"
 )
 
 // k8sObjects decodes every rendered manifest strictly (unknown or duplicate
@@ -20,6 +23,7 @@ type k8sObjects struct {
 	service *corev1.Service
 	hpa     *autoscalingv2.HorizontalPodAutoscaler
 	pdb     *policyv1.PodDisruptionBudget
+	pvc     *corev1.PersistentVolumeClaim
 }
 
 func decodeK8s(t *testing.T, files []File) k8sObjects {
@@ -44,6 +48,9 @@ func decodeK8s(t *testing.T, files []File) k8sObjects {
 		case "autoscaling/v2/HorizontalPodAutoscaler":
 			objs.hpa = &autoscalingv2.HorizontalPodAutoscaler{}
 			into = objs.hpa
+		case "v1/PersistentVolumeClaim":
+			objs.pvc = &corev1.PersistentVolumeClaim{}
+			into = objs.pvc
 		case "policy/v1/PodDisruptionBudget":
 			objs.pdb = &policyv1.PodDisruptionBudget{}
 			into = objs.pdb
@@ -100,7 +107,8 @@ func TestKubernetesManifests(t *testing.T) {
 			check(int64(sp.FailureThreshold)*int64(sp.PeriodSeconds) >= budget, "startupProbe covers %d×%ds, budget %ds", sp.FailureThreshold, sp.PeriodSeconds, budget)
 			check(sp.HTTPGet.Path == cfg.Health.Path, "startupProbe path %q", sp.HTTPGet.Path)
 			check(lp.HTTPGet.Path == cfg.Health.Path && rp.HTTPGet.Path == cfg.Health.ReadyPath, "liveness %q readiness %q", lp.HTTPGet.Path, rp.HTTPGet.Path)
-			check(lp.HTTPGet.Path != rp.HTTPGet.Path, "liveness and readiness share %q", lp.HTTPGet.Path)
+			check(slices.Equal(c.Args, cfg.Args), "args %q, want %q", c.Args, cfg.Args)
+			check(len(c.Command) == 0, "command %q overrides the image's entrypoint", c.Command)
 			check(lp.InitialDelaySeconds == 0, "liveness has a fixed initialDelaySeconds (%d): the startup probe replaces it", lp.InitialDelaySeconds)
 
 			psc, csc := pod.SecurityContext, c.SecurityContext
@@ -126,22 +134,22 @@ func TestKubernetesManifests(t *testing.T) {
 			check(len(pod.TopologySpreadConstraints) == 1 && pod.TopologySpreadConstraints[0].TopologyKey == "kubernetes.io/hostname", "topology spread %+v", pod.TopologySpreadConstraints)
 
 			ann := d.Spec.Template.Annotations
-			check(ann["prometheus.io/scrape"] == "true" && ann["prometheus.io/port"] == fmt.Sprint(cfg.Port) && ann["prometheus.io/path"] == "/metrics", "scrape annotations %v", ann)
-
-			var model *corev1.Volume
+			if cfg.Preset().Metrics {
+				check(ann["prometheus.io/scrape"] == "true" && ann["prometheus.io/port"] == fmt.Sprint(cfg.Port) && ann["prometheus.io/path"] == "/metrics", "scrape annotations %v", ann)
+			} else {
+				check(ann["prometheus.io/scrape"] == "false", "%s serves no metrics but is scraped: %v", cfg.Server, ann)
+			}
+			checkModelVolume(t, cfg, objs)
+			var shm *corev1.Volume
 			for i := range pod.Volumes {
-				if pod.Volumes[i].Name == "model" {
-					model = &pod.Volumes[i]
+				if pod.Volumes[i].Name == "dshm" {
+					shm = &pod.Volumes[i]
 				}
 			}
-			check(model != nil && model.PersistentVolumeClaim != nil && model.PersistentVolumeClaim.ReadOnly, "model volume is not a read-only PVC: %+v", model)
-			if cfg.Model.Volume != "" {
-				check(model.PersistentVolumeClaim.ClaimName == cfg.Model.Volume, "claim %q, want %q", model.PersistentVolumeClaim.ClaimName, cfg.Model.Volume)
-			}
-			for _, m := range c.VolumeMounts {
-				if m.Name == "model" {
-					check(m.ReadOnly && m.MountPath == cfg.Model.Path, "model mount %+v", m)
-				}
+			if cfg.Resources.SharedMemory > 0 {
+				check(shm != nil && shm.EmptyDir != nil && shm.EmptyDir.Medium == corev1.StorageMediumMemory && shm.EmptyDir.SizeLimit.Value() == int64(cfg.Resources.SharedMemory), "/dev/shm %+v", shm)
+			} else {
+				check(shm == nil, "a /dev/shm volume without resources.sharedMemory")
 			}
 			for _, e := range cfg.Env {
 				for _, ce := range c.Env {
@@ -158,6 +166,7 @@ func TestKubernetesManifests(t *testing.T) {
 				check(objs.hpa != nil, "no HPA while autoscaling is enabled")
 				check(d.Spec.Replicas == nil, "replicas set although the HPA owns them")
 				checkHPA(t, objs.hpa, cfg.Autoscaling.MinReplicas, cfg.Autoscaling.MaxReplicas, cfg.Autoscaling.RequestsPerSecond, cfg.Autoscaling.CPUTarget)
+				checkInFlight(t, objs.hpa, cfg)
 			}
 			pdb := objs.pdb.Spec
 			check(pdb.MaxUnavailable != nil && pdb.MaxUnavailable.IntValue() == 1 && pdb.MinAvailable == nil, "PDB %+v", pdb)
@@ -165,9 +174,93 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 }
 
+// checkModelVolume checks the model volume against model.volume: a claim that
+// is rendered (or named), a host folder, scratch space or nothing; read-only
+// weights for custom, a writable cache for a preset.
+func checkModelVolume(t *testing.T, cfg *config.Config, objs k8sObjects) {
+	t.Helper()
+	pod := objs.deploy.Spec.Template.Spec
+	var model *corev1.Volume
+	for i := range pod.Volumes {
+		if pod.Volumes[i].Name == "model" {
+			model = &pod.Volumes[i]
+		}
+	}
+	var mount *corev1.VolumeMount
+	for i, m := range pod.Containers[0].VolumeMounts {
+		if m.Name == "model" {
+			mount = &pod.Containers[0].VolumeMounts[i]
+		}
+	}
+	readOnly := cfg.Preset().Dockerfile
+	if cfg.Model.Volume == config.VolumeNone {
+		if model != nil || mount != nil || objs.pvc != nil {
+			t.Errorf("model.volume none, but a model volume is rendered: %+v %+v %+v", model, mount, objs.pvc)
+		}
+		return
+	}
+	if model == nil || mount == nil || mount.MountPath != cfg.Model.Path || mount.ReadOnly != readOnly {
+		t.Fatalf("model volume %+v mounted %+v, want %s at %s read-only %v", model, mount, cfg.Model.Volume, cfg.Model.Path, readOnly)
+	}
+	switch cfg.Model.Volume {
+	case config.VolumePVC:
+		c := model.PersistentVolumeClaim
+		if c == nil || c.ReadOnly != readOnly {
+			t.Fatalf("model volume is not a claim with read-only %v: %+v", readOnly, model)
+		}
+		if cfg.Model.ClaimName != "" {
+			if c.ClaimName != cfg.Model.ClaimName || objs.pvc != nil {
+				t.Errorf("claim %q (rendered %v), want the existing %q and none rendered", c.ClaimName, objs.pvc != nil, cfg.Model.ClaimName)
+			}
+			return
+		}
+		// The claim the Deployment names is the one rendered beside it.
+		if objs.pvc == nil || objs.pvc.Name != c.ClaimName {
+			t.Fatalf("the Deployment mounts claim %q, which is not rendered (%+v)", c.ClaimName, objs.pvc)
+		}
+		size := objs.pvc.Spec.Resources.Requests[corev1.ResourceStorage]
+		if size.Value() != int64(cfg.Model.Size) || len(objs.pvc.Spec.AccessModes) != 1 || string(objs.pvc.Spec.AccessModes[0]) != cfg.Model.AccessMode {
+			t.Errorf("claim %+v, want %s %s", objs.pvc.Spec, cfg.Model.Size, cfg.Model.AccessMode)
+		}
+		if sc := objs.pvc.Spec.StorageClassName; (sc == nil) != (cfg.Model.StorageClass == "") || sc != nil && *sc != cfg.Model.StorageClass {
+			t.Errorf("storage class %v, want %q", sc, cfg.Model.StorageClass)
+		}
+	case config.VolumeHostPath:
+		if model.HostPath == nil || model.HostPath.Path != cfg.Model.HostPath {
+			t.Errorf("model volume %+v, want hostPath %s", model, cfg.Model.HostPath)
+		}
+	case config.VolumeEmptyDir:
+		if model.EmptyDir == nil {
+			t.Errorf("model volume %+v, want an emptyDir", model)
+		}
+	}
+	if objs.pvc != nil && cfg.Model.Volume != config.VolumePVC {
+		t.Errorf("a claim is rendered for model.volume %s", cfg.Model.Volume)
+	}
+}
+
+// checkInFlight checks the HPA scales on the preset server's own gauge of
+// running requests exactly when requestsInFlight asks for it.
+func checkInFlight(t *testing.T, h *autoscalingv2.HorizontalPodAutoscaler, cfg *config.Config) {
+	t.Helper()
+	got := false
+	for _, m := range h.Spec.Metrics {
+		if m.Type == autoscalingv2.PodsMetricSourceType && m.Pods.Metric.Name == cfg.Preset().BusyMetric {
+			got = m.Pods.Target.AverageValue.Value() == int64(cfg.Autoscaling.RequestsInFlight)
+		}
+	}
+	if want := cfg.Autoscaling.RequestsInFlight > 0; got != want {
+		t.Errorf("HPA metrics %+v: want %s at %d per pod: %v", h.Spec.Metrics, cfg.Preset().BusyMetric, cfg.Autoscaling.RequestsInFlight, want)
+	}
+}
+
 func checkHPA(t *testing.T, h *autoscalingv2.HorizontalPodAutoscaler, min, max, rps, cpu int) {
 	t.Helper()
 	s := h.Spec
+	if len(s.Metrics) == 0 {
+		// The API server would fill in CPU 80%, which says nothing about a GPU model.
+		t.Errorf("the HPA names no metric")
+	}
 	if s.MinReplicas == nil || int(*s.MinReplicas) != min || int(s.MaxReplicas) != max {
 		t.Errorf("HPA replicas %v..%d, want %d..%d", s.MinReplicas, s.MaxReplicas, min, max)
 	}

@@ -82,12 +82,14 @@ type output struct {
 // outputs is the table of every file aideploy renders, in path order.
 func outputs() []output {
 	return []output{
-		{kind: Dockerfile, path: ".dockerignore", tmpl: "dockerignore.tmpl"},
-		{kind: Dockerfile, path: "Dockerfile", tmpl: "Dockerfile.tmpl"},
+		// A preset runs the server's stock image: nothing to build.
+		{kind: Dockerfile, path: ".dockerignore", tmpl: "dockerignore.tmpl", when: func(d *renderData) bool { return d.Dockerfile }},
+		{kind: Dockerfile, path: "Dockerfile", tmpl: "Dockerfile.tmpl", when: func(d *renderData) bool { return d.Dockerfile }},
 		{kind: Compose, path: "compose.yaml", tmpl: "compose.yaml.tmpl", format: formatYAML},
 		{kind: Kubernetes, path: "k8s/deployment.yaml", tmpl: "k8s-deployment.yaml.tmpl", format: formatYAML},
 		{kind: Kubernetes, path: "k8s/hpa.yaml", tmpl: "k8s-hpa.yaml.tmpl", format: formatYAML, when: func(d *renderData) bool { return d.HPA != nil }},
 		{kind: Kubernetes, path: "k8s/pdb.yaml", tmpl: "k8s-pdb.yaml.tmpl", format: formatYAML},
+		{kind: Kubernetes, path: "k8s/pvc.yaml", tmpl: "k8s-pvc.yaml.tmpl", format: formatYAML, when: func(d *renderData) bool { return d.Claim != nil }},
 		{kind: Kubernetes, path: "k8s/service.yaml", tmpl: "k8s-service.yaml.tmpl", format: formatYAML},
 		{kind: Monitoring, path: "monitoring/alerts.yaml", tmpl: "alerts.yaml.tmpl", format: formatYAML},
 		{kind: Monitoring, path: "monitoring/grafana-dashboard.json", tmpl: "grafana-dashboard.json.tmpl", format: formatJSON},

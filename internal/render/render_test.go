@@ -27,8 +27,11 @@ func TestRenderKinds(t *testing.T) {
 	}{
 		{"gpu1", []Kind{Dockerfile}, []string{".dockerignore", "Dockerfile"}},
 		{"gpu1", []Kind{Compose, Nginx}, []string{"compose.yaml", "nginx/nginx.conf"}},
-		{"gpu1", []Kind{Kubernetes}, []string{"k8s/deployment.yaml", "k8s/hpa.yaml", "k8s/pdb.yaml", "k8s/service.yaml"}},
-		{"cpu", []Kind{Kubernetes}, []string{"k8s/deployment.yaml", "k8s/pdb.yaml", "k8s/service.yaml"}}, // autoscaling off: no HPA
+		{"gpu1", []Kind{Kubernetes}, []string{"k8s/deployment.yaml", "k8s/hpa.yaml", "k8s/pdb.yaml", "k8s/pvc.yaml", "k8s/service.yaml"}},
+		{"gpu4-rps", []Kind{Kubernetes}, []string{"k8s/deployment.yaml", "k8s/hpa.yaml", "k8s/pdb.yaml", "k8s/service.yaml"}}, // an existing claim: none rendered
+		{"vllm", []Kind{Dockerfile}, nil}, // a preset builds nothing
+		{"tgi", []Kind{Kubernetes}, []string{"k8s/deployment.yaml", "k8s/hpa.yaml", "k8s/pdb.yaml", "k8s/service.yaml"}}, // emptyDir: no claim
+		{"cpu", []Kind{Kubernetes}, []string{"k8s/deployment.yaml", "k8s/pdb.yaml", "k8s/service.yaml"}},                 // autoscaling off: no HPA
 		{"cpu", []Kind{Monitoring}, []string{"monitoring/alerts.yaml", "monitoring/grafana-dashboard.json", "monitoring/prometheus.yml"}},
 		{"gpu1", []Kind{All}, Paths(All)},
 		{"gpu1", nil, Paths()},

@@ -104,20 +104,23 @@ func New() *Metrics {
 		}, []string{"endpoint", "method", "status"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ai_api_request_duration_seconds", Help: "Time from request to the end of the answer.",
-			// The seed's buckets from 0.1s, and below them the cache hits and
-			// the gateway's own overhead, which live under a few milliseconds.
-			Buckets: []float64{0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+			// The seed's buckets from 0.1s, below them the cache hits and the
+			// gateway's own overhead (a few milliseconds), and above them the
+			// long generations LLM calls have, up to the 10m request timeout:
+			// an alert threshold must lie below the top bucket to ever fire.
+			Buckets: []float64{0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
 		}, []string{"endpoint"}),
 		Tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ai_tokens_usage_total", Help: "Tokens reported by the model, by type input or output.",
 		}, []string{"model", "type"}),
 		Inference: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ai_model_inference_duration_seconds", Help: "Time the upstream model took for a request.",
-			Buckets: []float64{0.5, 1, 2, 5, 10, 20, 30},
+			Buckets: []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600},
 		}, []string{"model"}),
 		TTFT: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ai_gateway_time_to_first_token_seconds", Help: "Time from request to the first streamed event.",
-			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10},
+			// A first token queued behind a full batch can take a minute.
+			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60},
 		}, []string{"model"}),
 		Cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ai_gateway_cache_results_total", Help: "Cache lookups by result (HIT, MISS, BYPASS, STALE) and level.",
