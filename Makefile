@@ -16,7 +16,7 @@ FUZZTIME  ?= 200000x
 # for them would print a page of warnings on every cold build.
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 
-.PHONY: all build image test unit fuzz vet lint bench demo k8s-tools cluster-up cluster-down clean
+.PHONY: all build image test unit fuzz vet lint bench demo k8s-tools ollama-tools cluster-up cluster-down clean
 
 all: build
 
@@ -24,8 +24,8 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/aideploy ./cmd/aideploy
 
-## test: vet, unit and integration tests (Redis, Docker, Kubernetes), then short fuzzing
-test: vet k8s-tools
+## test: vet, unit and integration tests (Redis, Docker, Kubernetes, Ollama, a registry), then short fuzzing
+test: vet k8s-tools ollama-tools
 	$(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) fuzz
 
@@ -67,6 +67,10 @@ demo:
 ## k8s-tools: build the Kubernetes control plane for the tests once (cached in .cache/k8s)
 k8s-tools:
 	./hack/k8s-build.sh
+
+## ollama-tools: build Ollama, a registry and the tiny test model once (cached in .cache/ollama)
+ollama-tools:
+	./hack/ollama-build.sh
 
 cluster-up:
 	./hack/cluster.sh up
