@@ -5,7 +5,8 @@
 #   bin/registry  the CNCF distribution registry, for Docker pulls from loopback
 #   models/       OLLAMA_MODELS holding the tiny random-weight model "aideploy-tiny"
 # It rebuilds only when something is missing or the tools module or this script
-# changed. Ollama takes about 10 minutes cold on 2 cores; later runs are instant.
+# changed. Ollama takes about 10 minutes cold on 2 idle cores (31 measured on
+# 2 cores busy with other builds); later runs take no time.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,7 +45,7 @@ if ((${#missing[@]})); then
 	exit 1
 fi
 
-echo "ollama-build: building ollama, registry and the tiny model into $out (about 10 minutes the first time)" >&2
+echo "ollama-build: building ollama, registry and the tiny model into $out (10 to 30 minutes the first time, by how busy the cores are)" >&2
 mkdir -p "$out/bin"
 rm -f "$out/.stamp"
 start=$SECONDS

@@ -1,3 +1,7 @@
+// Module ollama-tools builds what the real-engine and registry tests run:
+// Ollama (llama.cpp through cgo), the CNCF distribution registry, and
+// tinymodel, which writes the tiny test model. It is separate from the main
+// module so their dependencies never leak into it.
 module github.com/aideploy/aideploy/hack/ollama-tools
 
 go 1.26.0

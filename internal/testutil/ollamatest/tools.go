@@ -8,7 +8,7 @@ import (
 )
 
 // BuildHint is what to run when a tool of hack/ollama-build.sh is missing.
-const BuildHint = "build it with: make ollama-tools (hack/ollama-build.sh; about 10 minutes the first time, cached in .cache/ollama)"
+const BuildHint = "build it with: make ollama-tools (hack/ollama-build.sh; 10 to 30 minutes the first time, cached in .cache/ollama)"
 
 // Tool returns the path of a binary that hack/ollama-build.sh built into
 // .cache/ollama/bin ("ollama" or "registry"). Under -short it skips the test;
