@@ -115,8 +115,9 @@ func TestIntegrationDockerRolloutPullsFromRegistry(t *testing.T) {
 		t.Errorf("%s is not on this Docker host after the rollout: %v", img, err)
 	}
 	out := progress.String()
-	if !strings.Contains(out, "Pull complete") || !strings.Contains(out, "Downloaded newer image for "+img) {
-		t.Errorf("pull progress lacks the engine's layer and status lines:\n%s", out)
+	// Layers may read "Already exists": images of parallel tests share the fake model's layer.
+	if !strings.Contains(out, "Pulling from aideploy-test-model") || !strings.Contains(out, "Downloaded newer image for "+img) {
+		t.Errorf("pull progress lacks the engine's status lines:\n%s", out)
 	}
 	if strings.Contains(out, "\x1b[") {
 		t.Errorf("pull progress for a non-terminal holds cursor escapes:\n%q", out)
@@ -225,5 +226,26 @@ func TestIntegrationDockerPullMisbehavingRegistry(t *testing.T) {
 			}
 			t.Logf("%s: %v", tt.name, err)
 		})
+	}
+}
+
+// TestIntegrationDockerPullProgressOnTerminal: on a terminal the engine's
+// progress redraws in place, as docker pull shows it.
+func TestIntegrationDockerPullProgressOnTerminal(t *testing.T) {
+	t.Parallel()
+	reg := registrytest.Start(t, registrytest.Options{})
+	c := dockerClient(t)
+	img := pushed(t, c, reg.Host, "aideploy-test-model:tty", registry.AuthConfig{})
+	var progress syncBuffer
+	p := testPlatform(t, c, func(o *Options) {
+		o.Progress, o.ProgressTTY = &progress, true
+		o.RegistryAuth = func(string) (registry.AuthConfig, error) { return registry.AuthConfig{}, nil }
+	})
+	if err := p.Check(context.Background(), rollout.Deployment{Color: rollout.Green, Revision: 1, Image: img, Replicas: 1}, nil); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	out := progress.String()
+	if !strings.Contains(out, "Downloaded newer image for "+img) || !strings.Contains(out, "\x1b[") {
+		t.Errorf("terminal progress lacks the status line or the cursor moves that redraw layer lines:\n%q", out)
 	}
 }
