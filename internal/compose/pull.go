@@ -57,6 +57,10 @@ func (p *Platform) pull(ctx context.Context, img string) error {
 	defer rc.Close()
 	out, fd, tty := p.progress()
 	if err := jsonmessage.DisplayJSONMessagesStream(rc, out, fd, tty, nil); err != nil {
+		if ctx.Err() != nil {
+			// Interrupted or out of time: the registry said nothing wrong.
+			return fmt.Errorf("pulling image %s from %s: %w; run the rollout again to resume the pull", img, host, ctx.Err())
+		}
 		return pullError(img, host, err)
 	}
 	// A stream cut before its end reads as success to the decoder: ask again.

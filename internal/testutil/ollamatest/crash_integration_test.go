@@ -27,8 +27,9 @@ func crashMidStream(t *testing.T, srv *ollamatest.Server, url string, body []byt
 	}
 	var once sync.Once
 	s, err := readSSE(resp.Body, func(d string) {
-		if !strings.Contains(d, `"content"`) {
-			return
+		var c chunk
+		if json.Unmarshal([]byte(d), &c) != nil || len(c.Choices) == 0 || c.Choices[0].Delta.Content == "" {
+			return // not a real token yet
 		}
 		once.Do(func() {
 			n, err := srv.KillRunners()
