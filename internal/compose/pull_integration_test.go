@@ -43,7 +43,11 @@ func pushed(t *testing.T, c *client.Client, host, name string, auth registry.Aut
 	if bytes.Contains(out, []byte(`"error"`)) {
 		t.Fatalf("pushing %s: %s", ref, out)
 	}
-	if _, err := c.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+	// Under imageMu: pruning while a parallel test builds breaks its build.
+	imageMu.Lock()
+	_, err = c.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
+	imageMu.Unlock()
+	if err != nil {
 		t.Fatalf("removing %s after the push: %v", ref, err)
 	}
 	if _, err := c.ImageInspect(ctx, ref); err == nil {
@@ -189,12 +193,22 @@ func TestIntegrationDockerPullMisbehavingRegistry(t *testing.T) {
 		_, _ = io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
 	}))
 	t.Cleanup(unauthorized.Close)
+	// A peer that accepts and hangs up at once. (A closed port is no test
+	// here: a parallel test may take it; TestIntegrationDockerCheck uses port 1.)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	closed := l.Addr().String()
-	l.Close()
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
 
 	host := func(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 	tests := []struct {
@@ -204,7 +218,7 @@ func TestIntegrationDockerPullMisbehavingRegistry(t *testing.T) {
 	}{
 		{"garbage answers", host(garbage), "serves the registry API"},
 		{"always 401", host(unauthorized), "docker login " + host(unauthorized)},
-		{"nothing listening", closed, "is reachable from the Docker host"},
+		{"hangs up", l.Addr().String(), "is reachable from the Docker host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
