@@ -16,7 +16,7 @@ FUZZTIME  ?= 200000x
 # for them would print a page of warnings on every cold build.
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 
-.PHONY: all build image test unit fuzz vet lint bench demo k8s-tools cluster-up cluster-down clean
+.PHONY: all build image test unit fuzz vet lint bench demo k8s-tools ollama-tools cluster-up cluster-down clean
 
 all: build
 
@@ -69,6 +69,13 @@ demo:
 ## k8s-tools: build the Kubernetes control plane for the tests once (cached in .cache/k8s)
 k8s-tools:
 	./hack/k8s-build.sh
+
+## ollama-tools: build Ollama, a registry and the tiny test model once (cached in .cache/ollama)
+ollama-tools:
+	./hack/ollama-build.sh
+
+# The real-engine (Ollama) and registry pull tests run what ollama-tools builds.
+test: ollama-tools
 
 cluster-up:
 	./hack/cluster.sh up

@@ -104,7 +104,8 @@ func newDeployTarget(ctx context.Context, f *Factory, t targetFlags, tweak func(
 	p := compose.New(docker, compose.Options{
 		Project: cfg.Name, Service: cfg.Name, Spec: spec, Volumes: volumes, Networks: networks,
 		Rollout: settings, Port: cfg.Port, Gateway: gw, Pool: t.Pool,
-		Logf: func(format string, args ...any) { fmt.Fprintf(f.IO.ErrOut, format+"\n", args...) },
+		Logf:     func(format string, args ...any) { fmt.Fprintf(f.IO.ErrOut, format+"\n", args...) },
+		Progress: f.IO.ErrOut, ProgressTTY: f.IO.IsTerminal(),
 	})
 	return &deployTarget{cfg: cfg, settings: settings, platform: p, gateway: gw, hash: compose.ConfigHash(spec)}, nil
 }

@@ -14,14 +14,12 @@ import (
 	"github.com/docker/docker/errdefs"
 )
 
-// Check refuses a deployment whose image is missing or whose GPUs do not fit
-// next to the colour that keeps serving during the rollout.
+// Check pulls the deployment's image when this host lacks it, and refuses a
+// deployment whose image cannot be pulled or whose GPUs do not fit next to
+// the colour that keeps serving during the rollout.
 func (p *Platform) Check(ctx context.Context, to rollout.Deployment, from *rollout.Deployment) error {
-	if _, err := p.docker.ImageInspect(ctx, to.Image); err != nil {
-		if errdefs.IsNotFound(err) {
-			return fmt.Errorf("image %s is not present on this Docker host; build or pull it first (docker pull %s)", to.Image, to.Image)
-		}
-		return fmt.Errorf("inspecting image %s: %w", to.Image, err)
+	if err := p.ensureImage(ctx, to.Image); err != nil {
+		return err
 	}
 	per, host, used, err := p.gpus(ctx, to.Revision)
 	if err != nil || per == 0 {

@@ -3,6 +3,7 @@ package compose
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/aideploy/aideploy/internal/rollout"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 	"golang.org/x/sync/errgroup"
@@ -45,6 +47,13 @@ type Options struct {
 	GPUs func(ctx context.Context, except int) (perReplica, total, used int, err error)
 	// Logf receives notes worth a line of progress; nil drops them.
 	Logf func(format string, args ...any)
+	// Progress receives the engine's pull progress when an image is missing;
+	// nil drops it. ProgressTTY redraws it live, for a terminal only.
+	Progress    io.Writer
+	ProgressTTY bool
+	// RegistryAuth gives the credentials for a registry host; nil reads the
+	// Docker config (DOCKER_CONFIG or ~/.docker/config.json) and its helpers.
+	RegistryAuth func(host string) (registry.AuthConfig, error)
 }
 
 // Platform runs a service's colours as containers on one Docker engine.
@@ -91,6 +100,9 @@ func New(docker client.APIClient, opts Options) *Platform {
 	}
 	if opts.HostGPUs == nil {
 		opts.HostGPUs = countHostGPUs
+	}
+	if opts.RegistryAuth == nil {
+		opts.RegistryAuth = dockerConfigAuth
 	}
 	return &Platform{docker: docker, opts: opts, http: &http.Client{}}
 }

@@ -253,7 +253,8 @@ func TestIntegrationDockerCheck(t *testing.T) {
 		want     string // "" means accepted
 	}{
 		{"image present, no GPUs", nil, img, 2, ""},
-		{"image missing", nil, "aideploy-test-model:absent", 1, "is not present on this Docker host"},
+		// Missing images are pulled; nothing listens on port 1, so this one cannot be.
+		{"image missing and not pullable", nil, "127.0.0.1:1/aideploy-test-model:absent", 1, "pulling image 127.0.0.1:1/aideploy-test-model:absent from 127.0.0.1:1"},
 		{"GPUs fit", gpu, img, 2, ""},
 		{"GPUs do not fit", gpu, img, 3, "needs 3 (3 replica(s) × 1)"},
 		{"no GPU on this host", func(o *Options) { gpu(o); o.HostGPUs = func() int { return 0 } }, img, 1, "the host has 0"},

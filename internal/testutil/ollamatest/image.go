@@ -1,0 +1,104 @@
+package ollamatest
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+)
+
+// ImageHome is HOME inside the image. Ollama writes its key pair to
+// $HOME/.ollama at start, so a read-only root needs a tmpfs there.
+const ImageHome = "/home/ollama"
+
+// ImagePort is the port Ollama listens on inside the image (its default).
+const ImagePort = 11434
+
+// dockerfile runs the static Ollama FROM scratch with the tiny model baked in.
+// The model store is read-only: nothing to prune, nothing to pull.
+const dockerfile = `FROM scratch
+COPY ollama /bin/ollama
+COPY models /models
+ENV HOME=` + ImageHome + ` OLLAMA_MODELS=/models OLLAMA_HOST=0.0.0.0:11434 OLLAMA_NOPRUNE=1 OLLAMA_NO_CLOUD=1
+EXPOSE 11434
+ENTRYPOINT ["/bin/ollama"]
+CMD ["serve"]
+`
+
+// Image builds a FROM-scratch image of the Ollama that hack/ollama-build.sh
+// built, with the tiny model, tags it tag on the Docker engine c and removes
+// it when the test ends. Under -short it skips; without the build it fails.
+func Image(t testing.TB, c client.APIClient, tag string) string {
+	t.Helper()
+	bin := Tool(t, "ollama")
+	cache, err := CacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctxTar bytes.Buffer
+	if err := buildContext(&ctxTar, bin, filepath.Join(cache, "models")); err != nil {
+		t.Fatalf("packing the image context: %v; %s", err, BuildHint)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	resp, err := c.ImageBuild(ctx, &ctxTar, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
+	if err != nil {
+		t.Fatalf("building image %s: %v", tag, err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if bytes.Contains(out, []byte(`"error"`)) {
+		t.Fatalf("building image %s: %s", tag, out)
+	}
+	t.Cleanup(func() {
+		_, _ = c.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true, PruneChildren: true})
+	})
+	return tag
+}
+
+// buildContext writes the Dockerfile, the binary and the model store as a tar.
+func buildContext(w io.Writer, bin, models string) error {
+	tw := tar.NewWriter(w)
+	add := func(name string, mode int64, data []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data))}); err != nil {
+			return err
+		}
+		_, err := tw.Write(data)
+		return err
+	}
+	if err := add("Dockerfile", 0o644, []byte(dockerfile)); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		return err
+	}
+	if err := add("ollama", 0o755, b); err != nil {
+		return err
+	}
+	err = filepath.WalkDir(models, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(models, path)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return add(filepath.ToSlash(filepath.Join("models", rel)), 0o644, data)
+	})
+	if err != nil {
+		return fmt.Errorf("reading the model store %s: %w", models, err)
+	}
+	return tw.Close()
+}
