@@ -63,6 +63,7 @@ func TestBadInputsExit2(t *testing.T) {
 		{"bad prewarm timezone", withConfig(validHead + "prewarm:\n  - name: peak\n    start: 2026-12-31T23:00\n    end: 2027-01-01T03:00\n    timezone: Mars/Olympus\n    replicas: 5\n"), []string{"aideploy.yaml:8:5: prewarm[0].timezone", "IANA"}},
 		{"prewarm end before start", withConfig(validHead + "prewarm:\n  - name: peak\n    start: 2027-01-01T03:00\n    end: 2026-12-31T23:00\n    replicas: 5\n"), []string{"aideploy.yaml:7:5: prewarm[0].end", "must be after"}},
 		{"secret value in env", withConfig(validHead + "env:\n  - name: HF_TOKEN\n    value: hf_abcdef\n"), []string{"aideploy.yaml:6:5: env[0].value", "secretRef"}},
+		{"parameter count without a unit", withConfig(validHead + "model:\n  params: \"8\"\n"), []string{"aideploy.yaml:5:3: model.params", "needs a unit: 8B for 8 billion parameters"}},
 		{"bad port", withConfig(validHead + "port: 70000\n"), []string{"aideploy.yaml:4:1: port (70000) must be between 1 and 65535"}},
 		{"bad memory size", withConfig(validHead + "resources:\n  memory: 16 gigs\n"), []string{"aideploy.yaml:5:11: resources.memory", "size"}},
 		{"bad apiVersion", withConfig(strings.Replace(validHead, "aideploy.dev/v1", "aideploy.dev/v9", 1)), []string{"aideploy.yaml:1:1: apiVersion", "aideploy.dev/v1"}},

@@ -269,16 +269,20 @@ func runInit(_ context.Context, opts *initOptions) error {
 	if opts.f.Output != "table" {
 		return nil
 	}
-	next := "aideploy render"
+	var next strings.Builder
 	if filepath.Clean(opts.Dir) != "." {
-		next = "cd " + opts.Dir + " && " + next
+		fmt.Fprintf(&next, "  cd %s\n", opts.Dir)
 	}
+	// Everything is rendered already: what comes next is checking and deploying.
+	next.WriteString("  aideploy preflight   # GPUs, the Docker engine and the cluster, before anything starts\n")
+	next.WriteString("  aideploy rollout     # the first deploy, on the target that aideploy.yaml names\n")
+	next.WriteString("After an edit of aideploy.yaml, aideploy render writes the files again.\n")
 	if cfg.Preset().Dockerfile {
 		if _, err := fmt.Fprintf(opts.f.IO.Out, "\nThe Dockerfile builds your own server: put requirements.txt and the server it starts beside it (its header lists what they must do), or pass --server vllm, tgi or ollama to run a stock image.\n"); err != nil {
 			return err
 		}
 	}
-	_, err = fmt.Fprintf(opts.f.IO.Out, "\nNext: review %s (image, model, resources), then run:\n  %s\n", configPath, next)
+	_, err = fmt.Fprintf(opts.f.IO.Out, "\nNext: review %s (image, model, resources), then run:\n%s", configPath, next.String())
 	return err
 }
 

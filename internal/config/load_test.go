@@ -108,7 +108,7 @@ func TestLoadMissingFile(t *testing.T) {
 }
 
 func TestParseParams(t *testing.T) {
-	for in, want := range map[string]float64{"8B": 8e9, "1.5b": 1.5e9, "350M": 350e6, "70000": 7e4} {
+	for in, want := range map[string]float64{"8B": 8e9, "1.5b": 1.5e9, "350M": 350e6, "70K": 7e4, "7000000000": 7e9} {
 		got, err := ParseParams(in)
 		if err != nil || got != want {
 			t.Errorf("ParseParams(%q) = %v, %v; want %v", in, got, err, want)
@@ -116,6 +116,13 @@ func TestParseParams(t *testing.T) {
 	}
 	if _, err := ParseParams("big"); err == nil {
 		t.Error("ParseParams(big) succeeded")
+	}
+	// "8" is 8B written short, not 8 parameters (which would size memory at nothing).
+	for _, in := range []string{"8", "70", "1.5", "350000"} {
+		_, err := ParseParams(in)
+		if err == nil || !strings.Contains(err.Error(), "needs a unit: "+in+"B for "+in+" billion") {
+			t.Errorf("ParseParams(%q) = %v, want an error asking for a unit", in, err)
+		}
 	}
 }
 

@@ -172,8 +172,13 @@ func (m Model) validate(errs validate.Errors) {
 }
 
 // ParseParams reads a parameter count such as 8B, 1.5B, 350M or 7000000000.
+// A bare number under a million is refused: "8" is almost surely 8B written
+// short, and taken as 8 parameters it would size the memory at nothing.
 func ParseParams(s string) (float64, error) {
 	t := strings.TrimSpace(strings.ToUpper(s))
+	if n, err := strconv.ParseFloat(t, 64); err == nil && n > 0 && n < 1e6 {
+		return 0, &paramsError{s: s, bare: true}
+	}
 	mult := 1.0
 	switch {
 	case strings.HasSuffix(t, "T"):
@@ -187,14 +192,21 @@ func ParseParams(s string) (float64, error) {
 	}
 	n, err := strconv.ParseFloat(t, 64)
 	if err != nil || n <= 0 {
-		return 0, &paramsError{s}
+		return 0, &paramsError{s: s}
 	}
 	return n * mult, nil
 }
 
-type paramsError struct{ s string }
+type paramsError struct {
+	s    string
+	bare bool // a number without a unit
+}
 
 func (e *paramsError) Error() string {
+	if e.bare {
+		t := strings.TrimSpace(e.s)
+		return "(" + strconv.Quote(e.s) + ") needs a unit: " + t + "B for " + t + " billion parameters, " + t + "M for " + t + " million"
+	}
 	return "(" + strconv.Quote(e.s) + ") must be a parameter count such as 8B, 1.5B or 350M"
 }
 
