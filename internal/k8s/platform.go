@@ -214,7 +214,10 @@ func (p *Platform) Record(ctx context.Context, j rollout.Journal) error {
 	})
 }
 
-// Current reads the history and the two colours' Deployments.
+// Current reads the history, the two colours' Deployments and the active
+// Service, and adopts what serves as the cluster shows it: a Deployment that
+// `aideploy apply`, an earlier rollout or kubectl made is what a rollout
+// starts from, whatever the history says.
 func (p *Platform) Current(ctx context.Context) (rollout.State, error) {
 	var st rollout.State
 	_, js, err := p.journals(ctx)
@@ -232,6 +235,14 @@ func (p *Platform) Current(ctx context.Context) (rollout.State, error) {
 		}
 	}
 	sort.Slice(st.Instances, func(a, b int) bool { return st.Instances[a].Revision > st.Instances[b].Revision })
+	selected, err := p.c.ActiveColor(ctx, p.name)
+	if err != nil {
+		return st, err
+	}
+	st.LiveKnown, st.Live = true, adopt(selected, st.Instances)
+	if st.Floor, err = p.floor(ctx, st.Live); err != nil {
+		return st, err
+	}
 	return st, nil
 }
 
@@ -244,18 +255,6 @@ func (p *Platform) instance(ctx context.Context, c rollout.Color) (rollout.Insta
 	if err != nil {
 		return rollout.Instance{}, false, fmt.Errorf("reading Deployment %s: %w", ColorName(p.name, c), err)
 	}
-	var dep rollout.Deployment
-	if s := d.Annotations[AnnotationRev]; s != "" {
-		if err := json.Unmarshal([]byte(s), &dep); err != nil {
-			return rollout.Instance{}, false, fmt.Errorf("reading annotation %s of Deployment %s: %w", AnnotationRev, d.Name, err)
-		}
-	} else {
-		// Applied by aideploy apply, not yet by a rollout: revision 0 of the rendered image.
-		dep = rollout.Deployment{Color: c, Image: d.Spec.Template.Spec.Containers[0].Image}
-	}
-	n := 0
-	if d.Spec.Replicas != nil {
-		n = int(*d.Spec.Replicas)
-	}
-	return rollout.Instance{Deployment: dep, Running: n, Total: n, Created: d.CreationTimestamp.Time}, true, nil
+	in, err := liveInstance(d, c)
+	return in, err == nil, err
 }

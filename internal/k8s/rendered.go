@@ -60,8 +60,23 @@ func (c *Client) ServingManifests(ctx context.Context, cfg *config.Config, sourc
 	if err != nil {
 		return nil, err
 	}
-	if !ok || in.Revision == 0 {
+	if !ok {
 		return p.manifests(color, nil)
+	}
+	if in.Revision == 0 {
+		// Not rolled out yet: apply still deploys the file's image, at the count that runs now.
+		objs, err := p.manifests(color, nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			if o.GetKind() == "Deployment" {
+				if err := unstructured.SetNestedField(o.Object, int64(in.Running), "spec", "replicas"); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return objs, nil
 	}
 	d := in.Deployment
 	d.Replicas = in.Running

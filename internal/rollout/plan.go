@@ -31,6 +31,9 @@ func (r *Runner) plan(st State, req Request) (plan, error) {
 				replicas = active.Replicas
 			}
 		}
+		// Never fewer than serve now under the autoscaler or a prewarm: a
+		// rollout mid-peak must not shrink the fleet to the file's count.
+		replicas = max(replicas, st.Floor)
 		if active != nil && st.Pending() == nil && active.Image == image && active.Replicas == replicas && active.ConfigHash == req.ConfigHash {
 			return plan{noop: true, journal: Journal{To: *active, Active: active},
 				summary: fmt.Sprintf("%s already serves %s with %d replica(s) and the same configuration: nothing to do", active.Color, image, replicas)}, nil
@@ -65,6 +68,13 @@ func (r *Runner) plan(st State, req Request) (plan, error) {
 		Status:  StatusRunning,
 		To:      to,
 		Started: r.now(),
+	}
+	if _, ok := r.Platform.(Restorer); ok {
+		for _, in := range st.Instances {
+			if in.Color == to.Color && in.Revision != to.Revision {
+				j.Replaced = &in
+			}
+		}
 	}
 	summary := fmt.Sprintf("first deploy: %s", to)
 	if active != nil {

@@ -316,6 +316,14 @@ func (r *Runner) undo(ctx context.Context, j *Journal) error {
 		r.emit(StepSwitch, EventInfo, r.since(t0), "switched traffic back to "+j.From.String())
 	}
 	j.Active = j.From
+	if rs, ok := r.Platform.(Restorer); ok && j.Replaced != nil {
+		// The run took over a slot that held something: put it back, never leave less than was there.
+		if err := rs.Restore(ctx, *j.Replaced); err != nil {
+			return fmt.Errorf("putting %s back in place of %s: %w", j.Replaced.Deployment, j.To, err)
+		}
+		r.emit(j.Step, EventInfo, 0, fmt.Sprintf("put %s back in place of %s", j.Replaced.Deployment, j.To))
+		return nil
+	}
 	if err := r.Platform.Remove(ctx, j.To); err != nil {
 		return fmt.Errorf("removing %s: %w", j.To, err)
 	}
