@@ -40,7 +40,7 @@ everything without storing it; --diff shows what would change.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
-			case opts.Target != rollout.TargetK8s:
+			case opts.Target != "" && opts.Target != rollout.TargetK8s:
 				return UsageErrorf("--target %q is not supported by apply; use --target k8s (on Docker, aideploy rollout deploys)", opts.Target)
 			case opts.DryRun != "none" && opts.DryRun != "server":
 				return UsageErrorf("--dry-run %q is not supported; use server or none", opts.DryRun)
@@ -52,7 +52,7 @@ everything without storing it; --diff shows what would change.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&opts.Target, "target", rollout.TargetK8s, "platform: k8s")
+	fs.StringVar(&opts.Target, "target", "", "platform: k8s (default: rollout.target of aideploy.yaml, which must be k8s)")
 	fs.StringVar(&opts.DryRun, "dry-run", "none", "server: validate on the API server and store nothing")
 	fs.Lookup("dry-run").NoOptDefVal = "server"
 	fs.BoolVar(&opts.Diff, "diff", false, "show what changes, line by line")
@@ -63,6 +63,9 @@ func runApply(ctx context.Context, o *applyOptions) error {
 	cfg, err := o.f.Config()
 	if err != nil {
 		return err
+	}
+	if o.Target == "" && cfg.Rollout.Target != rollout.TargetK8s {
+		return UsageErrorf("rollout.target of aideploy.yaml is %q and apply works on Kubernetes only: set it to k8s, or pass --target k8s (on Docker, aideploy rollout deploys)", cfg.Rollout.Target)
 	}
 	kc, err := o.f.Kube()
 	if err != nil {
