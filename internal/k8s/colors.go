@@ -250,6 +250,9 @@ func (p *Platform) Switch(ctx context.Context, to rollout.Deployment, from *roll
 			rest = append(rest, o)
 		}
 	}
+	if err := p.c.CarryPrewarm(ctx, rest); err != nil {
+		return err
+	}
 	if _, err := p.c.Apply(ctx, append(svc, rest...), false); err != nil {
 		return err
 	}

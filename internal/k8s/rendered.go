@@ -46,8 +46,20 @@ func (c *Client) ActiveColor(ctx context.Context, svc string) (rollout.Color, er
 
 // ServingManifests renders cfg's objects for the colour that serves now (blue
 // before any rollout), keeping the image, replicas and revision the last
-// rollout gave it, so that apply changes configuration and never versions.
+// rollout gave it, so that apply changes configuration and never versions,
+// and keeping a prewarmed HPA's bounds.
 func (c *Client) ServingManifests(ctx context.Context, cfg *config.Config, source string) ([]*unstructured.Unstructured, error) {
+	objs, err := c.servingManifests(ctx, cfg, source)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.CarryPrewarm(ctx, objs); err != nil {
+		return nil, err
+	}
+	return objs, nil
+}
+
+func (c *Client) servingManifests(ctx context.Context, cfg *config.Config, source string) ([]*unstructured.Unstructured, error) {
 	color, err := c.ActiveColor(ctx, cfg.Name)
 	if err != nil {
 		return nil, err
