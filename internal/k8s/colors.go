@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -60,26 +61,37 @@ func pick(objs []*unstructured.Unstructured, keep func(*unstructured.Unstructure
 	return out
 }
 
-// Check refuses a colour the GPUs of the cluster cannot hold next to the old one.
+// Check refuses a colour the GPUs of the cluster cannot hold next to the old
+// one, counting only the nodes its pods may use. What it cannot see with the
+// rights it has, it says, and goes on: the health step names any pod the
+// cluster cannot schedule.
 func (p *Platform) Check(ctx context.Context, to rollout.Deployment, from *rollout.Deployment) error {
 	objs, err := p.manifests(to.Color, &to)
 	if err != nil {
 		return err
 	}
-	var perPod int64
+	var spec *corev1.PodSpec
 	for _, o := range pick(objs, func(o *unstructured.Unstructured) bool { return o.GetKind() == "Deployment" }) {
 		var d appsv1.Deployment
 		if err := runtimeFromUnstructured(o, &d); err != nil {
 			return err
 		}
-		perPod = PodGPUs(&d.Spec.Template.Spec)
+		spec = &d.Spec.Template.Spec
 	}
-	if perPod == 0 {
+	if spec == nil || PodGPUs(spec) == 0 {
 		return nil
 	}
-	capa, err := p.c.ReadCapacity(ctx)
+	perPod := PodGPUs(spec)
+	capa, err := p.c.ReadCapacityFor(ctx, spec)
 	if err != nil {
 		return err
+	}
+	if capa.NodesHidden != nil {
+		p.logf("capacity check: %s; going on without it", capa.Unseen())
+		return nil
+	}
+	if s := capa.Unseen(); s != "" {
+		p.logf("capacity check: %s", s)
 	}
 	// Pods of the target colour that still exist are replaced, so their GPUs count as free.
 	free := capa.Free() + capa.UsedBy(p.c.Namespace, map[string]string{LabelName: p.name, LabelColor: string(to.Color)})
@@ -91,8 +103,30 @@ func (p *Platform) Check(ctx context.Context, to rollout.Deployment, from *rollo
 	if from != nil {
 		held = fmt.Sprintf(" while %s keeps %d", from, capa.UsedBy(p.c.Namespace, map[string]string{LabelName: p.name, LabelColor: string(from.Color)}))
 	}
-	return fmt.Errorf("not enough GPUs for %s: %d replicas × %d GPU need %d, %d of %d allocatable nvidia.com/gpu free on %d GPU nodes%s; free GPUs or lower --replicas",
-		to, to.Replicas, perPod, need, free, capa.Allocatable, capa.Nodes, held)
+	where := "GPU nodes"
+	if len(spec.NodeSelector) > 0 {
+		where = fmt.Sprintf("GPU nodes matching %s", selectorString(spec.NodeSelector))
+	}
+	if p.o.Config.Rollout.Capacity == rollout.CapacityWait {
+		p.logf("capacity check: %d of %d GPUs free on %d %s%s; rollout.capacity is wait: creating the pods for the node autoscaler to act on", free, need, capa.Nodes, where, held)
+		return nil
+	}
+	return fmt.Errorf("not enough GPUs for %s: %d replicas × %d GPU need %d, %d of %d allocatable nvidia.com/gpu free on %d %s%s; free GPUs or lower --replicas, or set rollout.capacity: wait when a node autoscaler adds nodes",
+		to, to.Replicas, perPod, need, free, capa.Allocatable, capa.Nodes, where, held)
+}
+
+// selectorString writes a node selector as kubectl does, keys sorted.
+func selectorString(sel map[string]string) string {
+	keys := make([]string, 0, len(sel))
+	for k := range sel {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + sel[k]
+	}
+	return strings.Join(parts, ",")
 }
 
 // Create applies colour d's Deployment with d's image and replicas, and the
@@ -159,11 +193,20 @@ func (p *Platform) WaitHealthy(ctx context.Context, d rollout.Deployment, budget
 // podFailure says why a pod will not become ready, or nil while it may.
 func (p *Platform) podFailure(ctx context.Context, pod *corev1.Pod, unready map[string]time.Time) error {
 	if msg, ok := unschedulable(pod); ok {
-		capa, err := p.c.ReadCapacity(ctx)
+		capa, err := p.c.ReadCapacityFor(ctx, &pod.Spec)
 		if err != nil {
 			return err
 		}
-		return fmt.Errorf("cannot be scheduled: %s", schedulerReason(msg, capa.Nodes))
+		reason := schedulerReason(msg, capa.Nodes)
+		if p.o.Config.Rollout.Capacity == rollout.CapacityWait && waitsForNodes(msg) {
+			// A node autoscaler acts on exactly these pods: wait for it, within the startup budget.
+			if unready[pod.Name+"/unschedulable"].IsZero() {
+				unready[pod.Name+"/unschedulable"] = time.Now()
+				p.logf("pod %s waits for a node (rollout.capacity: wait): %s", pod.Name, reason)
+			}
+			return nil
+		}
+		return fmt.Errorf("cannot be scheduled: %s", reason)
 	}
 	for _, cs := range pod.Status.ContainerStatuses {
 		if w := cs.State.Waiting; w != nil {

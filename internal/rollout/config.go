@@ -16,6 +16,9 @@ const (
 	RetireAuto  = "auto"  // pause unless the service uses GPUs
 	RetireStop  = "stop"  // stop: frees memory and GPUs, a rollback restarts the model
 	RetirePause = "pause" // pause: a rollback is instant, memory stays held
+
+	CapacityCheck = "check" // refuse a rollout the free GPUs cannot hold
+	CapacityWait  = "wait"  // create the pods anyway and wait for a node autoscaler, up to the startup budget
 )
 
 // Config holds the rollout settings, found under `rollout:` in aideploy.yaml.
@@ -43,6 +46,13 @@ type Config struct {
 	RetireMode string `yaml:"retireMode" json:"retireMode"`
 	// Surge, when above 0, replaces that many replicas at a time instead of doubling the fleet.
 	Surge int `yaml:"surge,omitempty" json:"surge,omitempty"`
+	// Capacity is what a rollout does when the free GPUs cannot hold the new colour: check refuses
+	// before any pod exists; wait creates the pods so a cluster autoscaler or Karpenter adds nodes,
+	// and waits for them up to the startup budget (Kubernetes).
+	Capacity string `yaml:"capacity,omitempty" json:"capacity,omitempty"`
+	// KeepWarm is how long the old colour keeps running, ready for an instant rollback, after the
+	// switch (Kubernetes); it is scaled to zero only after it, and a later rollback is a cold start.
+	KeepWarm units.Duration `yaml:"keepWarm,omitempty" json:"keepWarm,omitempty"`
 }
 
 // HealthCheck says how to probe a replica.
@@ -108,6 +118,7 @@ func Default() Config {
 		},
 		KeepRevisions: 2,
 		RetireMode:    RetireAuto,
+		Capacity:      CapacityCheck,
 	}
 }
 
@@ -144,6 +155,10 @@ func (c Config) Validate(errs validate.Errors) {
 	errs.Positive("keepRevisions", c.KeepRevisions)
 	errs.OneOf("retireMode", c.RetireMode, RetireAuto, RetireStop, RetirePause)
 	errs.NonNegative("surge", c.Surge)
+	if c.Capacity != "" {
+		errs.OneOf("capacity", c.Capacity, CapacityCheck, CapacityWait)
+	}
+	nonNegative(errs, "keepWarm", c.KeepWarm)
 }
 
 func positive(errs validate.Errors, path string, d units.Duration) {
