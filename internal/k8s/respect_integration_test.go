@@ -185,7 +185,11 @@ func TestIntegrationK8sRolloutWithNamespacedRole(t *testing.T) {
 	var lines []string
 	r := b.runner(os.Getpid())
 	r.Platform = k8s.NewPlatform(user, k8s.Options{Config: b.cfg, Source: "aideploy.yaml", Mutate: b.mutate, ReadinessGrace: 5 * time.Second,
-		Logf: func(format string, args ...any) { mu.Lock(); defer mu.Unlock(); lines = append(lines, fmt.Sprintf(format, args...)) }})
+		Logf: func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			lines = append(lines, fmt.Sprintf(format, args...))
+		}})
 	if _, err := r.Run(ctx, rollout.Request{Op: rollout.OpRollout, Image: "registry.example.com/chat:1.0.0", Replicas: 1}); err != nil {
 		t.Fatalf("rollout as the namespaced user: %v", err)
 	}
