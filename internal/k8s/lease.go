@@ -41,6 +41,7 @@ func (p *Platform) Lock(ctx context.Context, h rollout.Holder, force bool) error
 				return fmt.Errorf("creating Lease %s: %w", p.lockName(), err)
 			}
 			p.renew(ctx, h)
+			p.settle(ctx)
 			return nil
 		}
 		if err != nil {
@@ -77,9 +78,19 @@ func (p *Platform) Lock(ctx context.Context, h rollout.Holder, force bool) error
 			return fmt.Errorf("taking Lease %s: %w", p.lockName(), err)
 		}
 		p.renew(ctx, h)
+		p.settle(ctx)
 		return nil
 	}
 	return fmt.Errorf("taking Lease %s: it kept changing; try again", p.lockName())
+}
+
+// settle does, under the lock just taken, what waited for the next run:
+// colours whose keep-warm window passed are scaled down. It only says when
+// it cannot, the run itself does not depend on it.
+func (p *Platform) settle(ctx context.Context) {
+	if err := p.retireCooled(ctx); err != nil {
+		p.logf("scaling down colours kept warm past their window: %v", err)
+	}
 }
 
 // leaseExpiry is when l runs out unless renewed; ok is false for a Lease

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aideploy/aideploy/internal/units"
 )
 
 // slotFake is a platform like Kubernetes: one slot per colour, and it reads
@@ -216,5 +219,58 @@ func TestRolloutStartsAtTheLiveCount(t *testing.T) {
 				t.Errorf("calls %v, want Create %s", f.calls, tt.want)
 			}
 		})
+	}
+}
+
+// warmFake is a slot platform that can keep a retired colour warm.
+type warmFake struct {
+	*slotFake
+	until time.Time
+}
+
+func (w *warmFake) KeepWarm(_ context.Context, d Deployment, until time.Time) error {
+	w.until = until
+	return w.call("KeepWarm " + dep(d)).err
+}
+
+// TestKeepWarm: with rollout.keepWarm the old colour is marked warm instead
+// of stopped, and a rollback to a colour no replica of which runs says it is
+// a cold start.
+func TestKeepWarm(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, seq("Lock", "Check green r2", "Create green r2", "WaitHealthy green r2", "Warmup green r2", "Switch green r2",
+		healthy(10), "Drain blue r1", "KeepWarm blue r1", "Unlock")...)
+	s := &slotFake{fakePlatform: f, live: &blue1}
+	s.deployed(blue1)
+	w := &warmFake{slotFake: s}
+	r, events := newRunner(f, 7)
+	r.Platform = w
+	r.Config.KeepWarm = units.Duration(30 * time.Minute)
+	start := r.now()
+	if _, err := r.Run(context.Background(), Request{Op: OpRollout, Image: "model:v2", Replicas: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.until.Sub(start); got < 30*time.Minute || got > 31*time.Minute {
+		t.Errorf("kept warm for %s, want 30m after the switch", got)
+	}
+	said := false
+	for _, e := range *events {
+		said = said || strings.Contains(e.Message, "stays warm until") && strings.Contains(e.Message, "cold start")
+	}
+	if !said {
+		t.Error("no event says until when blue stays warm")
+	}
+
+	// Later: blue was scaled down after its window; a rollback says it is a cold start.
+	f.strict = false
+	f.instances[1].Running = 0
+	g := green2
+	s.live = &g
+	res, err := r.Run(context.Background(), Request{Op: OpRollback, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.Summary, "a cold start") {
+		t.Errorf("rollback plan %q does not say it is a cold start", res.Summary)
 	}
 }

@@ -15,6 +15,7 @@ type plan struct {
 func (r *Runner) plan(st State, req Request) (plan, error) {
 	active := st.Active()
 	var to Deployment
+	coldStart := false
 	switch req.Op {
 	case OpRollout:
 		image := req.Image
@@ -58,6 +59,9 @@ func (r *Runner) plan(st State, req Request) (plan, error) {
 			return plan{}, fmt.Errorf("%s is the only revision on record: there is nothing to roll back to", active)
 		}
 		to = *prev
+		if in, ok := st.Instance(prev.Revision); st.LiveKnown && (!ok || in.Running == 0) {
+			coldStart = true
+		}
 	default:
 		return plan{}, fmt.Errorf("unknown operation %q", req.Op)
 	}
@@ -81,6 +85,9 @@ func (r *Runner) plan(st State, req Request) (plan, error) {
 		a := *active
 		j.From, j.Active = &a, &a
 		summary = fmt.Sprintf("%s from %s to %s", req.Op, a, to)
+	}
+	if coldStart {
+		summary += fmt.Sprintf(" — a cold start: no replica of r%d runs any more (kept warm only for rollout.keepWarm), so its model loads again", to.Revision)
 	}
 	return plan{journal: j, summary: summary}, nil
 }

@@ -174,6 +174,14 @@ type Restorer interface {
 	Restore(ctx context.Context, in Instance) error
 }
 
+// WarmKeeper is a Platform that can leave a retired colour running for a
+// window (rollout.keepWarm) without the run waiting it out: a rollback within
+// it is instant, and the platform scales the colour down after it.
+type WarmKeeper interface {
+	// KeepWarm marks d to keep running until until.
+	KeepWarm(ctx context.Context, d Deployment, until time.Time) error
+}
+
 // Surger is a Platform that can replace a colour a few replicas at a time (rollout.surge),
 // for hosts without room for both colours at once.
 type Surger interface {

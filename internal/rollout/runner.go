@@ -239,7 +239,14 @@ func (r *Runner) retire(ctx context.Context, j *Journal) (string, error) {
 				return "", err
 			}
 		}
-		if err := r.Platform.Stop(ctx, *j.From); err != nil {
+		if wk, ok := r.Platform.(WarmKeeper); ok && r.Config.KeepWarm > 0 && j.Op == OpRollout {
+			until := r.now().Add(r.Config.KeepWarm.D())
+			if err := wk.KeepWarm(ctx, *j.From, until); err != nil {
+				return "", fmt.Errorf("keeping %s warm: %w", j.From, err)
+			}
+			r.emit(StepRetire, EventInfo, 0, fmt.Sprintf("%s stays warm until %s for an instant rollback (rollout.keepWarm); a rollback after that is a cold start",
+				j.From, until.UTC().Format(time.RFC3339)))
+		} else if err := r.Platform.Stop(ctx, *j.From); err != nil {
 			return "", fmt.Errorf("stopping %s: %w", j.From, err)
 		}
 	}
