@@ -28,6 +28,9 @@ func Manifests(cfg *config.Config, source string, c rollout.Color) ([]*unstructu
 	if err != nil {
 		return nil, err
 	}
+	if err := withDrain(objs, cfg.Rollout); err != nil {
+		return nil, err
+	}
 	return BlueGreen(objs, cfg.Name, c)
 }
 

@@ -33,8 +33,13 @@ type Config struct {
 	StartupBudget units.Duration `yaml:"startupBudget" json:"startupBudget"`
 	// Warmup is the real request each new replica must answer before it takes traffic.
 	Warmup Warmup `yaml:"warmup" json:"warmup"`
-	// DrainTimeout is how long in-flight requests and streams of the old colour may run on.
+	// DrainTimeout is how long in-flight requests and streams of the old colour may run on;
+	// size it for the longest generation. On Kubernetes a pod's termination grace period is
+	// preStopDelay plus this.
 	DrainTimeout units.Duration `yaml:"drainTimeout" json:"drainTimeout"`
+	// PreStopDelay is how long a terminating pod keeps serving before its server gets SIGTERM,
+	// so that endpoints, kube-proxy and the gateway stop sending to it first (Kubernetes).
+	PreStopDelay units.Duration `yaml:"preStopDelay" json:"preStopDelay"`
 	// ScaleDownDelay is how long the old colour keeps running after the switch.
 	ScaleDownDelay units.Duration `yaml:"scaleDownDelay" json:"scaleDownDelay"`
 	// Watch is the window after the switch that can still switch back automatically.
@@ -110,6 +115,7 @@ func Default() Config {
 			Timeout: units.Duration(time.Minute),
 		},
 		DrainTimeout:   units.Duration(5 * time.Minute),
+		PreStopDelay:   units.Duration(10 * time.Second),
 		ScaleDownDelay: units.Duration(30 * time.Second),
 		Watch: Watch{
 			Window:       units.Duration(30 * time.Second),
@@ -144,6 +150,7 @@ func (c Config) Validate(errs validate.Errors) {
 		positive(w, "timeout", c.Warmup.Timeout)
 	}
 	nonNegative(errs, "drainTimeout", c.DrainTimeout)
+	nonNegative(errs, "preStopDelay", c.PreStopDelay)
 	nonNegative(errs, "scaleDownDelay", c.ScaleDownDelay)
 	w := errs.At("watch")
 	nonNegative(w, "window", c.Watch.Window)
