@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
 
 	"github.com/aideploy/aideploy/internal/k8s"
@@ -237,5 +238,50 @@ func TestIntegrationK8sLeaseFromDeadHostExpires(t *testing.T) {
 	}
 	if err := p.Unlock(ctx, me); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An operator's edit of a field aideploy applies (the PDB's budget) is not
+// reverted by apply: it names the field and changes nothing, unless forced.
+func TestIntegrationK8sApplyRespectsOtherManagers(t *testing.T) {
+	t.Parallel()
+	_, kc := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b := newBG(t, kc)
+	b.cfg = golden(t, "gpu1")
+	objs, err := kc.ServingManifests(ctx, b.cfg, "aideploy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.mutate(objs)
+	if _, err := kc.ApplyRespecting(ctx, objs, false, false); err != nil {
+		t.Fatalf("first apply: %v", err)
+	}
+	pdbs := kc.Clientset.PolicyV1().PodDisruptionBudgets(kc.Namespace)
+	pdb, err := pdbs.Get(ctx, b.cfg.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := pdb.DeepCopy()
+	three := intstr.FromInt32(3)
+	edited.Spec.MaxUnavailable, edited.Spec.MinAvailable = &three, nil
+	if _, err := pdbs.Update(ctx, edited, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = kc.ApplyRespecting(ctx, objs, false, false)
+	var ce *k8s.ConflictError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "PodDisruptionBudget/"+b.cfg.Name) || !strings.Contains(err.Error(), "kubectl-edit") {
+		t.Fatalf("apply over an operator's edit: %v, want a ConflictError naming the PDB field and its manager", err)
+	}
+	if got, _ := pdbs.Get(ctx, b.cfg.Name, metav1.GetOptions{}); got.Spec.MaxUnavailable == nil || got.Spec.MaxUnavailable.IntValue() != 3 {
+		t.Errorf("the refused apply changed the PDB: %+v", got.Spec)
+	}
+	if _, err := kc.ApplyRespecting(ctx, objs, false, true); err != nil {
+		t.Fatalf("apply --force-conflicts: %v", err)
+	}
+	if got, _ := pdbs.Get(ctx, b.cfg.Name, metav1.GetOptions{}); got.Spec.MaxUnavailable != nil && got.Spec.MaxUnavailable.IntValue() == 3 {
+		t.Errorf("--force-conflicts left the operator's value: %+v", got.Spec)
 	}
 }
