@@ -239,42 +239,85 @@ func (p *Platform) podFailure(ctx context.Context, pod *corev1.Pod, unready map[
 	return nil
 }
 
-// Warmup sends the configured request through the preview Service, via the
-// API server's service proxy. Pods turn Ready a moment before the endpoint
-// controller lists them behind the Service, so "no endpoints available" is
-// retried until the warm-up timeout; any other error fails at once.
+// Warmup sends the configured request to every ready pod of d, pod by pod
+// through the API server's pod proxy, so that each replica has loaded its
+// model before it takes traffic, not just the one a Service would pick. It
+// waits, within the warm-up timeout, for d's pods to be ready and for each to
+// answer at all (the proxy's 503 while nothing listens yet); any other error,
+// such as a 500 from the model, fails at once. The result is the slowest pod.
 func (p *Platform) Warmup(ctx context.Context, d rollout.Deployment) (rollout.WarmupResult, error) {
 	w := p.o.Config.Rollout.Warmup
 	ctx, cancel := context.WithTimeout(ctx, w.Timeout.D())
 	defer cancel()
+	pods, err := p.readyPods(ctx, d, w.Timeout.D())
+	if err != nil {
+		return rollout.WarmupResult{}, err
+	}
+	var res rollout.WarmupResult
+	for _, pod := range pods {
+		took, err := p.warmPod(ctx, d, pod)
+		if err != nil {
+			return res, err
+		}
+		res.TimeToFirstToken, res.Total = max(res.TimeToFirstToken, took), max(res.Total, took)
+	}
+	return res, nil
+}
+
+// readyPods waits until d has as many ready pods as replicas (at least one)
+// and returns their names.
+func (p *Platform) readyPods(ctx context.Context, d rollout.Deployment, timeout time.Duration) ([]string, error) {
+	sel := LabelName + "=" + p.name + "," + LabelColor + "=" + string(d.Color)
+	want := max(d.Replicas, 1)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		t0 := time.Now()
-		res := p.c.Clientset.CoreV1().RESTClient().Post().Namespace(p.c.Namespace).Resource("services").
-			Name(fmt.Sprintf("http:%s:%d", PreviewName(p.name), p.o.Config.Port)).SubResource("proxy").
-			Suffix(strings.TrimPrefix(w.Path, "/")).SetHeader("Content-Type", "application/json").Body([]byte(w.Body)).Do(ctx)
-		err := res.Error()
-		if err == nil {
-			took := time.Since(t0)
-			return rollout.WarmupResult{TimeToFirstToken: took, Total: took}, nil
+		list, err := p.c.Clientset.CoreV1().Pods(p.c.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return nil, fmt.Errorf("listing the pods of %s to warm up: %w", d, err)
 		}
-		if !noEndpoints(err) {
-			return rollout.WarmupResult{}, fmt.Errorf("warm-up request to %s through the preview Service: %w", d, err)
+		var names []string
+		for i := range list.Items {
+			pod := &list.Items[i]
+			rev := pod.Annotations[AnnotationRev]
+			if podReady(pod) && (rev == "" || rev == strconv.Itoa(d.Revision)) {
+				names = append(names, pod.Name)
+			}
+		}
+		if len(names) >= want {
+			sort.Strings(names)
+			return names, nil
 		}
 		select {
 		case <-ctx.Done():
-			return rollout.WarmupResult{}, fmt.Errorf("warm-up request to %s: the preview Service %s had no ready endpoints within %s: %w",
-				d, PreviewName(p.name), w.Timeout, err)
+			return nil, fmt.Errorf("warm-up of %s: %d of %d pods ready within the warm-up timeout (%s)", d, len(names), want, timeout)
 		case <-tick.C:
 		}
 	}
 }
 
-// noEndpoints reports the service proxy's answer for a Service that has no
-// ready endpoint yet.
-func noEndpoints(err error) bool {
-	return apierrors.IsServiceUnavailable(err) && strings.Contains(err.Error(), "no endpoints available")
+// warmPod sends the warm-up request to one pod and says how long it took.
+func (p *Platform) warmPod(ctx context.Context, d rollout.Deployment, pod string) (time.Duration, error) {
+	w := p.o.Config.Rollout.Warmup
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		t0 := time.Now()
+		err := p.c.Clientset.CoreV1().RESTClient().Post().Namespace(p.c.Namespace).Resource("pods").
+			Name(fmt.Sprintf("http:%s:%d", pod, p.o.Config.Port)).SubResource("proxy").
+			Suffix(strings.TrimPrefix(w.Path, "/")).SetHeader("Content-Type", "application/json").Body([]byte(w.Body)).Do(ctx).Error()
+		if err == nil {
+			return time.Since(t0), nil
+		}
+		if !apierrors.IsServiceUnavailable(err) {
+			return 0, fmt.Errorf("warm-up request to pod %s of %s: %w", pod, d, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("warm-up request to pod %s of %s: no answer within the warm-up timeout (%s): %w", pod, d, w.Timeout, err)
+		case <-tick.C:
+		}
+	}
 }
 
 // Switch points the active Service at colour to and the HPA at its Deployment.
