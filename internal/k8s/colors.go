@@ -165,7 +165,7 @@ func (p *Platform) WaitHealthy(ctx context.Context, d rollout.Deployment, budget
 		if err != nil {
 			return fmt.Errorf("listing pods of %s: %w", name, err)
 		}
-		ready := 0
+		ready, waiting := 0, 0
 		for i := range pods.Items {
 			pod := &pods.Items[i]
 			if pod.DeletionTimestamp != nil || pod.Annotations[AnnotationRev] != strconv.Itoa(d.Revision) {
@@ -178,12 +178,19 @@ func (p *Platform) WaitHealthy(ctx context.Context, d rollout.Deployment, budget
 			if err := p.podFailure(ctx, pod, unready); err != nil {
 				return fmt.Errorf("%s: pod %s: %w", name, pod.Name, err)
 			}
+			if _, ok := unschedulable(pod); ok {
+				waiting++ // podFailure let it wait for a node (rollout.capacity: wait)
+			}
 		}
 		if ready >= d.Replicas && dep.Status.ObservedGeneration >= dep.Generation && int(dep.Status.ReadyReplicas) >= d.Replicas {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
+			if waiting > 0 {
+				return fmt.Errorf("%s: %d of %d pods ready when the startup budget (%s) ran out, %d still waiting for a node (rollout.capacity: wait); check that the node autoscaler can add GPU nodes, or raise rollout.startupBudget",
+					name, ready, d.Replicas, budget, waiting)
+			}
 			return fmt.Errorf("%s: %d of %d pods ready when the startup budget (%s) ran out; raise rollout.startupBudget if the model loads slower", name, ready, d.Replicas, budget)
 		case <-tick.C:
 		}
