@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
 
@@ -283,5 +284,69 @@ func TestIntegrationK8sApplyRespectsOtherManagers(t *testing.T) {
 	}
 	if got, _ := pdbs.Get(ctx, b.cfg.Name, metav1.GetOptions{}); got.Spec.MaxUnavailable != nil && got.Spec.MaxUnavailable.IntValue() == 3 {
 		t.Errorf("--force-conflicts left the operator's value: %+v", got.Spec)
+	}
+}
+
+// addGPUNode adds a kwok GPU node as a node autoscaler would, removed when
+// the test ends.
+func addGPUNode(ctx context.Context, t *testing.T, kc *k8s.Client, name string, gpus int64) {
+	t.Helper()
+	nodes := kc.Clientset.CoreV1().Nodes()
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{"node.alpha.kubernetes.io/ttl": "0"},
+			Labels: map[string]string{"type": "kwok", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+				"nvidia.com/gpu.present": "true", "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}},
+		Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: "nvidia.com/gpu", Effect: corev1.TaintEffectNoSchedule}}},
+	}
+	if _, err := nodes.Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nodes.Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	status := fmt.Sprintf(`{"status":{"allocatable":{"cpu":"32","memory":"256Gi","pods":"110","nvidia.com/gpu":"%d"},"capacity":{"cpu":"32","memory":"256Gi","pods":"110","nvidia.com/gpu":"%d"}}}`, gpus, gpus)
+	if _, err := nodes.Patch(ctx, name, types.MergePatchType, []byte(status), metav1.PatchOptions{}, "status"); err != nil {
+		t.Fatal(err)
+	}
+	manage := `{"metadata":{"annotations":{"kwok.x-k8s.io/node":"fake"}}}`
+	if _, err := nodes.Patch(ctx, name, types.MergePatchType, []byte(manage), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rollout.capacity: wait creates the pods though the GPUs are short, says
+// so, and waits for the node an autoscaler adds instead of refusing.
+func TestIntegrationK8sRolloutWaitsForNodes(t *testing.T) {
+	_, kc := start(t)
+	waitGPUsFree(t, kc)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b := newBG(t, kc)
+	b.cfg.Rollout.Capacity = rollout.CapacityWait
+	b.gpus = 4 // 3 replicas × 4 GPUs: two fit on the 4-GPU nodes, the third needs a new node
+	var mu sync.Mutex
+	var lines []string
+	added := false
+	r := b.runner(os.Getpid())
+	r.Platform = k8s.NewPlatform(kc, k8s.Options{Config: b.cfg, Source: "aideploy.yaml", Mutate: b.mutate, ReadinessGrace: 5 * time.Second,
+		Logf: func(format string, args ...any) {
+			line := fmt.Sprintf(format, args...)
+			mu.Lock()
+			defer mu.Unlock()
+			lines = append(lines, line)
+			if strings.Contains(line, "waits for a node") && !added {
+				added = true
+				addGPUNode(ctx, t, kc, "gpu-autoscaled-"+kc.Namespace[len(kc.Namespace)-5:], 4)
+			}
+		}})
+	if _, err := r.Run(ctx, rollout.Request{Op: rollout.OpRollout, Image: "registry.example.com/chat:1.0.0", Replicas: 3}); err != nil {
+		t.Fatalf("rollout in wait mode: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	got := strings.Join(lines, "\n")
+	if !added || !strings.Contains(got, "rollout.capacity is wait: creating the pods for the node autoscaler") {
+		t.Errorf("node added %v; log:\n%s", added, got)
+	}
+	if ready, _ := b.readyPods(ctx, rollout.Blue); ready != 3 {
+		t.Errorf("%d ready pods, want 3", ready)
 	}
 }
