@@ -147,3 +147,25 @@ func TestLockIsRenewed(t *testing.T) {
 		t.Error("renewal still running after Unlock")
 	}
 }
+
+// TestPrewarmRoleIsNamespaced: the prewarm CronJobs' Role asks only for
+// namespaced resources, which a Role can grant; nodes it cannot.
+func TestPrewarmRoleIsNamespaced(t *testing.T) {
+	t.Parallel()
+	clusterScoped := map[string]bool{"nodes": true, "namespaces": true, "persistentvolumes": true, "clusterroles": true}
+	_, _, objs := prewarmRBAC("chat")
+	for _, o := range objs {
+		if o["kind"] != "Role" {
+			continue
+		}
+		for _, r := range o["rules"].([]any) {
+			for _, res := range r.(map[string]any)["resources"].([]any) {
+				if clusterScoped[res.(string)] {
+					t.Errorf("the prewarm Role asks for %s, which is cluster-scoped", res)
+				}
+			}
+		}
+		return
+	}
+	t.Fatal("no Role rendered")
+}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/aideploy/aideploy/internal/k8s"
 	"github.com/aideploy/aideploy/internal/rollout"
+	"github.com/aideploy/aideploy/internal/units"
 )
 
 // until polls cond every 200ms until it holds or d passes.
@@ -353,5 +354,55 @@ func TestIntegrationK8sRolloutWaitsForNodes(t *testing.T) {
 	}
 	if ready, _ := b.readyPods(ctx, rollout.Blue); ready != 3 {
 		t.Errorf("%d ready pods, want 3", ready)
+	}
+}
+
+// rollout.keepWarm leaves the old colour running after the rollout, status
+// shows until when, and the first run under the lock after the window scales
+// it down.
+func TestIntegrationK8sKeepWarm(t *testing.T) {
+	t.Parallel()
+	_, kc := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b := newBG(t, kc)
+	b.cfg = golden(t, "cpu")
+	const window = 3 * time.Second
+	run := func(image string) {
+		t.Helper()
+		r := b.runner(os.Getpid())
+		r.Config.KeepWarm, r.Config.ScaleDownDelay = units.Duration(window), 0
+		if _, err := r.Run(ctx, rollout.Request{Op: rollout.OpRollout, Image: image, Replicas: 1}); err != nil {
+			t.Fatalf("rollout of %s: %v", image, err)
+		}
+	}
+	run("registry.example.com/app:1")
+	run("registry.example.com/app:2")
+	switched := time.Now()
+	if n := b.replicas(ctx, rollout.Blue); n != 1 {
+		t.Fatalf("blue has %d replicas right after the rollout, want 1 kept warm", n)
+	}
+	v, err := kc.ReadStatus(ctx, b.cfg.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range v.Colors {
+		if c.Color == rollout.Blue && c.WarmUntil == nil {
+			t.Errorf("status shows no keep-warm window for blue: %+v", c)
+		}
+	}
+	// After the window, the next run under the lock (here a bare lock, as rollback or down take it) scales blue down.
+	until(t, 10*time.Second, "the keep-warm window to pass", func() bool { return time.Since(switched) > window+time.Second })
+	p := b.runner(os.Getpid()).Platform
+	host, _ := os.Hostname()
+	h := rollout.Holder{Owner: "test@" + host, Host: host, PID: os.Getpid(), Op: rollout.OpRollback}
+	if err := p.Lock(ctx, h, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Unlock(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.replicas(ctx, rollout.Blue); n != 0 {
+		t.Errorf("blue has %d replicas after its window, want 0", n)
 	}
 }
