@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -17,6 +18,8 @@ type applyOptions struct {
 	Target string
 	DryRun string // "none" or "server"
 	Diff   bool
+	// ForceConflicts takes over fields another manager changed.
+	ForceConflicts bool
 }
 
 type applyResult struct {
@@ -34,13 +37,16 @@ with the field manager "aideploy". With the blue/green strategy the Deployment i
 applied as the serving colour (<name>-blue on a first apply) next to the active
 Service <name> and the preview Service <name>-preview; there is never a Deployment
 without a colour. --dry-run=server has the API server validate and default
-everything without storing it; --diff shows what would change.`,
+everything without storing it; --diff shows what would change. A field another
+manager changed (an operator's kubectl edit) is not overwritten: apply names
+such fields and changes nothing, unless --force-conflicts is given. The serving
+colour keeps its live replica count and a prewarmed autoscaler its floor.`,
 		Example: `  aideploy apply --target k8s --dry-run=server --diff
   aideploy apply --target k8s -n serving`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
-			case opts.Target != rollout.TargetK8s:
+			case opts.Target != "" && opts.Target != rollout.TargetK8s:
 				return UsageErrorf("--target %q is not supported by apply; use --target k8s (on Docker, aideploy rollout deploys)", opts.Target)
 			case opts.DryRun != "none" && opts.DryRun != "server":
 				return UsageErrorf("--dry-run %q is not supported; use server or none", opts.DryRun)
@@ -52,10 +58,11 @@ everything without storing it; --diff shows what would change.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&opts.Target, "target", rollout.TargetK8s, "platform: k8s")
+	fs.StringVar(&opts.Target, "target", "", "platform: k8s (default: rollout.target of aideploy.yaml, which must be k8s)")
 	fs.StringVar(&opts.DryRun, "dry-run", "none", "server: validate on the API server and store nothing")
 	fs.Lookup("dry-run").NoOptDefVal = "server"
 	fs.BoolVar(&opts.Diff, "diff", false, "show what changes, line by line")
+	fs.BoolVar(&opts.ForceConflicts, "force-conflicts", false, "take over fields another manager (kubectl edit, an operator) changed; without it apply names them and changes nothing")
 	return cmd
 }
 
@@ -63,6 +70,9 @@ func runApply(ctx context.Context, o *applyOptions) error {
 	cfg, err := o.f.Config()
 	if err != nil {
 		return err
+	}
+	if o.Target == "" && cfg.Rollout.Target != rollout.TargetK8s {
+		return UsageErrorf("rollout.target of aideploy.yaml is %q and apply works on Kubernetes only: set it to k8s, or pass --target k8s (on Docker, aideploy rollout deploys)", cfg.Rollout.Target)
 	}
 	kc, err := o.f.Kube()
 	if err != nil {
@@ -73,8 +83,12 @@ func runApply(ctx context.Context, o *applyOptions) error {
 		return err
 	}
 	dry := o.DryRun == "server"
-	changes, err := kc.Apply(ctx, objs, dry)
-	if err != nil {
+	changes, err := kc.ApplyRespecting(ctx, objs, dry, o.ForceConflicts)
+	var ce *k8s.ConflictError
+	switch {
+	case errors.As(err, &ce):
+		return err
+	case err != nil:
 		return fmt.Errorf("%w; nothing after it was applied", err)
 	}
 	res := applyResult{DryRun: dry, Changes: changes}

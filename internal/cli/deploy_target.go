@@ -45,6 +45,19 @@ func (t *targetFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&t.Pool, "pool", adminapi.DefaultPool, "gateway pool that serves the service")
 }
 
+// resolveTarget is the platform a command works on: --target when given,
+// else rollout.target of aideploy.yaml, the same rule for every command.
+func resolveTarget(f *Factory, flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	cfg, err := f.Config()
+	if err != nil {
+		return "", fmt.Errorf("%w (or name the platform with --target docker or --target k8s)", err)
+	}
+	return cfg.Rollout.Target, nil
+}
+
 // deployTarget is what a deploy command works on.
 type deployTarget struct {
 	cfg      *config.Config

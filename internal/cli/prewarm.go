@@ -17,7 +17,6 @@ type prewarmOptions struct {
 	f        *Factory
 	target   targetFlags
 	Name     string
-	Target   string
 	Replicas int
 	Wait     bool
 	Restore  bool
@@ -70,7 +69,6 @@ serve. --restore drains them out of the pool and removes them.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&opts.Name, "name", "", "service (HPA) name (default: name of aideploy.yaml)")
-	fs.StringVar(&opts.Target, "target", rollout.TargetK8s, "platform: k8s or docker")
 	fs.IntVar(&opts.Replicas, "replicas", 0, "floor during the peak")
 	fs.BoolVar(&opts.Wait, "wait", false, "wait until the pods are ready; fail fast when capacity is missing")
 	fs.BoolVar(&opts.Restore, "restore", false, "put back the bounds recorded by the last prewarm")
@@ -86,9 +84,9 @@ serve. --restore drains them out of the pool and removes them.`,
 
 func (o *prewarmOptions) validate(cmd *cobra.Command) error {
 	switch {
-	case o.Target != rollout.TargetK8s && o.Target != rollout.TargetDocker:
-		return UsageErrorf("--target %q is not supported; use k8s or docker", o.Target)
-	case o.Target == rollout.TargetDocker && (o.For != 0 || o.Until != ""):
+	case o.target.Target != "" && o.target.Target != rollout.TargetK8s && o.target.Target != rollout.TargetDocker:
+		return UsageErrorf("--target %q is not supported; use k8s or docker", o.target.Target)
+	case o.target.Target == rollout.TargetDocker && (o.For != 0 || o.Until != ""):
 		return UsageErrorf("--for and --until need --target k8s; on Docker run aideploy prewarm --restore --target docker when the peak ends")
 	case o.Restore && cmd.Flags().Changed("replicas"):
 		return UsageErrorf("--restore and --replicas exclude each other; choose one")
@@ -111,7 +109,14 @@ func (o *prewarmOptions) validate(cmd *cobra.Command) error {
 }
 
 func runPrewarm(ctx context.Context, o *prewarmOptions) error {
-	if o.Target == rollout.TargetDocker {
+	target, err := resolveTarget(o.f, o.target.Target)
+	if err != nil {
+		return err
+	}
+	if target == rollout.TargetDocker {
+		if o.For != 0 || o.Until != "" {
+			return UsageErrorf("--for and --until need Kubernetes, and rollout.target of aideploy.yaml is docker; on Docker run aideploy prewarm --restore when the peak ends")
+		}
 		return runPrewarmDocker(ctx, o)
 	}
 	name := o.Name

@@ -20,7 +20,6 @@ type rolloutOptions struct {
 	target targetFlags
 
 	Strategy       string
-	Target         string
 	Image          string
 	Replicas       int
 	Timeout        time.Duration
@@ -67,7 +66,6 @@ serving and exits 1.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&opts.Strategy, "strategy", rollout.StrategyBlueGreen, "rollout strategy: bluegreen")
-	fs.StringVar(&opts.Target, "target", rollout.TargetDocker, "platform: docker or k8s")
 	fs.StringVar(&opts.Image, "image", "", "image to deploy as IMAGE:TAG (default: image of aideploy.yaml)")
 	fs.IntVar(&opts.Replicas, "replicas", 0, "replicas of the new version (default: replicas of aideploy.yaml)")
 	fs.DurationVar(&opts.Timeout, "timeout", 0, "give up and roll back after this long (0: no limit beyond the startup budget)")
@@ -87,8 +85,8 @@ func (o *rolloutOptions) validate() error {
 	switch {
 	case o.Strategy != rollout.StrategyBlueGreen:
 		return UsageErrorf("--strategy %q is not supported; use bluegreen", o.Strategy)
-	case o.Target != rollout.TargetDocker && o.Target != rollout.TargetK8s:
-		return UsageErrorf("--target %q is not supported; use docker or k8s", o.Target)
+	case o.target.Target != "" && o.target.Target != rollout.TargetDocker && o.target.Target != rollout.TargetK8s:
+		return UsageErrorf("--target %q is not supported; use docker or k8s", o.target.Target)
 	case o.Replicas < 0:
 		return UsageErrorf("--replicas (%d) must not be negative", o.Replicas)
 	case o.Timeout < 0:
@@ -104,7 +102,6 @@ func (o *rolloutOptions) validate() error {
 }
 
 func (o *rolloutOptions) tweak(c *rollout.Config) {
-	c.Target = o.Target
 	if o.Surge > 0 {
 		c.Surge = o.Surge
 	}

@@ -21,7 +21,7 @@ func TestRolloutFlags(t *testing.T) {
 		check   func(*testing.T, *rolloutOptions)
 	}{
 		{"defaults", nil, "", func(t *testing.T, o *rolloutOptions) {
-			if o.Strategy != "bluegreen" || o.Target != "docker" || o.WatchWindow != nil || o.ScaleDownDelay != nil || o.DryRun {
+			if o.Strategy != "bluegreen" || o.target.Target != "" || o.WatchWindow != nil || o.ScaleDownDelay != nil || o.DryRun {
 				t.Errorf("defaults %+v", o)
 			}
 		}},

@@ -2,7 +2,9 @@ package k8s
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -33,12 +35,73 @@ type Change struct {
 func (c Change) String() string { return fmt.Sprintf("%s/%s %s", c.Kind, c.Name, c.Action) }
 
 // Apply server-side applies objs with the field manager aideploy, taking over
-// fields other managers set; dryRun asks the API server to validate and
-// default them without storing anything.
+// fields other managers set: a rollout owns the colours it creates and
+// switches. dryRun asks the API server to validate and default them without
+// storing anything.
 func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, dryRun bool) ([]Change, error) {
+	return c.apply(ctx, objs, dryRun, true)
+}
+
+// ApplyRespecting is Apply for `aideploy apply`: a field another manager (an
+// operator's kubectl edit) changed is not taken over unless force. It checks
+// every object first with a server dry run, so that on a conflict nothing
+// is applied and the ConflictError names every field.
+func (c *Client) ApplyRespecting(ctx context.Context, objs []*unstructured.Unstructured, dryRun, force bool) ([]Change, error) {
+	if force {
+		return c.apply(ctx, objs, dryRun, true)
+	}
+	var conflicts []string
+	for _, o := range objs {
+		if _, err := c.applyOne(ctx, o, true, false); err != nil {
+			fields, ok := conflictFields(err)
+			if !ok {
+				return nil, err
+			}
+			for _, f := range fields {
+				conflicts = append(conflicts, fmt.Sprintf("%s/%s %s", o.GetKind(), o.GetName(), f))
+			}
+		}
+	}
+	if len(conflicts) > 0 {
+		return nil, &ConflictError{Fields: conflicts}
+	}
+	return c.apply(ctx, objs, dryRun, false)
+}
+
+// ConflictError lists the fields another manager changed that apply would overwrite.
+type ConflictError struct {
+	Fields []string // "PodDisruptionBudget/chat .spec.maxUnavailable (conflict with "kubectl-edit" using policy/v1)"
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("another manager changed %d field(s) that aideploy applies:\n  %s\nnothing was applied: put the value in aideploy.yaml, or rerun with --force-conflicts to take them over",
+		len(e.Fields), strings.Join(e.Fields, "\n  "))
+}
+
+// conflictFields reads the fields of a server-side apply conflict.
+func conflictFields(err error) ([]string, bool) {
+	var se apierrors.APIStatus
+	if !errors.As(err, &se) || !apierrors.IsConflict(err) {
+		return nil, false
+	}
+	var out []string
+	if d := se.Status().Details; d != nil {
+		for _, c := range d.Causes {
+			if c.Type == metav1.CauseTypeFieldManagerConflict {
+				out = append(out, fmt.Sprintf("%s (%s)", c.Field, c.Message))
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, se.Status().Message)
+	}
+	return out, true
+}
+
+func (c *Client) apply(ctx context.Context, objs []*unstructured.Unstructured, dryRun, force bool) ([]Change, error) {
 	var changes []Change
 	for _, o := range objs {
-		ch, err := c.applyOne(ctx, o, dryRun)
+		ch, err := c.applyOne(ctx, o, dryRun, force)
 		if err != nil {
 			return changes, err
 		}
@@ -47,7 +110,7 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, d
 	return changes, nil
 }
 
-func (c *Client) applyOne(ctx context.Context, o *unstructured.Unstructured, dryRun bool) (Change, error) {
+func (c *Client) applyOne(ctx context.Context, o *unstructured.Unstructured, dryRun, force bool) (Change, error) {
 	gvk := o.GroupVersionKind()
 	ch := Change{Kind: gvk.Kind, Name: o.GetName()}
 	m, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
@@ -71,7 +134,7 @@ func (c *Client) applyOne(ctx context.Context, o *unstructured.Unstructured, dry
 	if err != nil {
 		return ch, fmt.Errorf("reading %s %s: %w", gvk.Kind, o.GetName(), err)
 	}
-	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: force}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}

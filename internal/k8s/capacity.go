@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -16,18 +17,35 @@ const GPU corev1.ResourceName = "nvidia.com/gpu"
 
 // Capacity is the GPU capacity of the schedulable nodes of the cluster.
 type Capacity struct {
-	// Nodes is the number of schedulable nodes with GPUs.
+	// Nodes is the number of schedulable nodes with GPUs (that the pod may use, see ReadCapacityFor).
 	Nodes int
 	// Allocatable is the sum of their allocatable GPUs.
 	Allocatable int64
 	// Used is what pods bound to them request.
 	Used int64
-	// ByOwner is what the pods of each Deployment selector key use; see UsedBy.
+	// NodesHidden says the nodes could not be listed (namespace-scoped rights):
+	// the figures above are unknown, and the caller goes on without them.
+	NodesHidden error
+	// PodsOf, when set, is the only namespace whose pods could be listed: Used
+	// then counts those alone and is a lower bound.
+	PodsOf string
+	// pods are the pods read, for UsedBy.
 	pods []corev1.Pod
 }
 
 // Free is the number of GPUs no pod requests.
 func (c Capacity) Free() int64 { return max(c.Allocatable-c.Used, 0) }
+
+// Unseen says what the reading could not see, "" when it saw everything.
+func (c Capacity) Unseen() string {
+	switch {
+	case c.NodesHidden != nil:
+		return fmt.Sprintf("cannot list nodes with these rights (%v), so GPU capacity is unknown", c.NodesHidden)
+	case c.PodsOf != "":
+		return fmt.Sprintf("can list pods of namespace %s only, so GPUs held by other namespaces count as free", c.PodsOf)
+	}
+	return ""
+}
 
 // UsedBy sums the GPUs requested by bound pods matching labels in namespace ns.
 func (c Capacity) UsedBy(ns string, labels map[string]string) int64 {
@@ -44,22 +62,41 @@ func (c Capacity) UsedBy(ns string, labels map[string]string) int64 {
 // ReadCapacity sums allocatable GPUs of schedulable nodes and the requests of
 // the pods bound to them.
 func (c *Client) ReadCapacity(ctx context.Context) (Capacity, error) {
+	return c.ReadCapacityFor(ctx, nil)
+}
+
+// ReadCapacityFor is ReadCapacity over the nodes a pod of spec may run on:
+// those its nodeSelector (gpuProduct) matches and whose NoSchedule and
+// NoExecute taints it tolerates; nil counts every GPU node. With rights in
+// one namespace only it reads what it may and says what it could not
+// (Capacity.Unseen) instead of failing.
+func (c *Client) ReadCapacityFor(ctx context.Context, spec *corev1.PodSpec) (Capacity, error) {
 	var capa Capacity
 	nodes, err := c.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if apierrors.IsForbidden(err) {
+		capa.NodesHidden = err
+		return capa, nil
+	}
 	if err != nil {
 		return capa, fmt.Errorf("listing nodes: %w", err)
 	}
 	gpuNodes := map[string]bool{}
-	for _, n := range nodes.Items {
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
 		q, ok := n.Status.Allocatable[GPU]
-		if !ok || q.Value() == 0 || n.Spec.Unschedulable {
+		if !ok || q.Value() == 0 || n.Spec.Unschedulable || !fits(spec, n) {
 			continue
 		}
 		gpuNodes[n.Name] = true
 		capa.Nodes++
 		capa.Allocatable += q.Value()
 	}
-	pods, err := c.Clientset.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "status.phase!=Succeeded,status.phase!=Failed"})
+	live := metav1.ListOptions{FieldSelector: "status.phase!=Succeeded,status.phase!=Failed"}
+	pods, err := c.Clientset.CoreV1().Pods("").List(ctx, live)
+	if apierrors.IsForbidden(err) {
+		capa.PodsOf = c.Namespace
+		pods, err = c.Clientset.CoreV1().Pods(c.Namespace).List(ctx, live)
+	}
 	if err != nil {
 		return capa, fmt.Errorf("listing pods: %w", err)
 	}
@@ -71,6 +108,51 @@ func (c *Client) ReadCapacity(ctx context.Context) (Capacity, error) {
 		}
 	}
 	return capa, nil
+}
+
+// fits reports whether a pod of spec may be placed on n as far as labels and
+// taints go; nil fits everywhere.
+func fits(spec *corev1.PodSpec, n *corev1.Node) bool {
+	if spec == nil {
+		return true
+	}
+	if !matches(n.Labels, spec.NodeSelector) {
+		return false
+	}
+	for i := range n.Spec.Taints {
+		t := &n.Spec.Taints[i]
+		if t.Effect != corev1.TaintEffectNoSchedule && t.Effect != corev1.TaintEffectNoExecute {
+			continue
+		}
+		tolerated := false
+		for j := range spec.Tolerations {
+			if tolerates(&spec.Tolerations[j], t) {
+				tolerated = true
+				break
+			}
+		}
+		if !tolerated {
+			return false
+		}
+	}
+	return true
+}
+
+// tolerates is the scheduler's toleration rule for one taint.
+func tolerates(tol *corev1.Toleration, t *corev1.Taint) bool {
+	if tol.Effect != "" && tol.Effect != t.Effect {
+		return false
+	}
+	if tol.Key != "" && tol.Key != t.Key {
+		return false
+	}
+	switch tol.Operator {
+	case corev1.TolerationOpExists:
+		return true
+	case "", corev1.TolerationOpEqual:
+		return tol.Key == t.Key && tol.Value == t.Value
+	}
+	return false
 }
 
 // PodGPUs is the number of GPUs a pod asks for.
@@ -103,6 +185,13 @@ func unschedulable(p *corev1.Pod) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// waitsForNodes reports whether a FailedScheduling message is one a node
+// autoscaler can fix by adding nodes (lack of resources), not one that no
+// new node fixes (a missing claim).
+func waitsForNodes(msg string) bool {
+	return !strings.Contains(msg, "persistentvolumeclaim") && !strings.Contains(msg, "volume")
 }
 
 // podReady reports the pod's Ready condition.

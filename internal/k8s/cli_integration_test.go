@@ -54,7 +54,8 @@ func TestIntegrationK8sCommandLine(t *testing.T) {
 	waitGPUsFree(t, kc)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	run := commandLine(ctx, t, cl.Kubeconfig, kc, "gpu1",
+	// rollout.target in the file, not --target, sends prewarm and status to Kubernetes.
+	run := commandLine(ctx, t, cl.Kubeconfig, kc, "gpu1", "rollout:\n  target: k8s\n"+
 		"prewarm:\n  - name: launch\n    start: 2026-12-24T18:00\n    end: 2026-12-24T22:00\n    timezone: Europe/Berlin\n    replicas: 6\n")
 
 	out, _, code := run("apply", "--target", "k8s", "--dry-run=server", "--diff")
@@ -88,7 +89,7 @@ func TestIntegrationK8sCommandLine(t *testing.T) {
 		args != "prewarm --target k8s --name chat --restore" || cj.Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName != "chat-prewarm" {
 		t.Errorf("restore CronJob: schedule %q (want one of %v), args %q, account %q", cj.Spec.Schedule, due, args, cj.Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName)
 	}
-	out, _, code = run("status", "--target", "k8s")
+	out, _, code = run("status")
 	for _, want := range []string{"HPA:        chat-blue, floor 6, ceiling 20", "Prewarm:    floor 6 since", "(then 2–20); CronJob chat-prewarm-restore restores it at ", "└── blue r0 registry.example.com/chat:1.0.0  6/6 ready (active)"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("status: exit %d, lacks %q\n%s", code, want, out)

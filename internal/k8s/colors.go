@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -60,26 +61,37 @@ func pick(objs []*unstructured.Unstructured, keep func(*unstructured.Unstructure
 	return out
 }
 
-// Check refuses a colour the GPUs of the cluster cannot hold next to the old one.
+// Check refuses a colour the GPUs of the cluster cannot hold next to the old
+// one, counting only the nodes its pods may use. What it cannot see with the
+// rights it has, it says, and goes on: the health step names any pod the
+// cluster cannot schedule.
 func (p *Platform) Check(ctx context.Context, to rollout.Deployment, from *rollout.Deployment) error {
 	objs, err := p.manifests(to.Color, &to)
 	if err != nil {
 		return err
 	}
-	var perPod int64
+	var spec *corev1.PodSpec
 	for _, o := range pick(objs, func(o *unstructured.Unstructured) bool { return o.GetKind() == "Deployment" }) {
 		var d appsv1.Deployment
 		if err := runtimeFromUnstructured(o, &d); err != nil {
 			return err
 		}
-		perPod = PodGPUs(&d.Spec.Template.Spec)
+		spec = &d.Spec.Template.Spec
 	}
-	if perPod == 0 {
+	if spec == nil || PodGPUs(spec) == 0 {
 		return nil
 	}
-	capa, err := p.c.ReadCapacity(ctx)
+	perPod := PodGPUs(spec)
+	capa, err := p.c.ReadCapacityFor(ctx, spec)
 	if err != nil {
 		return err
+	}
+	if capa.NodesHidden != nil {
+		p.logf("capacity check: %s; going on without it", capa.Unseen())
+		return nil
+	}
+	if s := capa.Unseen(); s != "" {
+		p.logf("capacity check: %s", s)
 	}
 	// Pods of the target colour that still exist are replaced, so their GPUs count as free.
 	free := capa.Free() + capa.UsedBy(p.c.Namespace, map[string]string{LabelName: p.name, LabelColor: string(to.Color)})
@@ -91,8 +103,30 @@ func (p *Platform) Check(ctx context.Context, to rollout.Deployment, from *rollo
 	if from != nil {
 		held = fmt.Sprintf(" while %s keeps %d", from, capa.UsedBy(p.c.Namespace, map[string]string{LabelName: p.name, LabelColor: string(from.Color)}))
 	}
-	return fmt.Errorf("not enough GPUs for %s: %d replicas × %d GPU need %d, %d of %d allocatable nvidia.com/gpu free on %d GPU nodes%s; free GPUs or lower --replicas",
-		to, to.Replicas, perPod, need, free, capa.Allocatable, capa.Nodes, held)
+	where := "GPU nodes"
+	if len(spec.NodeSelector) > 0 {
+		where = fmt.Sprintf("GPU nodes matching %s", selectorString(spec.NodeSelector))
+	}
+	if p.o.Config.Rollout.Capacity == rollout.CapacityWait {
+		p.logf("capacity check: %d of %d GPUs free on %d %s%s; rollout.capacity is wait: creating the pods for the node autoscaler to act on", free, need, capa.Nodes, where, held)
+		return nil
+	}
+	return fmt.Errorf("not enough GPUs for %s: %d replicas × %d GPU need %d, %d of %d allocatable nvidia.com/gpu free on %d %s%s; free GPUs or lower --replicas, or set rollout.capacity: wait when a node autoscaler adds nodes",
+		to, to.Replicas, perPod, need, free, capa.Allocatable, capa.Nodes, where, held)
+}
+
+// selectorString writes a node selector as kubectl does, keys sorted.
+func selectorString(sel map[string]string) string {
+	keys := make([]string, 0, len(sel))
+	for k := range sel {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + sel[k]
+	}
+	return strings.Join(parts, ",")
 }
 
 // Create applies colour d's Deployment with d's image and replicas, and the
@@ -131,7 +165,7 @@ func (p *Platform) WaitHealthy(ctx context.Context, d rollout.Deployment, budget
 		if err != nil {
 			return fmt.Errorf("listing pods of %s: %w", name, err)
 		}
-		ready := 0
+		ready, waiting := 0, 0
 		for i := range pods.Items {
 			pod := &pods.Items[i]
 			if pod.DeletionTimestamp != nil || pod.Annotations[AnnotationRev] != strconv.Itoa(d.Revision) {
@@ -144,12 +178,19 @@ func (p *Platform) WaitHealthy(ctx context.Context, d rollout.Deployment, budget
 			if err := p.podFailure(ctx, pod, unready); err != nil {
 				return fmt.Errorf("%s: pod %s: %w", name, pod.Name, err)
 			}
+			if _, ok := unschedulable(pod); ok {
+				waiting++ // podFailure let it wait for a node (rollout.capacity: wait)
+			}
 		}
 		if ready >= d.Replicas && dep.Status.ObservedGeneration >= dep.Generation && int(dep.Status.ReadyReplicas) >= d.Replicas {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
+			if waiting > 0 {
+				return fmt.Errorf("%s: %d of %d pods ready when the startup budget (%s) ran out, %d still waiting for a node (rollout.capacity: wait); check that the node autoscaler can add GPU nodes, or raise rollout.startupBudget",
+					name, ready, d.Replicas, budget, waiting)
+			}
 			return fmt.Errorf("%s: %d of %d pods ready when the startup budget (%s) ran out; raise rollout.startupBudget if the model loads slower", name, ready, d.Replicas, budget)
 		case <-tick.C:
 		}
@@ -159,11 +200,20 @@ func (p *Platform) WaitHealthy(ctx context.Context, d rollout.Deployment, budget
 // podFailure says why a pod will not become ready, or nil while it may.
 func (p *Platform) podFailure(ctx context.Context, pod *corev1.Pod, unready map[string]time.Time) error {
 	if msg, ok := unschedulable(pod); ok {
-		capa, err := p.c.ReadCapacity(ctx)
+		capa, err := p.c.ReadCapacityFor(ctx, &pod.Spec)
 		if err != nil {
 			return err
 		}
-		return fmt.Errorf("cannot be scheduled: %s", schedulerReason(msg, capa.Nodes))
+		reason := schedulerReason(msg, capa.Nodes)
+		if p.o.Config.Rollout.Capacity == rollout.CapacityWait && waitsForNodes(msg) {
+			// A node autoscaler acts on exactly these pods: wait for it, within the startup budget.
+			if unready[pod.Name+"/unschedulable"].IsZero() {
+				unready[pod.Name+"/unschedulable"] = time.Now()
+				p.logf("pod %s waits for a node (rollout.capacity: wait): %s", pod.Name, reason)
+			}
+			return nil
+		}
+		return fmt.Errorf("cannot be scheduled: %s", reason)
 	}
 	for _, cs := range pod.Status.ContainerStatuses {
 		if w := cs.State.Waiting; w != nil {
@@ -196,42 +246,85 @@ func (p *Platform) podFailure(ctx context.Context, pod *corev1.Pod, unready map[
 	return nil
 }
 
-// Warmup sends the configured request through the preview Service, via the
-// API server's service proxy. Pods turn Ready a moment before the endpoint
-// controller lists them behind the Service, so "no endpoints available" is
-// retried until the warm-up timeout; any other error fails at once.
+// Warmup sends the configured request to every ready pod of d, pod by pod
+// through the API server's pod proxy, so that each replica has loaded its
+// model before it takes traffic, not just the one a Service would pick. It
+// waits, within the warm-up timeout, for d's pods to be ready and for each to
+// answer at all (the proxy's 503 while nothing listens yet); any other error,
+// such as a 500 from the model, fails at once. The result is the slowest pod.
 func (p *Platform) Warmup(ctx context.Context, d rollout.Deployment) (rollout.WarmupResult, error) {
 	w := p.o.Config.Rollout.Warmup
 	ctx, cancel := context.WithTimeout(ctx, w.Timeout.D())
 	defer cancel()
+	pods, err := p.readyPods(ctx, d, w.Timeout.D())
+	if err != nil {
+		return rollout.WarmupResult{}, err
+	}
+	var res rollout.WarmupResult
+	for _, pod := range pods {
+		took, err := p.warmPod(ctx, d, pod)
+		if err != nil {
+			return res, err
+		}
+		res.TimeToFirstToken, res.Total = max(res.TimeToFirstToken, took), max(res.Total, took)
+	}
+	return res, nil
+}
+
+// readyPods waits until d has as many ready pods as replicas (at least one)
+// and returns their names.
+func (p *Platform) readyPods(ctx context.Context, d rollout.Deployment, timeout time.Duration) ([]string, error) {
+	sel := LabelName + "=" + p.name + "," + LabelColor + "=" + string(d.Color)
+	want := max(d.Replicas, 1)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		t0 := time.Now()
-		res := p.c.Clientset.CoreV1().RESTClient().Post().Namespace(p.c.Namespace).Resource("services").
-			Name(fmt.Sprintf("http:%s:%d", PreviewName(p.name), p.o.Config.Port)).SubResource("proxy").
-			Suffix(strings.TrimPrefix(w.Path, "/")).SetHeader("Content-Type", "application/json").Body([]byte(w.Body)).Do(ctx)
-		err := res.Error()
-		if err == nil {
-			took := time.Since(t0)
-			return rollout.WarmupResult{TimeToFirstToken: took, Total: took}, nil
+		list, err := p.c.Clientset.CoreV1().Pods(p.c.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return nil, fmt.Errorf("listing the pods of %s to warm up: %w", d, err)
 		}
-		if !noEndpoints(err) {
-			return rollout.WarmupResult{}, fmt.Errorf("warm-up request to %s through the preview Service: %w", d, err)
+		var names []string
+		for i := range list.Items {
+			pod := &list.Items[i]
+			rev := pod.Annotations[AnnotationRev]
+			if podReady(pod) && (rev == "" || rev == strconv.Itoa(d.Revision)) {
+				names = append(names, pod.Name)
+			}
+		}
+		if len(names) >= want {
+			sort.Strings(names)
+			return names, nil
 		}
 		select {
 		case <-ctx.Done():
-			return rollout.WarmupResult{}, fmt.Errorf("warm-up request to %s: the preview Service %s had no ready endpoints within %s: %w",
-				d, PreviewName(p.name), w.Timeout, err)
+			return nil, fmt.Errorf("warm-up of %s: %d of %d pods ready within the warm-up timeout (%s)", d, len(names), want, timeout)
 		case <-tick.C:
 		}
 	}
 }
 
-// noEndpoints reports the service proxy's answer for a Service that has no
-// ready endpoint yet.
-func noEndpoints(err error) bool {
-	return apierrors.IsServiceUnavailable(err) && strings.Contains(err.Error(), "no endpoints available")
+// warmPod sends the warm-up request to one pod and says how long it took.
+func (p *Platform) warmPod(ctx context.Context, d rollout.Deployment, pod string) (time.Duration, error) {
+	w := p.o.Config.Rollout.Warmup
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		t0 := time.Now()
+		err := p.c.Clientset.CoreV1().RESTClient().Post().Namespace(p.c.Namespace).Resource("pods").
+			Name(fmt.Sprintf("http:%s:%d", pod, p.o.Config.Port)).SubResource("proxy").
+			Suffix(strings.TrimPrefix(w.Path, "/")).SetHeader("Content-Type", "application/json").Body([]byte(w.Body)).Do(ctx).Error()
+		if err == nil {
+			return time.Since(t0), nil
+		}
+		if !apierrors.IsServiceUnavailable(err) {
+			return 0, fmt.Errorf("warm-up request to pod %s of %s: %w", pod, d, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("warm-up request to pod %s of %s: no answer within the warm-up timeout (%s): %w", pod, d, w.Timeout, err)
+		case <-tick.C:
+		}
+	}
 }
 
 // Switch points the active Service at colour to and the HPA at its Deployment.
@@ -249,6 +342,9 @@ func (p *Platform) Switch(ctx context.Context, to rollout.Deployment, from *roll
 		} else {
 			rest = append(rest, o)
 		}
+	}
+	if err := p.c.CarryPrewarm(ctx, rest); err != nil {
+		return err
 	}
 	if _, err := p.c.Apply(ctx, append(svc, rest...), false); err != nil {
 		return err

@@ -74,7 +74,8 @@ func prewarmRBAC(svc string) (string, map[string]any, []map[string]any) {
 			"rules": []any{
 				map[string]any{"apiGroups": []any{"autoscaling"}, "resources": []any{"horizontalpodautoscalers"}, "resourceNames": []any{svc}, "verbs": []any{"get", "update", "patch"}},
 				map[string]any{"apiGroups": []any{"apps"}, "resources": []any{"deployments"}, "verbs": []any{"get"}},
-				map[string]any{"apiGroups": []any{""}, "resources": []any{"pods", "nodes"}, "verbs": []any{"get", "list"}},
+				// Pods only: a Role cannot grant nodes (cluster-scoped), and prewarm --wait goes on without them.
+				map[string]any{"apiGroups": []any{""}, "resources": []any{"pods"}, "verbs": []any{"get", "list"}},
 				// prewarm --restore removes the one-off restore CronJob of prewarm --for.
 				map[string]any{"apiGroups": []any{"batch"}, "resources": []any{"cronjobs"}, "resourceNames": []any{RestoreCronJobName(svc)}, "verbs": []any{"get", "delete"}},
 			}},

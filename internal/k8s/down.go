@@ -13,7 +13,8 @@ import (
 )
 
 // LockHolder returns who holds the service's rollout Lease, nil when nobody
-// does, and whether that holder's process is known to be gone.
+// does, and whether that holder is known to be gone: its process ended on
+// this host, or its Lease expired unrenewed.
 func (p *Platform) LockHolder(ctx context.Context) (*rollout.Holder, bool, error) {
 	l, err := p.c.Clientset.CoordinationV1().Leases(p.c.Namespace).Get(ctx, p.lockName(), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -29,7 +30,8 @@ func (p *Platform) LockHolder(ctx context.Context) (*rollout.Holder, bool, error
 	if err != nil {
 		h.Owner = *l.Spec.HolderIdentity
 	}
-	return h, h.Gone(), nil
+	expiry, ok := leaseExpiry(l)
+	return h, h.Gone() || (ok && !p.now().Before(expiry)), nil
 }
 
 // downKinds are the kinds aideploy creates for a service, in the order Down

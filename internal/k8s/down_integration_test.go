@@ -14,6 +14,7 @@ import (
 
 	"github.com/aideploy/aideploy/internal/k8s"
 	"github.com/aideploy/aideploy/internal/rollout"
+	"github.com/aideploy/aideploy/internal/units"
 )
 
 // down --target k8s refuses while a live rollout holds the lock, then deletes
@@ -30,7 +31,8 @@ func TestIntegrationK8sDown(t *testing.T) {
 	// The pods stay, terminating, for their whole grace period, as a model
 	// server that finishes long generations after SIGTERM does.
 	b.podAnnotations = map[string]string{"aideploy.test/terminate": "grace"}
-	b.podSpec = func(spec map[string]any) { spec["terminationGracePeriodSeconds"] = int64(3) }
+	// Their grace period comes from aideploy.yaml: no preStop pause, a 3s drain.
+	b.cfg.Rollout.PreStopDelay, b.cfg.Rollout.DrainTimeout = 0, units.Duration(3*time.Second)
 	if _, err := b.rollout(ctx, "registry.example.com/app:1", 1); err != nil {
 		t.Fatal(err)
 	}

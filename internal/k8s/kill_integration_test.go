@@ -132,7 +132,7 @@ func TestChildPrewarm(t *testing.T) {
 		t.Skip("started only by TestIntegrationK8sPrewarmKill")
 	}
 	streams := iostreams.System()
-	err := cli.Run(context.Background(), streams, []string{"prewarm", "--name", "chat", "--replicas", "10", "--wait",
+	err := cli.Run(context.Background(), streams, []string{"prewarm", "--target", "k8s", "--name", "chat", "--replicas", "10", "--wait",
 		"--kubeconfig", kubeconfig, "-n", os.Getenv(envChildNamespace)})
 	fmt.Printf("done %v\n", err)
 }

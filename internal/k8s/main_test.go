@@ -18,7 +18,9 @@ import (
 // totalGPUs is what the test control plane's GPU nodes hold: 4 + 4 + 2.
 const totalGPUs = 10
 
-func TestMain(m *testing.M) { k8stest.Main(m, k8stest.Options{GPUNodes: []int{4, 4, 2}}) }
+// The tests run in a network namespace of their own: the warm-up tests send
+// traffic to simulated pod and node addresses, which exist only there.
+func TestMain(m *testing.M) { k8stest.Main(m, k8stest.Options{GPUNodes: []int{4, 4, 2}, NetNS: true}) }
 
 // golden loads one of the render package's golden configurations.
 func golden(t *testing.T, name string) *config.Config {

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,6 +35,10 @@ type Options struct {
 	ReadinessGrace time.Duration
 	// Logf prints what the platform does beyond the rollout steps; nil prints nothing.
 	Logf func(format string, args ...any)
+	// LeaseDuration is how long the rollout Lease holds without renewal; 0 means DefaultLeaseDuration.
+	LeaseDuration time.Duration
+	// Now is the clock the Lease is judged by; nil means time.Now.
+	Now func() time.Time
 }
 
 // Platform runs a service's blue and green Deployments behind an active and a
@@ -46,6 +49,8 @@ type Platform struct {
 	name string
 	// active is the colour the last Switch selected, for Stats.
 	active rollout.Color
+	// stopRenew ends the renewal of the Lease this platform holds, and waits for it; nil when none runs.
+	stopRenew func()
 }
 
 var _ rollout.Platform = (*Platform)(nil)
@@ -55,6 +60,10 @@ func NewPlatform(c *Client, o Options) *Platform {
 	if o.ReadinessGrace <= 0 {
 		o.ReadinessGrace = 10 * time.Second
 	}
+	if o.LeaseDuration <= 0 {
+		o.LeaseDuration = DefaultLeaseDuration
+	}
+
 	return &Platform{c: c, o: o, name: o.Config.Name}
 }
 
@@ -66,94 +75,6 @@ func (p *Platform) logf(format string, args ...any) {
 
 func (p *Platform) lockName() string  { return p.name + "-rollout" }
 func (p *Platform) stateName() string { return p.name + "-rollout" }
-
-// Lock takes the Lease <svc>-rollout; a holder whose process is gone on this host is replaced.
-func (p *Platform) Lock(ctx context.Context, h rollout.Holder, force bool) error {
-	leases := p.c.Clientset.CoordinationV1().Leases(p.c.Namespace)
-	h = h.Stamped()
-	b, _ := json.Marshal(h)
-	id := fmt.Sprintf("%s/%d", h.Owner, h.PID)
-	now := metav1.NewMicroTime(time.Now())
-	for attempt := 0; attempt < 5; attempt++ {
-		l, err := leases.Get(ctx, p.lockName(), metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			l = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: p.lockName(), Annotations: map[string]string{annotationHolder: string(b)}},
-				Spec: coordinationv1.LeaseSpec{HolderIdentity: &id, AcquireTime: &now, RenewTime: &now}}
-			if _, err = leases.Create(ctx, l, metav1.CreateOptions{FieldManager: FieldManager}); apierrors.IsAlreadyExists(err) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("creating Lease %s: %w", p.lockName(), err)
-			}
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading Lease %s: %w", p.lockName(), err)
-		}
-		if held, err := holderOf(l); held != nil {
-			if err != nil && !force {
-				return fmt.Errorf("reading the holder of Lease %s: %w; rerun with --force-unlock", p.lockName(), err)
-			}
-			dead := held.Gone()
-			if !(held.Host == h.Host && held.PID == h.PID) {
-				if !force && !dead {
-					return &rollout.LockedError{Service: p.name, Holder: *held}
-				}
-				why := "--force-unlock"
-				if dead {
-					why = "its process is gone"
-				}
-				p.logf("breaking the lock of %s (%s)", held, why)
-			}
-		}
-		if l.Annotations == nil {
-			l.Annotations = map[string]string{}
-		}
-		l.Annotations[annotationHolder] = string(b)
-		l.Spec.HolderIdentity, l.Spec.AcquireTime, l.Spec.RenewTime = &id, &now, &now
-		if _, err = leases.Update(ctx, l, metav1.UpdateOptions{FieldManager: FieldManager}); apierrors.IsConflict(err) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("taking Lease %s: %w", p.lockName(), err)
-		}
-		return nil
-	}
-	return fmt.Errorf("taking Lease %s: it kept changing; try again", p.lockName())
-}
-
-// holderOf returns who holds l, nil when nobody does; err is about the
-// holder annotation, which may be unreadable while the Lease is held.
-func holderOf(l *coordinationv1.Lease) (*rollout.Holder, error) {
-	if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
-		return nil, nil
-	}
-	var h rollout.Holder
-	return &h, json.Unmarshal([]byte(l.Annotations[annotationHolder]), &h)
-}
-
-// Unlock deletes the Lease if h still holds it.
-func (p *Platform) Unlock(ctx context.Context, h rollout.Holder) error {
-	leases := p.c.Clientset.CoordinationV1().Leases(p.c.Namespace)
-	l, err := leases.Get(ctx, p.lockName(), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading Lease %s: %w", p.lockName(), err)
-	}
-	var held rollout.Holder
-	_ = json.Unmarshal([]byte(l.Annotations[annotationHolder]), &held)
-	if held.PID != h.PID || held.Host != h.Host {
-		return fmt.Errorf("the lock is now held by %s, not by this run", held)
-	}
-	rv := l.ResourceVersion
-	err = leases.Delete(ctx, p.lockName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("releasing Lease %s: %w", p.lockName(), err)
-	}
-	return nil
-}
 
 // journals reads the history kept on the ConfigMap <svc>-rollout.
 func (p *Platform) journals(ctx context.Context) (*corev1.ConfigMap, []rollout.Journal, error) {
@@ -214,7 +135,10 @@ func (p *Platform) Record(ctx context.Context, j rollout.Journal) error {
 	})
 }
 
-// Current reads the history and the two colours' Deployments.
+// Current reads the history, the two colours' Deployments and the active
+// Service, and adopts what serves as the cluster shows it: a Deployment that
+// `aideploy apply`, an earlier rollout or kubectl made is what a rollout
+// starts from, whatever the history says.
 func (p *Platform) Current(ctx context.Context) (rollout.State, error) {
 	var st rollout.State
 	_, js, err := p.journals(ctx)
@@ -232,6 +156,14 @@ func (p *Platform) Current(ctx context.Context) (rollout.State, error) {
 		}
 	}
 	sort.Slice(st.Instances, func(a, b int) bool { return st.Instances[a].Revision > st.Instances[b].Revision })
+	selected, err := p.c.ActiveColor(ctx, p.name)
+	if err != nil {
+		return st, err
+	}
+	st.LiveKnown, st.Live = true, adopt(selected, st.Instances)
+	if st.Floor, err = p.floor(ctx, st.Live); err != nil {
+		return st, err
+	}
 	return st, nil
 }
 
@@ -244,18 +176,6 @@ func (p *Platform) instance(ctx context.Context, c rollout.Color) (rollout.Insta
 	if err != nil {
 		return rollout.Instance{}, false, fmt.Errorf("reading Deployment %s: %w", ColorName(p.name, c), err)
 	}
-	var dep rollout.Deployment
-	if s := d.Annotations[AnnotationRev]; s != "" {
-		if err := json.Unmarshal([]byte(s), &dep); err != nil {
-			return rollout.Instance{}, false, fmt.Errorf("reading annotation %s of Deployment %s: %w", AnnotationRev, d.Name, err)
-		}
-	} else {
-		// Applied by aideploy apply, not yet by a rollout: revision 0 of the rendered image.
-		dep = rollout.Deployment{Color: c, Image: d.Spec.Template.Spec.Containers[0].Image}
-	}
-	n := 0
-	if d.Spec.Replicas != nil {
-		n = int(*d.Spec.Replicas)
-	}
-	return rollout.Instance{Deployment: dep, Running: n, Total: n, Created: d.CreationTimestamp.Time}, true, nil
+	in, err := liveInstance(d, c)
+	return in, err == nil, err
 }

@@ -7,7 +7,9 @@ import (
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/util/retry"
 )
 
@@ -110,4 +112,36 @@ func (c *Client) Restore(ctx context.Context, name string) (*PrewarmRecord, erro
 		return nil, fmt.Errorf("restoring HPA %s: %w", name, err)
 	}
 	return rec, nil
+}
+
+// CarryPrewarm keeps a prewarm in force across a re-apply of objs: an HPA
+// whose live object carries a prewarm record keeps its live floor and
+// ceiling instead of the file's, so neither `apply` nor a rollout's switch
+// undoes a prewarm mid-peak; `prewarm --restore` is what puts them back.
+func (c *Client) CarryPrewarm(ctx context.Context, objs []*unstructured.Unstructured) error {
+	for _, o := range objs {
+		if o.GetKind() != "HorizontalPodAutoscaler" {
+			continue
+		}
+		hpa, err := c.Clientset.AutoscalingV2().HorizontalPodAutoscalers(c.Namespace).Get(ctx, o.GetName(), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading HPA %s: %w", o.GetName(), err)
+		}
+		rec, err := ReadPrewarm(hpa)
+		if err != nil || rec == nil {
+			return err
+		}
+		if hpa.Spec.MinReplicas != nil {
+			if err := unstructured.SetNestedField(o.Object, int64(*hpa.Spec.MinReplicas), "spec", "minReplicas"); err != nil {
+				return err
+			}
+		}
+		if err := unstructured.SetNestedField(o.Object, int64(hpa.Spec.MaxReplicas), "spec", "maxReplicas"); err != nil {
+			return err
+		}
+	}
+	return nil
 }

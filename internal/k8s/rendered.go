@@ -28,6 +28,9 @@ func Manifests(cfg *config.Config, source string, c rollout.Color) ([]*unstructu
 	if err != nil {
 		return nil, err
 	}
+	if err := withDrain(objs, cfg.Rollout); err != nil {
+		return nil, err
+	}
 	return BlueGreen(objs, cfg.Name, c)
 }
 
@@ -46,8 +49,20 @@ func (c *Client) ActiveColor(ctx context.Context, svc string) (rollout.Color, er
 
 // ServingManifests renders cfg's objects for the colour that serves now (blue
 // before any rollout), keeping the image, replicas and revision the last
-// rollout gave it, so that apply changes configuration and never versions.
+// rollout gave it, so that apply changes configuration and never versions,
+// and keeping a prewarmed HPA's bounds.
 func (c *Client) ServingManifests(ctx context.Context, cfg *config.Config, source string) ([]*unstructured.Unstructured, error) {
+	objs, err := c.servingManifests(ctx, cfg, source)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.CarryPrewarm(ctx, objs); err != nil {
+		return nil, err
+	}
+	return objs, nil
+}
+
+func (c *Client) servingManifests(ctx context.Context, cfg *config.Config, source string) ([]*unstructured.Unstructured, error) {
 	color, err := c.ActiveColor(ctx, cfg.Name)
 	if err != nil {
 		return nil, err
@@ -60,8 +75,23 @@ func (c *Client) ServingManifests(ctx context.Context, cfg *config.Config, sourc
 	if err != nil {
 		return nil, err
 	}
-	if !ok || in.Revision == 0 {
+	if !ok {
 		return p.manifests(color, nil)
+	}
+	if in.Revision == 0 {
+		// Not rolled out yet: apply still deploys the file's image, at the count that runs now.
+		objs, err := p.manifests(color, nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			if o.GetKind() == "Deployment" {
+				if err := unstructured.SetNestedField(o.Object, int64(in.Running), "spec", "replicas"); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return objs, nil
 	}
 	d := in.Deployment
 	d.Replicas = in.Running

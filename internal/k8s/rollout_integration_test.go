@@ -265,6 +265,8 @@ func TestIntegrationK8sRolloutFailures(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			b := newBG(t, kc)
+			// One replica each: a rollout starts the new colour at the count the HPA keeps the old one at.
+			b.cfg.Autoscaling.MinReplicas = 1
 			if _, err := b.rollout(ctx, "registry.example.com/chat:1.0.0", 1); err != nil {
 				t.Fatalf("first deploy: %v", err)
 			}

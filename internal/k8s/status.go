@@ -34,12 +34,14 @@ type StatusView struct {
 
 // ColorView is one colour's Deployment and its ReplicaSets.
 type ColorView struct {
-	Color       rollout.Color `json:"color"`
-	Revision    int           `json:"revision"`
-	Image       string        `json:"image"`
-	Desired     int32         `json:"desired"`
-	Ready       int32         `json:"ready"`
-	ReplicaSets []RSView      `json:"replicaSets"`
+	Color    rollout.Color `json:"color"`
+	Revision int           `json:"revision"`
+	Image    string        `json:"image"`
+	Desired  int32         `json:"desired"`
+	Ready    int32         `json:"ready"`
+	// WarmUntil is when a retired colour kept warm for rollback is scaled down.
+	WarmUntil   *time.Time `json:"warmUntil,omitempty"`
+	ReplicaSets []RSView   `json:"replicaSets"`
 }
 
 // RSView is one ReplicaSet and its pods.
@@ -56,6 +58,8 @@ type PodView struct {
 	GPUs     int64  `json:"gpus"`
 	Node     string `json:"node,omitempty"`
 	Restarts int32  `json:"restarts,omitempty"`
+	// Reason says why the scheduler cannot place the pod (a missing claim, no GPU, a taint).
+	Reason string `json:"reason,omitempty"`
 }
 
 // HPAView is the autoscaler's floor, ceiling and count.
@@ -92,6 +96,11 @@ func (c *Client) ReadStatus(ctx context.Context, svc string) (StatusView, error)
 			continue
 		}
 		cv := ColorView{Color: col, Revision: in.Revision, Image: in.Image, Desired: int32(in.Running)}
+		if d, err := c.Clientset.AppsV1().Deployments(c.Namespace).Get(ctx, ColorName(svc, col), metav1.GetOptions{}); err == nil {
+			if until, ok := warmUntil(d.Annotations, in.Revision); ok && in.Running > 0 && col != v.Active {
+				cv.WarmUntil = &until
+			}
+		}
 		sel := LabelName + "=" + svc + "," + LabelColor + "=" + string(col)
 		rss, err := c.Clientset.AppsV1().ReplicaSets(c.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 		if err != nil {
@@ -118,8 +127,8 @@ func (c *Client) ReadStatus(ctx context.Context, svc string) (StatusView, error)
 						pv.Status = cs.State.Waiting.Reason
 					}
 				}
-				if _, ok := unschedulable(pod); ok {
-					pv.Status = "Unschedulable"
+				if msg, ok := unschedulable(pod); ok {
+					pv.Status, pv.Reason = "Unschedulable", schedulerReason(msg, 0)
 				}
 				if pv.Ready {
 					cv.Ready++
@@ -204,8 +213,13 @@ func PrintStatus(w io.Writer, v StatusView) {
 		if c.Color == v.Preview && v.Preview != v.Active {
 			tags = append(tags, "preview")
 		}
-		if c.Desired == 0 {
+		switch {
+		case c.Desired == 0 && c.Color != v.Active:
+			tags = append(tags, "scaled down: a rollback to it is a cold start")
+		case c.Desired == 0:
 			tags = append(tags, "scaled down")
+		case c.WarmUntil != nil:
+			tags = append(tags, "kept warm for rollback until "+c.WarmUntil.UTC().Format("2006-01-02 15:04 MST"))
 		}
 		tag := ""
 		if len(tags) > 0 {
@@ -226,6 +240,9 @@ func PrintStatus(w io.Writer, v StatusView) {
 				}
 				if p.Restarts > 0 {
 					info += fmt.Sprintf(" restarts:%d", p.Restarts)
+				}
+				if p.Reason != "" {
+					info += "  " + p.Reason
 				}
 				fmt.Fprintf(w, "%s%s%s%s %s %s  %s\n", stem(last), stem(rlast), branch(m == len(rs.Pods)-1), mark, p.Name, p.Status, info)
 			}

@@ -20,7 +20,7 @@ func TestPrintStatus(t *testing.T) {
 				Name: "chat-green-7d9f",
 				Pods: []PodView{
 					{Name: "chat-green-7d9f-a", Status: "Running", Ready: true, GPUs: 1, Node: "gpu-node-0"},
-					{Name: "chat-green-7d9f-b", Status: "Unschedulable", GPUs: 1},
+					{Name: "chat-green-7d9f-b", Status: "Unschedulable", GPUs: 1, Reason: `persistentvolumeclaim "chat-models" not found`},
 				},
 			}}},
 		},
@@ -40,14 +40,29 @@ Prewarm:    floor 10 since 2026-12-24 09:00 UTC, until 2026-12-24 12:00 UTC (the
 Last:       rollout to green r2 (chat:2) succeeded
 
 chat
-├── blue r1 chat:1  0/0 ready (scaled down)
+├── blue r1 chat:1  0/0 ready (scaled down: a rollback to it is a cold start)
 └── green r2 chat:2  1/2 ready (active)
     └── ReplicaSet chat-green-7d9f
         ├── ✔ chat-green-7d9f-a Running  gpu:1 node:gpu-node-0
-        └── ✖ chat-green-7d9f-b Unschedulable  gpu:1
+        └── ✖ chat-green-7d9f-b Unschedulable  gpu:1  persistentvolumeclaim "chat-models" not found
 `
 	if got := sb.String(); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// A retired colour kept warm for rollback says until when.
+func TestPrintStatusKeptWarm(t *testing.T) {
+	t.Parallel()
+	until := time.Date(2026, 12, 24, 9, 30, 0, 0, time.UTC)
+	v := StatusView{Service: "chat", Active: rollout.Green, Colors: []ColorView{
+		{Color: rollout.Blue, Revision: 1, Image: "chat:1", Desired: 2, Ready: 2, WarmUntil: &until},
+		{Color: rollout.Green, Revision: 2, Image: "chat:2", Desired: 2, Ready: 2},
+	}}
+	var sb strings.Builder
+	PrintStatus(&sb, v)
+	if want := "├── blue r1 chat:1  2/2 ready (kept warm for rollback until 2026-12-24 09:30 UTC)\n"; !strings.Contains(sb.String(), want) {
+		t.Errorf("got:\n%s\nwant a line %q", sb.String(), want)
 	}
 }
 

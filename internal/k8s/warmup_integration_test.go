@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,25 +20,25 @@ import (
 
 	"github.com/aideploy/aideploy/internal/fakemodel"
 	"github.com/aideploy/aideploy/internal/k8s"
+	"github.com/aideploy/aideploy/internal/k8s/k8stest"
 	"github.com/aideploy/aideploy/internal/rollout"
 	"github.com/aideploy/aideploy/internal/units"
 )
 
-// hostAddress is a non-loopback IPv4 address of this machine: the API
-// server's service proxy refuses loopback endpoints.
+// hostAddress is the address that plays this machine for the simulated
+// nodes: the API server's service proxy refuses loopback endpoints, so it is
+// kwok's node address on the loopback of the test binary's own network
+// namespace (k8stest.NetNSAddrs), never an address of the real host.
 func hostAddress(t *testing.T) net.IP {
 	t.Helper()
-	addrs, err := net.InterfaceAddrs()
+	if !k8stest.InNetNS() {
+		t.Fatal("the warm-up tests send traffic to simulated node addresses: run them through k8stest.Main with NetNS set")
+	}
+	ip, _, err := net.ParseCIDR(k8stest.NetNSAddrs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
-			return n.IP.To4()
-		}
-	}
-	t.Fatalf("no non-loopback IPv4 address among %v: the warm-up test needs one for its simulated node", addrs)
-	return nil
+	return ip.To4()
 }
 
 // hostNodes adds n kwok nodes whose InternalIP is this machine's address and
@@ -261,5 +262,102 @@ func TestIntegrationK8sWarmupWaitsForEndpoints(t *testing.T) {
 	}
 	if r.took < time.Second || m.warmups.Load() != 1 {
 		t.Errorf("warm-up returned after %s with %d requests answered, want after the pod came (1s) and 1", r.took, m.warmups.Load())
+	}
+}
+
+// podModels plays the model server of every pod of a namespace: as kwok
+// gives a pod its address (in the test's network namespace), a fake model
+// starts listening on it, counting the warm-up requests each pod receives.
+type podModels struct {
+	mu      sync.Mutex
+	warmups map[string]int // by pod address
+}
+
+func startPodModels(ctx context.Context, t *testing.T, kc *k8s.Client, port int) *podModels {
+	t.Helper()
+	pm := &podModels{warmups: map[string]int{}}
+	model := fakemodel.NewHandler(fakemodel.DefaultOptions())
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	serving := map[string]bool{}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			pods, err := kc.Clientset.CoreV1().Pods(kc.Namespace).List(ctx, metav1.ListOptions{})
+			for i := range pods.Items {
+				ip := pods.Items[i].Status.PodIP
+				if err != nil || ip == "" || serving[ip] || pods.Items[i].Spec.HostNetwork {
+					continue
+				}
+				l, lerr := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+				if lerr != nil {
+					t.Errorf("listening as pod %s on %s: %v", pods.Items[i].Name, ip, lerr)
+					continue
+				}
+				serving[ip] = true
+				srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					body, _ := io.ReadAll(r.Body)
+					if strings.Contains(string(body), "warm-up") {
+						pm.mu.Lock()
+						pm.warmups[ip]++
+						pm.mu.Unlock()
+					}
+					r.Body = io.NopCloser(strings.NewReader(string(body)))
+					model.ServeHTTP(w, r)
+				})}
+				wg.Add(2)
+				go func() { defer wg.Done(); _ = srv.Serve(l) }()
+				go func() { defer wg.Done(); <-ctx.Done(); _ = srv.Close() }()
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return pm
+}
+
+// Warm-up reaches every replica of the new colour, each on its own pod
+// address, not just the one a Service would have picked.
+func TestIntegrationK8sWarmupEveryReplica(t *testing.T) {
+	t.Parallel()
+	_, kc := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b := newBG(t, kc)
+	cfg := *golden(t, "cpu")
+	cfg.Rollout.Warmup = rollout.Warmup{Enabled: true, Path: "/v1/chat/completions", Body: rollout.DefaultWarmupBody, Timeout: units.Duration(30 * time.Second)}
+	b.cfg = &cfg
+	pm := startPodModels(ctx, t, kc, cfg.Port)
+	r := b.runner(os.Getpid())
+	r.Config.Warmup = cfg.Rollout.Warmup
+	const replicas = 3
+	if _, err := r.Run(ctx, rollout.Request{Op: rollout.OpRollout, Image: "registry.example.com/app:1", Replicas: replicas}); err != nil {
+		t.Fatalf("rollout: %v", err)
+	}
+	pods, err := kc.Clientset.CoreV1().Pods(kc.Namespace).List(ctx, metav1.ListOptions{LabelSelector: k8s.LabelColor + "=blue"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	seen := 0
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		seen++
+		if n := pm.warmups[p.Status.PodIP]; n != 1 {
+			t.Errorf("pod %s (%s) got %d warm-up requests, want 1", p.Name, p.Status.PodIP, n)
+		}
+	}
+	if seen != replicas {
+		t.Errorf("%d pods of blue, want %d", seen, replicas)
 	}
 }

@@ -16,6 +16,9 @@ const (
 	RetireAuto  = "auto"  // pause unless the service uses GPUs
 	RetireStop  = "stop"  // stop: frees memory and GPUs, a rollback restarts the model
 	RetirePause = "pause" // pause: a rollback is instant, memory stays held
+
+	CapacityCheck = "check" // refuse a rollout the free GPUs cannot hold
+	CapacityWait  = "wait"  // create the pods anyway and wait for a node autoscaler, up to the startup budget
 )
 
 // Config holds the rollout settings, found under `rollout:` in aideploy.yaml.
@@ -30,8 +33,13 @@ type Config struct {
 	StartupBudget units.Duration `yaml:"startupBudget" json:"startupBudget"`
 	// Warmup is the real request each new replica must answer before it takes traffic.
 	Warmup Warmup `yaml:"warmup" json:"warmup"`
-	// DrainTimeout is how long in-flight requests and streams of the old colour may run on.
+	// DrainTimeout is how long in-flight requests and streams of the old colour may run on;
+	// size it for the longest generation. On Kubernetes a pod's termination grace period is
+	// preStopDelay plus this.
 	DrainTimeout units.Duration `yaml:"drainTimeout" json:"drainTimeout"`
+	// PreStopDelay is how long a terminating pod keeps serving before its server gets SIGTERM,
+	// so that endpoints, kube-proxy and the gateway stop sending to it first (Kubernetes).
+	PreStopDelay units.Duration `yaml:"preStopDelay" json:"preStopDelay"`
 	// ScaleDownDelay is how long the old colour keeps running after the switch.
 	ScaleDownDelay units.Duration `yaml:"scaleDownDelay" json:"scaleDownDelay"`
 	// Watch is the window after the switch that can still switch back automatically.
@@ -43,6 +51,13 @@ type Config struct {
 	RetireMode string `yaml:"retireMode" json:"retireMode"`
 	// Surge, when above 0, replaces that many replicas at a time instead of doubling the fleet.
 	Surge int `yaml:"surge,omitempty" json:"surge,omitempty"`
+	// Capacity is what a rollout does when the free GPUs cannot hold the new colour: check refuses
+	// before any pod exists; wait creates the pods so a cluster autoscaler or Karpenter adds nodes,
+	// and waits for them up to the startup budget (Kubernetes).
+	Capacity string `yaml:"capacity,omitempty" json:"capacity,omitempty"`
+	// KeepWarm is how long the old colour keeps running, ready for an instant rollback, after the
+	// switch (Kubernetes); it is scaled to zero only after it, and a later rollback is a cold start.
+	KeepWarm units.Duration `yaml:"keepWarm,omitempty" json:"keepWarm,omitempty"`
 }
 
 // HealthCheck says how to probe a replica.
@@ -100,6 +115,7 @@ func Default() Config {
 			Timeout: units.Duration(time.Minute),
 		},
 		DrainTimeout:   units.Duration(5 * time.Minute),
+		PreStopDelay:   units.Duration(10 * time.Second),
 		ScaleDownDelay: units.Duration(30 * time.Second),
 		Watch: Watch{
 			Window:       units.Duration(30 * time.Second),
@@ -108,6 +124,7 @@ func Default() Config {
 		},
 		KeepRevisions: 2,
 		RetireMode:    RetireAuto,
+		Capacity:      CapacityCheck,
 	}
 }
 
@@ -133,6 +150,7 @@ func (c Config) Validate(errs validate.Errors) {
 		positive(w, "timeout", c.Warmup.Timeout)
 	}
 	nonNegative(errs, "drainTimeout", c.DrainTimeout)
+	nonNegative(errs, "preStopDelay", c.PreStopDelay)
 	nonNegative(errs, "scaleDownDelay", c.ScaleDownDelay)
 	w := errs.At("watch")
 	nonNegative(w, "window", c.Watch.Window)
@@ -144,6 +162,10 @@ func (c Config) Validate(errs validate.Errors) {
 	errs.Positive("keepRevisions", c.KeepRevisions)
 	errs.OneOf("retireMode", c.RetireMode, RetireAuto, RetireStop, RetirePause)
 	errs.NonNegative("surge", c.Surge)
+	if c.Capacity != "" {
+		errs.OneOf("capacity", c.Capacity, CapacityCheck, CapacityWait)
+	}
+	nonNegative(errs, "keepWarm", c.KeepWarm)
 }
 
 func positive(errs validate.Errors, path string, d units.Duration) {

@@ -67,6 +67,7 @@ type Journal struct {
 	Active   *Deployment   `json:"active,omitempty"`   // what serves traffic now
 	Switched bool          `json:"switched,omitempty"` // traffic went to To at least once
 	Surged   int           `json:"surged,omitempty"`   // replicas of To put in the pool by a surge, in place of as many of From
+	Replaced *Instance     `json:"replaced,omitempty"` // what ran in To's slot before this run (Restorer platforms), put back on undo
 	Reason   string        `json:"reason,omitempty"`   // why it failed
 	Holder   Holder        `json:"holder"`
 	Started  time.Time     `json:"started"`

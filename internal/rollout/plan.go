@@ -15,6 +15,7 @@ type plan struct {
 func (r *Runner) plan(st State, req Request) (plan, error) {
 	active := st.Active()
 	var to Deployment
+	coldStart := false
 	switch req.Op {
 	case OpRollout:
 		image := req.Image
@@ -31,6 +32,9 @@ func (r *Runner) plan(st State, req Request) (plan, error) {
 				replicas = active.Replicas
 			}
 		}
+		// Never fewer than serve now under the autoscaler or a prewarm: a
+		// rollout mid-peak must not shrink the fleet to the file's count.
+		replicas = max(replicas, st.Floor)
 		if active != nil && st.Pending() == nil && active.Image == image && active.Replicas == replicas && active.ConfigHash == req.ConfigHash {
 			return plan{noop: true, journal: Journal{To: *active, Active: active},
 				summary: fmt.Sprintf("%s already serves %s with %d replica(s) and the same configuration: nothing to do", active.Color, image, replicas)}, nil
@@ -55,6 +59,9 @@ func (r *Runner) plan(st State, req Request) (plan, error) {
 			return plan{}, fmt.Errorf("%s is the only revision on record: there is nothing to roll back to", active)
 		}
 		to = *prev
+		if in, ok := st.Instance(prev.Revision); st.LiveKnown && (!ok || in.Running == 0) {
+			coldStart = true
+		}
 	default:
 		return plan{}, fmt.Errorf("unknown operation %q", req.Op)
 	}
@@ -66,11 +73,21 @@ func (r *Runner) plan(st State, req Request) (plan, error) {
 		To:      to,
 		Started: r.now(),
 	}
+	if _, ok := r.Platform.(Restorer); ok {
+		for _, in := range st.Instances {
+			if in.Color == to.Color && in.Revision != to.Revision {
+				j.Replaced = &in
+			}
+		}
+	}
 	summary := fmt.Sprintf("first deploy: %s", to)
 	if active != nil {
 		a := *active
 		j.From, j.Active = &a, &a
 		summary = fmt.Sprintf("%s from %s to %s", req.Op, a, to)
+	}
+	if coldStart {
+		summary += fmt.Sprintf(" — a cold start: no replica of r%d runs any more (kept warm only for rollout.keepWarm), so its model loads again", to.Revision)
 	}
 	return plan{journal: j, summary: summary}, nil
 }

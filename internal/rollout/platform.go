@@ -40,6 +40,7 @@ func (d Deployment) String() string {
 type Instance struct {
 	Deployment
 	Running int       `json:"running"` // replicas running now
+	Ready   int       `json:"ready"`   // of them, how many are ready; platforms that cannot tell report Running
 	Total   int       `json:"total"`   // replicas that exist, running or stopped
 	Created time.Time `json:"created"`
 }
@@ -77,10 +78,23 @@ func (e *LockedError) Error() string {
 type State struct {
 	Journals  []Journal  // newest first
 	Instances []Instance // every revision that still has containers or pods, newest first
+	// LiveKnown says the platform read what serves from the objects themselves
+	// (a Service's selector and the Deployment behind it); Live is then that, or
+	// nil when nothing serves. It wins over the journal: `apply`, an earlier
+	// tool or a human may have changed what serves since the last rollout.
+	LiveKnown bool
+	Live      *Deployment
+	// Floor is the fewest replicas a new colour may start with: what the
+	// serving colour runs now under its autoscaler, or a prewarmed floor.
+	Floor int
 }
 
-// Active returns the deployment that serves traffic according to the journal, or nil.
+// Active returns the deployment that serves traffic: what the platform sees
+// when it can tell, else what the journal says, or nil.
 func (s State) Active() *Deployment {
+	if s.LiveKnown {
+		return s.Live
+	}
 	if len(s.Journals) == 0 {
 		return nil
 	}
@@ -150,6 +164,22 @@ type Platform interface {
 	Stop(ctx context.Context, d Deployment) error
 	// Remove deletes every replica of d.
 	Remove(ctx context.Context, d Deployment) error
+}
+
+// Restorer is a Platform whose colours are single slots (one Deployment per
+// colour): creating a colour replaces what ran in that slot, so undoing a
+// failed run must put that back rather than leave the slot empty.
+type Restorer interface {
+	// Restore puts in back in its colour's slot, as it was before this run.
+	Restore(ctx context.Context, in Instance) error
+}
+
+// WarmKeeper is a Platform that can leave a retired colour running for a
+// window (rollout.keepWarm) without the run waiting it out: a rollback within
+// it is instant, and the platform scales the colour down after it.
+type WarmKeeper interface {
+	// KeepWarm marks d to keep running until until.
+	KeepWarm(ctx context.Context, d Deployment, until time.Time) error
 }
 
 // Surger is a Platform that can replace a colour a few replicas at a time (rollout.surge),

@@ -239,7 +239,14 @@ func (r *Runner) retire(ctx context.Context, j *Journal) (string, error) {
 				return "", err
 			}
 		}
-		if err := r.Platform.Stop(ctx, *j.From); err != nil {
+		if wk, ok := r.Platform.(WarmKeeper); ok && r.Config.KeepWarm > 0 && j.Op == OpRollout {
+			until := r.now().Add(r.Config.KeepWarm.D())
+			if err := wk.KeepWarm(ctx, *j.From, until); err != nil {
+				return "", fmt.Errorf("keeping %s warm: %w", j.From, err)
+			}
+			r.emit(StepRetire, EventInfo, 0, fmt.Sprintf("%s stays warm until %s for an instant rollback (rollout.keepWarm); a rollback after that is a cold start",
+				j.From, until.UTC().Format(time.RFC3339)))
+		} else if err := r.Platform.Stop(ctx, *j.From); err != nil {
 			return "", fmt.Errorf("stopping %s: %w", j.From, err)
 		}
 	}
@@ -316,6 +323,14 @@ func (r *Runner) undo(ctx context.Context, j *Journal) error {
 		r.emit(StepSwitch, EventInfo, r.since(t0), "switched traffic back to "+j.From.String())
 	}
 	j.Active = j.From
+	if rs, ok := r.Platform.(Restorer); ok && j.Replaced != nil {
+		// The run took over a slot that held something: put it back, never leave less than was there.
+		if err := rs.Restore(ctx, *j.Replaced); err != nil {
+			return fmt.Errorf("putting %s back in place of %s: %w", j.Replaced.Deployment, j.To, err)
+		}
+		r.emit(j.Step, EventInfo, 0, fmt.Sprintf("put %s back in place of %s", j.Replaced.Deployment, j.To))
+		return nil
+	}
 	if err := r.Platform.Remove(ctx, j.To); err != nil {
 		return fmt.Errorf("removing %s: %w", j.To, err)
 	}

@@ -29,6 +29,10 @@ type Options struct {
 	GPUNodes []int
 	// CPUNodes is the number of CPU-only nodes (cpu-node-0, ...); nil means 1.
 	CPUNodes *int
+	// NetNS runs the package's tests (unless -short) and the control plane in a
+	// network namespace of their own (see NetNSAddrs): for tests that send
+	// traffic to the addresses of simulated pods and nodes.
+	NetNS bool
 }
 
 // Cluster is a running control plane as one test sees it.
@@ -78,13 +82,17 @@ func run(m *testing.M, opts Options) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer plane.stop()
-	if !testing.Short() {
+	if !testing.Short() && !InNetNS() {
+		// Before the namespace: the build may fetch from the module proxy.
 		if err := plane.build(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+		if opts.NetNS {
+			return reexecInNetNS()
+		}
 	}
+	defer plane.stop()
 	return m.Run()
 }
 

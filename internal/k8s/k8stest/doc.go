@@ -20,6 +20,12 @@
 // usage its running pods report; the HPA syncs every 5s and scales down after a
 // 15s stabilization window (hack/cluster.sh K8S_HPA_SYNC, K8S_HPA_DOWNSCALE).
 //
+// Network: with Options.NetNS the test binary re-runs itself (unless -short)
+// under `unshare --net`, in a namespace with only a loopback that carries
+// kwok's node address and pod range (NetNSAddrs). The control plane starts
+// there too, so the API server's proxy reaches a fake model a test listens
+// with on a pod's address, and nothing a test sends can leave the machine.
+//
 // Each package gets its own control plane under .cache/k8s/test/<package>; a
 // run killed before TestMain returns leaves it running until the next run of
 // that package, which stops it first.
