@@ -37,14 +37,18 @@ func newCmdHistory(f *Factory, runF func(context.Context, *historyOptions) error
 // printHistory writes the journals as a table.
 func printHistory(w io.Writer, js []rollout.Journal) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STARTED\tOP\tREVISION\tIMAGE\tSTATUS\tSTEP\tREASON")
+	fmt.Fprintln(tw, "STARTED\tOP\tREVISION\tIMAGE\tSTATUS\tSTEP\tTTFT\tREASON")
 	for _, j := range js {
 		reason := firstLine(j.Reason)
 		if len(reason) > 80 {
 			reason = reason[:77] + "..."
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s r%d\t%s\t%s\t%s\t%s\n", j.Started.UTC().Format(time.DateTime), j.Op, j.To.Color, j.To.Revision,
-			j.To.Image, j.Status, j.Step, reason)
+		ttft := "-"
+		if j.TTFT > 0 {
+			ttft = humanDuration(j.TTFT)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s r%d\t%s\t%s\t%s\t%s\t%s\n", j.Started.UTC().Format(time.DateTime), j.Op, j.To.Color, j.To.Revision,
+			j.To.Image, j.Status, j.Step, ttft, reason)
 	}
 	return tw.Flush()
 }
@@ -61,5 +65,9 @@ func runHistory(ctx context.Context, o *historyOptions) error {
 	if st.Journals == nil {
 		st.Journals = []rollout.Journal{}
 	}
-	return printOutput(o.f.IO.Out, o.f.Output, st.Journals, func(w io.Writer) error { return printHistory(w, st.Journals) })
+	views := make([]journalView, len(st.Journals))
+	for i, j := range st.Journals {
+		views[i] = newJournalView(j)
+	}
+	return printOutput(o.f.IO.Out, o.f.Output, views, func(w io.Writer) error { return printHistory(w, st.Journals) })
 }

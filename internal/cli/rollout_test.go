@@ -143,7 +143,7 @@ func TestStatusView(t *testing.T) {
 
 REVISION  COLOR  IMAGE  REPLICAS     STATE
 2         green  m:v2   2/2 running  serving
-1         blue   m:v1   0/1 running  kept
+1         blue   m:v1   0/1 running  paused, kept for rollback
 
 REPLICA         URL                    HEALTHY  IN POOL  IN FLIGHT
 svc-green-r2-1  http://127.0.0.1:4001  yes      yes      3

@@ -42,7 +42,7 @@ func newCmdStatus(f *Factory, runF func(context.Context, *statusOptions) error) 
 type statusView struct {
 	Service   string              `json:"service"`
 	Active    *rollout.Deployment `json:"active,omitempty"`
-	Pending   *rollout.Journal    `json:"pending,omitempty"`
+	Pending   *journalView        `json:"pending,omitempty"`
 	Lock      *lockView           `json:"lock,omitempty"`
 	Revisions []revisionView      `json:"revisions"`
 	Replicas  []replicaView       `json:"replicas"`
@@ -70,7 +70,11 @@ type replicaView struct {
 
 // buildStatus is pure: it turns what was read into the view.
 func buildStatus(service string, st rollout.State, lock *lockView, eps []compose.Endpoint, healthy []bool, pool *adminapi.Pool, poolErr error) statusView {
-	v := statusView{Service: service, Active: st.Active(), Pending: st.Pending(), Lock: lock, Pool: pool}
+	v := statusView{Service: service, Active: st.Active(), Lock: lock, Pool: pool}
+	if p := st.Pending(); p != nil {
+		jv := newJournalView(*p)
+		v.Pending = &jv
+	}
 	if poolErr != nil {
 		v.PoolError = poolErr.Error()
 	}
@@ -125,7 +129,7 @@ func printStatus(w io.Writer, v statusView) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nREVISION\tCOLOR\tIMAGE\tREPLICAS\tSTATE")
 	for _, r := range v.Revisions {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d running\t%s\n", r.Revision, r.Color, r.Image, r.Running, r.Total, r.State)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d running\t%s\n", r.Revision, r.Color, r.Image, r.Running, r.Total, stateText(r.State))
 	}
 	if len(v.Replicas) > 0 {
 		fmt.Fprintln(tw, "\nREPLICA\tURL\tHEALTHY\tIN POOL\tIN FLIGHT")
@@ -190,4 +194,13 @@ func runStatus(ctx context.Context, o *statusOptions) error {
 	}
 	v := buildStatus(t.cfg.Name, st, lock, eps, healthy, pool, perr)
 	return printOutput(o.f.IO.Out, o.f.Output, v, func(w io.Writer) error { return printStatus(w, v) })
+}
+
+// stateText is a revision's state as a person reads it: a kept revision's
+// stopped containers are not a failure but the instant rollback.
+func stateText(state string) string {
+	if state == "kept" {
+		return "paused, kept for rollback"
+	}
+	return state
 }
