@@ -2,11 +2,15 @@ package compose
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"time"
 
+	"github.com/aideploy/aideploy/internal/gateway/adminapi"
 	"github.com/aideploy/aideploy/internal/rollout"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/docker/api/types/container"
@@ -14,10 +18,15 @@ import (
 	"github.com/docker/docker/errdefs"
 )
 
-// Check pulls the deployment's image when this host lacks it, and refuses a
-// deployment whose image cannot be pulled or whose GPUs do not fit next to
-// the colour that keeps serving during the rollout.
+// Check asks the gateway's admin API for the pool it will switch, pulls the
+// deployment's image when this host lacks it, and refuses a deployment whose
+// image cannot be pulled or whose GPUs do not fit next to the colour that
+// keeps serving during the rollout: in seconds, before anything is created,
+// not at the switch after minutes of model loading.
 func (p *Platform) Check(ctx context.Context, to rollout.Deployment, from *rollout.Deployment) error {
+	if err := p.checkGateway(ctx); err != nil {
+		return err
+	}
 	if err := p.ensureImage(ctx, to.Image); err != nil {
 		return err
 	}
@@ -131,4 +140,29 @@ func (p *Platform) ensureNetwork(ctx context.Context, key string, n types.Networ
 		return fmt.Errorf("creating network %s: %w", name, err)
 	}
 	return nil
+}
+
+// checkGateway reads the pool the switch will change, with the token the
+// switch will send.
+func (p *Platform) checkGateway(ctx context.Context) error {
+	if p.opts.Gateway == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := p.opts.Gateway.Pool(ctx, p.opts.Pool)
+	var se *adminapi.StatusError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &se) && se.Code == http.StatusForbidden:
+		return fmt.Errorf("the gateway cannot switch traffic: %w\n  → start it with an admin token (gateway.adminTokenFile, or %s in its environment) and give rollout the same token in %s",
+			err, adminapi.TokenEnv, adminapi.TokenEnv)
+	case errors.As(err, &se) && se.Code == http.StatusUnauthorized:
+		return fmt.Errorf("the gateway refused the admin token: %w\n  → set %s to the token the gateway reads (gateway.adminTokenFile)",
+			err, adminapi.TokenEnv)
+	case errors.As(err, &se) && se.Code == http.StatusNotFound:
+		return fmt.Errorf("the gateway has no pool %q: %w\n  → pass --pool with one of its pools, or add it to gateway.pools", p.opts.Pool, err)
+	}
+	return fmt.Errorf("checking the gateway before creating anything: %w\n  → start it (aideploy gateway serve) or point --gateway-admin / AIDEPLOY_GATEWAY_ADMIN at its admin listener", err)
 }
