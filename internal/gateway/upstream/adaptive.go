@@ -67,7 +67,8 @@ type window struct {
 	n        int
 	sum      time.Duration
 	inflight int64 // summed in-flight counts at lease time, for the mean
-	busy     bool  // some lease took the last slot: the limit was binding
+	busy     bool  // some lease took the last slot: the limit was reached
+	binding  int   // answers leased at the limit: the limit held requests back
 	overload bool  // the model refused or timed out
 }
 
@@ -104,7 +105,11 @@ func (a *adaptive) sample(now, start time.Time, rtt time.Duration, inflight int6
 	w.n++
 	w.sum += rtt
 	w.inflight += inflight
-	w.busy = w.busy || float64(inflight) >= math.Floor(a.limit)
+	atLimit := float64(inflight) >= math.Floor(a.limit)
+	w.busy = w.busy || atLimit
+	if atLimit {
+		w.binding++
+	}
 	w.overload = w.overload || overload
 	// A small limit gives few answers per window: wait for as many as it
 	// allows, or a cut limit would regrow one slow window at a time.
@@ -119,6 +124,7 @@ func (a *adaptive) close(now time.Time) {
 	w := a.win
 	a.win = window{start: now}
 	mean := w.sum / time.Duration(w.n)
+	bound := w.binding*2 >= w.n
 	switch {
 	case a.probing:
 		// A model much slower than before is a new one for the limit
@@ -141,7 +147,13 @@ func (a *adaptive) close(now time.Time) {
 		queue := inflight * (1 - share)
 		alpha := max(1, a.limit/16)
 		switch {
-		case queue >= 0.75*alpha:
+		case queue >= 0.75*alpha && bound:
+			// Only a limit that holds requests back for most of the window
+			// is cut. While the requests in flight stay under it, the model
+			// keeps up with the rate offered, and a latency above ref is the
+			// mix of answer lengths (an LLM's latency follows its output) or
+			// the host's noise: cutting there would turn away requests the
+			// model had room for.
 			a.limit = max(a.limit/2, inflight*share)
 			a.cuts++
 			a.clean, a.cutOnce = 0, true
@@ -165,7 +177,10 @@ func (a *adaptive) close(now time.Time) {
 		}
 	}
 	a.limit = min(max(a.limit, adaptiveMin), adaptiveMax)
-	if !a.probing && a.ref > 0 && (a.cuts >= cutsBeforeProbe || now.Sub(a.refAt) > refTTL) {
+	// The probe halves the limit for a window: only where the limit binds,
+	// where ref decides cuts. Below it the requests in flight may need more
+	// than half, and the probe itself would turn them away.
+	if !a.probing && a.ref > 0 && (a.cuts >= cutsBeforeProbe || (bound && now.Sub(a.refAt) > refTTL)) {
 		a.probing, a.saved, a.cuts = true, a.limit, 0
 		a.limit = max(adaptiveMin, a.limit/2)
 	}

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -26,6 +27,9 @@ type simResult struct {
 	limits  []int64
 	rtts    []time.Duration
 	maxWait time.Duration // the longest wait in the model's queue
+	// offered, shed and maxInflight count the requests after warm, those
+	// the limit turned away and the most in flight at once.
+	offered, shed, maxInflight int64
 }
 
 // simulate offers rate requests per second to s through a in 1 ms steps for
@@ -67,10 +71,19 @@ func simulate(a *adaptive, s *slotted, rate float64, d, warm time.Duration) simR
 		}
 		credit += rate / 1000
 		for ; credit >= 1; credit-- {
+			if now >= warm {
+				res.offered++
+			}
 			if inflight >= a.Limit() {
+				if now >= warm {
+					res.shed++
+				}
 				continue // the gateway answers 503 at once
 			}
 			inflight++
+			if now >= warm {
+				res.maxInflight = max(res.maxInflight, inflight)
+			}
 			s.queue = append(s.queue, simReq{start: now, inflight: inflight})
 		}
 		for len(s.queue) > 0 && len(run) < s.slots {
@@ -181,5 +194,40 @@ func TestAdaptiveHalvesOnOverload(t *testing.T) {
 		if got := a.Limit(); got != w {
 			t.Fatalf("after %d overloaded windows: limit %d, want %d", i+1, got, w)
 		}
+	}
+}
+
+// An LLM's answers take as long as their output: a steady rate of mixed short
+// and long requests, far below a model's slots, moves the window means by the
+// mix alone. That is not a queue: the limit must stay above the requests in
+// flight, so that the gateway sheds nothing.
+func TestAdaptiveMixedLengthsBelowCapacity(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name        string
+		short, long time.Duration
+		rate        float64
+	}{
+		// Chat answers of 10 ms or 300 ms: about 3 in flight on 64 slots.
+		{"short and long", 10 * time.Millisecond, 300 * time.Millisecond, 20},
+		// Plain answers and streams of a fast model on a busy host.
+		{"fast mix", time.Millisecond, 60 * time.Millisecond, 100},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rng := rand.New(rand.NewPCG(1, 2))
+			mixed := func(time.Duration) time.Duration {
+				if rng.IntN(2) == 0 {
+					return tt.short
+				}
+				return tt.long
+			}
+			a := newAdaptive()
+			res := simulate(a, &slotted{slots: 64, service: mixed}, tt.rate, 30*time.Second, time.Second)
+			if res.shed != 0 || slices.Min(res.limits) < res.maxInflight {
+				t.Errorf("shed %d of %d requests; limit fell to %d with up to %d in flight, want no request shed",
+					res.shed, res.offered, slices.Min(res.limits), res.maxInflight)
+			}
+		})
 	}
 }
