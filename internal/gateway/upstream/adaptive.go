@@ -72,10 +72,26 @@ type window struct {
 	overload bool  // the model refused or timed out
 }
 
-func newAdaptive() *adaptive {
-	a := &adaptive{limit: adaptiveInitial}
-	a.cur.Store(adaptiveInitial)
+// newAdaptive starts a limit at initial, adaptiveInitial when zero.
+func newAdaptive(initial float64) *adaptive {
+	if initial <= 0 {
+		initial = adaptiveInitial
+	}
+	initial = min(max(initial, adaptiveMin), adaptiveMax)
+	a := &adaptive{limit: initial}
+	a.cur.Store(int64(initial))
 	return a
+}
+
+// learned is the limit found from answers, the one saved while a probe
+// halves it; ok is false before one uncongested latency was measured.
+func (a *adaptive) learned() (limit float64, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.probing {
+		return a.saved, true
+	}
+	return a.limit, a.ref > 0
 }
 
 // Limit is the current limit.

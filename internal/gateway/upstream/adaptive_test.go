@@ -149,7 +149,7 @@ func TestAdaptiveFindsCapacity(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			a := newAdaptive()
+			a := newAdaptive(0)
 			res := simulate(a, &slotted{slots: tt.slots, service: tt.service}, tt.rate, tt.warm+10*time.Second, tt.warm)
 			lo, hi := slices.Min(res.limits), slices.Max(res.limits)
 			// A probe halves the limit for one window now and then: judge the
@@ -173,7 +173,7 @@ func TestAdaptiveFindsCapacity(t *testing.T) {
 
 func TestAdaptiveStaysPutWhenNotUsed(t *testing.T) {
 	t.Parallel()
-	a := newAdaptive()
+	a := newAdaptive(0)
 	// 10 req/s of 200 ms: two in flight, far from the limit of 8.
 	res := simulate(a, &slotted{slots: 8, service: fixed(200 * time.Millisecond)}, 10, 30*time.Second, time.Second)
 	if hi := slices.Max(res.limits); hi > adaptiveInitial {
@@ -183,7 +183,7 @@ func TestAdaptiveStaysPutWhenNotUsed(t *testing.T) {
 
 func TestAdaptiveHalvesOnOverload(t *testing.T) {
 	t.Parallel()
-	a := newAdaptive()
+	a := newAdaptive(0)
 	epoch := time.Unix(1_000_000, 0)
 	now := epoch
 	want := []int64{4, 2, 1, 1}
@@ -222,7 +222,7 @@ func TestAdaptiveMixedLengthsBelowCapacity(t *testing.T) {
 				}
 				return tt.long
 			}
-			a := newAdaptive()
+			a := newAdaptive(0)
 			res := simulate(a, &slotted{slots: 64, service: mixed}, tt.rate, 30*time.Second, time.Second)
 			if res.shed != 0 || slices.Min(res.limits) < res.maxInflight {
 				t.Errorf("shed %d of %d requests; limit fell to %d with up to %d in flight, want no request shed",
