@@ -38,7 +38,9 @@ const (
 // Little's law says the requests in flight, times the uncongested latency
 // over the latency seen, is what the model actually works on; the rest wait
 // in the model's queue. When that queue nears alpha (3/4 of one request, or
-// of 1/16 of a big limit) the limit is cut to the model's share. When it
+// of 1/16 of a big limit) and the limit binds (half the window's requests
+// were leased at it) the limit is cut to the model's share; below the limit
+// a higher latency is the mix of answer lengths or noise, not a queue. When it
 // stays under a third of alpha while the limit is reached, the limit grows: every window
 // until the first cut (a slow start), then after ten such windows in a
 // row, so it spends most of its time at the capacity found and only now and
