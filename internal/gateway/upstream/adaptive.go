@@ -31,6 +31,13 @@ const (
 	// a queue: a busy machine's scheduling and GC move a fast model's
 	// millisecond answers by several times, which is not the model queueing.
 	latencyNoise = 5 * time.Millisecond
+	// seMult sampling errors of a window's mean are taken off its rise too:
+	// answers of mixed lengths move the mean of a few answers by the draw of
+	// lengths alone. Once the limit is below the requests in flight, that
+	// draw would otherwise cut it further, window after window. One error,
+	// not two: a real queue's waits spread the answers too, and more would
+	// let the limit sit above a model's slots.
+	seMult = 1
 )
 
 // adaptive finds how many requests a target can work on at once from the
@@ -54,6 +61,7 @@ type adaptive struct {
 	mu      sync.Mutex
 	limit   float64
 	ref     time.Duration // mean latency of an uncongested window; 0 until one closed
+	refSE   float64       // the sampling error of ref's window mean, in seconds
 	refAt   time.Time
 	cuts    int
 	clean   int     // windows in a row without a queue since the last growth
@@ -68,10 +76,11 @@ type window struct {
 	start    time.Time
 	n        int
 	sum      time.Duration
-	inflight int64 // summed in-flight counts at lease time, for the mean
-	busy     bool  // some lease took the last slot: the limit was reached
-	binding  int   // answers leased at the limit: the limit held requests back
-	overload bool  // the model refused or timed out
+	sumSq    float64 // of the latencies in seconds, for the mean's sampling error
+	inflight int64   // summed in-flight counts at lease time, for the mean
+	busy     bool    // some lease took the last slot: the limit was reached
+	binding  int     // answers leased at the limit: the limit held requests back
+	overload bool    // the model refused or timed out
 }
 
 // newAdaptive starts a limit at initial, adaptiveInitial when zero.
@@ -122,6 +131,7 @@ func (a *adaptive) sample(now, start time.Time, rtt time.Duration, inflight int6
 	}
 	w.n++
 	w.sum += rtt
+	w.sumSq += rtt.Seconds() * rtt.Seconds()
 	w.inflight += inflight
 	atLimit := float64(inflight) >= math.Floor(a.limit)
 	w.busy = w.busy || atLimit
@@ -150,16 +160,19 @@ func (a *adaptive) close(now time.Time) {
 		if mean > a.ref*3/2 {
 			a.cutOnce = false
 		}
-		a.ref, a.refAt, a.probing = mean, now, false
+		a.ref, a.refSE, a.refAt, a.probing = mean, w.stderr(), now, false
 		a.limit = a.saved
 	case w.overload:
 		a.limit /= 2
 		a.cuts++
 	default:
+		se := w.stderr()
 		if a.ref == 0 || mean < a.ref {
-			a.ref, a.refAt = mean, now
+			a.ref, a.refSE, a.refAt = mean, se, now
 		}
-		excess := max(0, mean-a.ref-latencyNoise)
+		// The two means differ by chance within their combined error.
+		chance := time.Duration(seMult * math.Hypot(se, a.refSE) * float64(time.Second))
+		excess := max(0, mean-a.ref-latencyNoise-chance)
 		share := 1 - float64(excess)/float64(max(mean, 1))
 		inflight := float64(w.inflight) / float64(w.n)
 		queue := inflight * (1 - share)
@@ -203,4 +216,13 @@ func (a *adaptive) close(now time.Time) {
 		a.limit = max(adaptiveMin, a.limit/2)
 	}
 	a.cur.Store(int64(a.limit))
+}
+
+// stderr is the sampling error of the window's mean latency, in seconds:
+// answers of mixed lengths move a window's mean by the draw of lengths alone.
+func (w *window) stderr() float64 {
+	n := float64(w.n)
+	m := w.sum.Seconds() / n
+	v := max(0, w.sumSq/n-m*m)
+	return math.Sqrt(v / n)
 }

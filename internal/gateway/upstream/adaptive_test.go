@@ -231,3 +231,36 @@ func TestAdaptiveMixedLengthsBelowCapacity(t *testing.T) {
 		})
 	}
 }
+
+// After a halving (a 503 from the model, a timeout) the limit may sit below
+// what a steady mix of short and long answers needs in flight. It binds
+// then, and the mix's draw of lengths must not read as a queue window after
+// window and cut it down to 1: it climbs back. Six draws of lengths each;
+// a few requests are shed while it climbs (the simulation has no queue).
+func TestAdaptiveMixedLengthsRecoverFromACut(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name        string
+		short, long time.Duration
+		rate        float64
+	}{
+		{"short and long", 10 * time.Millisecond, 300 * time.Millisecond, 20},
+		{"fast mix", time.Millisecond, 60 * time.Millisecond, 100},
+	} {
+		for seed := range uint64(6) {
+			rng := rand.New(rand.NewPCG(seed+1, 2))
+			mixed := func(time.Duration) time.Duration {
+				if rng.IntN(2) == 0 {
+					return tt.short
+				}
+				return tt.long
+			}
+			a := newAdaptive(2)
+			res := simulate(a, &slotted{slots: 64, service: mixed}, tt.rate, 60*time.Second, 10*time.Second)
+			if res.shed*10 > res.offered {
+				t.Errorf("%s, draw %d: shed %d of %d requests after 10s; limit %d..%d with up to %d in flight, want it back above them",
+					tt.name, seed+1, res.shed, res.offered, slices.Min(res.limits), slices.Max(res.limits), res.maxInflight)
+			}
+		}
+	}
+}
