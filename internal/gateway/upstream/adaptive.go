@@ -31,6 +31,13 @@ const (
 	// a queue: a busy machine's scheduling and GC move a fast model's
 	// millisecond answers by several times, which is not the model queueing.
 	latencyNoise = 5 * time.Millisecond
+	// seMult sampling errors of a window's mean are taken off its rise too:
+	// answers of mixed lengths move the mean of a few answers by the draw of
+	// lengths alone. Once the limit is below the requests in flight, that
+	// draw would otherwise cut it further, window after window. One error,
+	// not two: a real queue's waits spread the answers too, and more would
+	// let the limit sit above a model's slots.
+	seMult = 1
 )
 
 // adaptive finds how many requests a target can work on at once from the
@@ -38,7 +45,9 @@ const (
 // Little's law says the requests in flight, times the uncongested latency
 // over the latency seen, is what the model actually works on; the rest wait
 // in the model's queue. When that queue nears alpha (3/4 of one request, or
-// of 1/16 of a big limit) the limit is cut to the model's share. When it
+// of 1/16 of a big limit) and the limit binds (half the window's requests
+// were leased at it) the limit is cut to the model's share; below the limit
+// a higher latency is the mix of answer lengths or noise, not a queue. When it
 // stays under a third of alpha while the limit is reached, the limit grows: every window
 // until the first cut (a slow start), then after ten such windows in a
 // row, so it spends most of its time at the capacity found and only now and
@@ -52,6 +61,7 @@ type adaptive struct {
 	mu      sync.Mutex
 	limit   float64
 	ref     time.Duration // mean latency of an uncongested window; 0 until one closed
+	refSE   float64       // the sampling error of ref's window mean, in seconds
 	refAt   time.Time
 	cuts    int
 	clean   int     // windows in a row without a queue since the last growth
@@ -66,15 +76,33 @@ type window struct {
 	start    time.Time
 	n        int
 	sum      time.Duration
-	inflight int64 // summed in-flight counts at lease time, for the mean
-	busy     bool  // some lease took the last slot: the limit was binding
-	overload bool  // the model refused or timed out
+	sumSq    float64 // of the latencies in seconds, for the mean's sampling error
+	inflight int64   // summed in-flight counts at lease time, for the mean
+	busy     bool    // some lease took the last slot: the limit was reached
+	binding  int     // answers leased at the limit: the limit held requests back
+	overload bool    // the model refused or timed out
 }
 
-func newAdaptive() *adaptive {
-	a := &adaptive{limit: adaptiveInitial}
-	a.cur.Store(adaptiveInitial)
+// newAdaptive starts a limit at initial, adaptiveInitial when zero.
+func newAdaptive(initial float64) *adaptive {
+	if initial <= 0 {
+		initial = adaptiveInitial
+	}
+	initial = min(max(initial, adaptiveMin), adaptiveMax)
+	a := &adaptive{limit: initial}
+	a.cur.Store(int64(initial))
 	return a
+}
+
+// learned is the limit found from answers, the one saved while a probe
+// halves it; ok is false before one uncongested latency was measured.
+func (a *adaptive) learned() (limit float64, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.probing {
+		return a.saved, true
+	}
+	return a.limit, a.ref > 0
 }
 
 // Limit is the current limit.
@@ -103,8 +131,13 @@ func (a *adaptive) sample(now, start time.Time, rtt time.Duration, inflight int6
 	}
 	w.n++
 	w.sum += rtt
+	w.sumSq += rtt.Seconds() * rtt.Seconds()
 	w.inflight += inflight
-	w.busy = w.busy || float64(inflight) >= math.Floor(a.limit)
+	atLimit := float64(inflight) >= math.Floor(a.limit)
+	w.busy = w.busy || atLimit
+	if atLimit {
+		w.binding++
+	}
 	w.overload = w.overload || overload
 	// A small limit gives few answers per window: wait for as many as it
 	// allows, or a cut limit would regrow one slow window at a time.
@@ -119,6 +152,7 @@ func (a *adaptive) close(now time.Time) {
 	w := a.win
 	a.win = window{start: now}
 	mean := w.sum / time.Duration(w.n)
+	bound := w.binding*2 >= w.n
 	switch {
 	case a.probing:
 		// A model much slower than before is a new one for the limit
@@ -126,22 +160,31 @@ func (a *adaptive) close(now time.Time) {
 		if mean > a.ref*3/2 {
 			a.cutOnce = false
 		}
-		a.ref, a.refAt, a.probing = mean, now, false
+		a.ref, a.refSE, a.refAt, a.probing = mean, w.stderr(), now, false
 		a.limit = a.saved
 	case w.overload:
 		a.limit /= 2
 		a.cuts++
 	default:
+		se := w.stderr()
 		if a.ref == 0 || mean < a.ref {
-			a.ref, a.refAt = mean, now
+			a.ref, a.refSE, a.refAt = mean, se, now
 		}
-		excess := max(0, mean-a.ref-latencyNoise)
+		// The two means differ by chance within their combined error.
+		chance := time.Duration(seMult * math.Hypot(se, a.refSE) * float64(time.Second))
+		excess := max(0, mean-a.ref-latencyNoise-chance)
 		share := 1 - float64(excess)/float64(max(mean, 1))
 		inflight := float64(w.inflight) / float64(w.n)
 		queue := inflight * (1 - share)
 		alpha := max(1, a.limit/16)
 		switch {
-		case queue >= 0.75*alpha:
+		case queue >= 0.75*alpha && bound:
+			// Only a limit that holds requests back for most of the window
+			// is cut. While the requests in flight stay under it, the model
+			// keeps up with the rate offered, and a latency above ref is the
+			// mix of answer lengths (an LLM's latency follows its output) or
+			// the host's noise: cutting there would turn away requests the
+			// model had room for.
 			a.limit = max(a.limit/2, inflight*share)
 			a.cuts++
 			a.clean, a.cutOnce = 0, true
@@ -165,9 +208,21 @@ func (a *adaptive) close(now time.Time) {
 		}
 	}
 	a.limit = min(max(a.limit, adaptiveMin), adaptiveMax)
-	if !a.probing && a.ref > 0 && (a.cuts >= cutsBeforeProbe || now.Sub(a.refAt) > refTTL) {
+	// The probe halves the limit for a window: only where the limit binds,
+	// where ref decides cuts. Below it the requests in flight may need more
+	// than half, and the probe itself would turn them away.
+	if !a.probing && a.ref > 0 && (a.cuts >= cutsBeforeProbe || (bound && now.Sub(a.refAt) > refTTL)) {
 		a.probing, a.saved, a.cuts = true, a.limit, 0
 		a.limit = max(adaptiveMin, a.limit/2)
 	}
 	a.cur.Store(int64(a.limit))
+}
+
+// stderr is the sampling error of the window's mean latency, in seconds:
+// answers of mixed lengths move a window's mean by the draw of lengths alone.
+func (w *window) stderr() float64 {
+	n := float64(w.n)
+	m := w.sum.Seconds() / n
+	v := max(0, w.sumSq/n-m*m)
+	return math.Sqrt(v / n)
 }

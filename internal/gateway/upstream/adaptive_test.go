@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -26,6 +27,9 @@ type simResult struct {
 	limits  []int64
 	rtts    []time.Duration
 	maxWait time.Duration // the longest wait in the model's queue
+	// offered, shed and maxInflight count the requests after warm, those
+	// the limit turned away and the most in flight at once.
+	offered, shed, maxInflight int64
 }
 
 // simulate offers rate requests per second to s through a in 1 ms steps for
@@ -67,10 +71,19 @@ func simulate(a *adaptive, s *slotted, rate float64, d, warm time.Duration) simR
 		}
 		credit += rate / 1000
 		for ; credit >= 1; credit-- {
+			if now >= warm {
+				res.offered++
+			}
 			if inflight >= a.Limit() {
+				if now >= warm {
+					res.shed++
+				}
 				continue // the gateway answers 503 at once
 			}
 			inflight++
+			if now >= warm {
+				res.maxInflight = max(res.maxInflight, inflight)
+			}
 			s.queue = append(s.queue, simReq{start: now, inflight: inflight})
 		}
 		for len(s.queue) > 0 && len(run) < s.slots {
@@ -136,7 +149,7 @@ func TestAdaptiveFindsCapacity(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			a := newAdaptive()
+			a := newAdaptive(0)
 			res := simulate(a, &slotted{slots: tt.slots, service: tt.service}, tt.rate, tt.warm+10*time.Second, tt.warm)
 			lo, hi := slices.Min(res.limits), slices.Max(res.limits)
 			// A probe halves the limit for one window now and then: judge the
@@ -160,7 +173,7 @@ func TestAdaptiveFindsCapacity(t *testing.T) {
 
 func TestAdaptiveStaysPutWhenNotUsed(t *testing.T) {
 	t.Parallel()
-	a := newAdaptive()
+	a := newAdaptive(0)
 	// 10 req/s of 200 ms: two in flight, far from the limit of 8.
 	res := simulate(a, &slotted{slots: 8, service: fixed(200 * time.Millisecond)}, 10, 30*time.Second, time.Second)
 	if hi := slices.Max(res.limits); hi > adaptiveInitial {
@@ -170,7 +183,7 @@ func TestAdaptiveStaysPutWhenNotUsed(t *testing.T) {
 
 func TestAdaptiveHalvesOnOverload(t *testing.T) {
 	t.Parallel()
-	a := newAdaptive()
+	a := newAdaptive(0)
 	epoch := time.Unix(1_000_000, 0)
 	now := epoch
 	want := []int64{4, 2, 1, 1}
@@ -180,6 +193,74 @@ func TestAdaptiveHalvesOnOverload(t *testing.T) {
 		a.sample(now, start, minWindow, 1, true)
 		if got := a.Limit(); got != w {
 			t.Fatalf("after %d overloaded windows: limit %d, want %d", i+1, got, w)
+		}
+	}
+}
+
+// An LLM's answers take as long as their output: a steady rate of mixed short
+// and long requests, far below a model's slots, moves the window means by the
+// mix alone. That is not a queue: the limit must stay above the requests in
+// flight, so that the gateway sheds nothing.
+func TestAdaptiveMixedLengthsBelowCapacity(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name        string
+		short, long time.Duration
+		rate        float64
+	}{
+		// Chat answers of 10 ms or 300 ms: about 3 in flight on 64 slots.
+		{"short and long", 10 * time.Millisecond, 300 * time.Millisecond, 20},
+		// Plain answers and streams of a fast model on a busy host.
+		{"fast mix", time.Millisecond, 60 * time.Millisecond, 100},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rng := rand.New(rand.NewPCG(1, 2))
+			mixed := func(time.Duration) time.Duration {
+				if rng.IntN(2) == 0 {
+					return tt.short
+				}
+				return tt.long
+			}
+			a := newAdaptive(0)
+			res := simulate(a, &slotted{slots: 64, service: mixed}, tt.rate, 30*time.Second, time.Second)
+			if res.shed != 0 || slices.Min(res.limits) < res.maxInflight {
+				t.Errorf("shed %d of %d requests; limit fell to %d with up to %d in flight, want no request shed",
+					res.shed, res.offered, slices.Min(res.limits), res.maxInflight)
+			}
+		})
+	}
+}
+
+// After a halving (a 503 from the model, a timeout) the limit may sit below
+// what a steady mix of short and long answers needs in flight. It binds
+// then, and the mix's draw of lengths must not read as a queue window after
+// window and cut it down to 1: it climbs back. Six draws of lengths each;
+// a few requests are shed while it climbs (the simulation has no queue).
+func TestAdaptiveMixedLengthsRecoverFromACut(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name        string
+		short, long time.Duration
+		rate        float64
+	}{
+		{"short and long", 10 * time.Millisecond, 300 * time.Millisecond, 20},
+		{"fast mix", time.Millisecond, 60 * time.Millisecond, 100},
+	} {
+		for seed := range uint64(6) {
+			rng := rand.New(rand.NewPCG(seed+1, 2))
+			mixed := func(time.Duration) time.Duration {
+				if rng.IntN(2) == 0 {
+					return tt.short
+				}
+				return tt.long
+			}
+			a := newAdaptive(2)
+			res := simulate(a, &slotted{slots: 64, service: mixed}, tt.rate, 60*time.Second, 10*time.Second)
+			if res.shed*10 > res.offered {
+				t.Errorf("%s, draw %d: shed %d of %d requests after 10s; limit %d..%d with up to %d in flight, want it back above them",
+					tt.name, seed+1, res.shed, res.offered, slices.Min(res.limits), slices.Max(res.limits), res.maxInflight)
+			}
 		}
 	}
 }

@@ -67,6 +67,7 @@ func (p *Pool) Replace(ctx context.Context, req adminapi.ReplaceTargets) (admina
 		}
 		return adminapi.Pool{}, &HealthGateError{Err: err}
 	}
+	p.seedLimits(p, fresh)
 	p.mu.Lock()
 	for i, at := range req.Targets {
 		w := at.Weight
@@ -100,6 +101,7 @@ func (p *Pool) Replace(ctx context.Context, req adminapi.ReplaceTargets) (admina
 			// Close idle connections once the last request ends.
 			drainTarget(context.Background(), t, 30*time.Minute)
 			t.closeIdle()
+			p.limits.Delete(t)
 		}()
 	}
 	return p.Snapshot(), nil
@@ -151,6 +153,7 @@ func (p *Pool) Adopt(prev *Pool) error {
 		t.draining.Store(o.draining.Load())
 		ts = append(ts, t)
 	}
+	p.seedLimits(prev, ts)
 	p.mu.Lock()
 	p.targets.Store(&ts)
 	p.adminChanged.Store(true)

@@ -336,16 +336,60 @@ func (p *Pool) limitOf(t *Target) (int64, *adaptive) {
 	}
 	a, ok := p.limits.Load(t)
 	if !ok {
-		a, _ = p.limits.LoadOrStore(t, newAdaptive())
+		a, _ = p.limits.LoadOrStore(t, newAdaptive(p.learnedLimit()))
 	}
 	lim := a.(*adaptive)
 	return lim.Limit(), lim
 }
 
+// learnedLimit is the mean limit the pool's current targets learned from
+// their answers, 0 when none has yet. A target added at a rollout's switch
+// starts there rather than at adaptiveInitial: it serves the same model and
+// takes all the traffic at once, and a start below the requests in flight
+// would turn them away while it learns.
+func (p *Pool) learnedLimit() float64 {
+	var sum float64
+	n := 0
+	for _, t := range p.Targets() {
+		a, ok := p.limits.Load(t)
+		if !ok {
+			continue
+		}
+		if l, ok := a.(*adaptive).learned(); ok {
+			sum += l
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
+
+// seedLimits starts the adaptive limits of ts at what from's current
+// targets learned, before ts take traffic: at a rollout's switch (Replace)
+// or a reload (Adopt) the targets that learned leave the list as the new
+// ones enter it.
+func (p *Pool) seedLimits(from *Pool, ts []*Target) {
+	if p.cfg.MaxInflight != 0 {
+		return
+	}
+	l := from.learnedLimit()
+	if l == 0 {
+		return
+	}
+	for _, t := range ts {
+		p.limits.LoadOrStore(t, newAdaptive(l))
+	}
+}
+
 // queueSize is how many requests may wait: the configured size, or by
-// default a quarter of the usable targets' limits, so that a queued request
-// waits about a quarter of one answer's time (queueWait bounds it there)
-// and overload is answered with a fast 503 instead of a slow 200.
+// default what the usable targets finish within queueWait at their limits
+// (limit × wait ÷ uncongested latency), and at least a quarter of their
+// limits. A queued request then finds a slot within its wait while the
+// model keeps up, and overload is answered with a fast 503 instead of a
+// slow 200. A count alone (a quarter of the limits) would turn away at once
+// a fast model's bursts that its next few milliseconds of answers absorb.
 func (p *Pool) queueSize() int64 {
 	switch {
 	case p.cfg.Queue.Size > 0:
@@ -353,25 +397,36 @@ func (p *Pool) queueSize() int64 {
 	case p.cfg.Queue.Size < 0:
 		return 0
 	}
+	wait := p.queueWait()
 	var sum int64
+	var drain float64
 	for _, t := range p.Targets() {
-		if t.usable() {
-			max, _ := p.limitOf(t)
-			sum += max
+		if !t.usable() {
+			continue
+		}
+		limit, a := p.limitOf(t)
+		sum += limit
+		if a == nil {
+			continue
+		}
+		if ref := a.Latency(); ref > 0 {
+			drain += float64(limit) * float64(wait) / float64(ref)
 		}
 	}
-	return max(1, (sum+3)/4)
+	return min(adaptiveMax, max(1, (sum+3)/4, int64(drain)))
 }
 
-// minQueueWait is the least a queued request may wait, whatever the latency.
-const minQueueWait = 20 * time.Millisecond
+// minQueueWait is the least a queued request may wait, whatever the latency:
+// a busy host's scheduler and GC delay a freed slot's wake-up by tens of
+// milliseconds, which must not turn a fast model's queued request away.
+const minQueueWait = 50 * time.Millisecond
 
 // queueWait is how long a request may wait for a slot: queue.timeout, and
 // with the adaptive limit and the automatic queue at most a quarter of the
-// slowest usable target's uncongested latency. The queue smooths bursts; a
-// request that waited longer, plus the model's own time and its short queue,
-// would come near twice the model's time, and a 503 now serves its client
-// better than a slow 200.
+// slowest usable target's uncongested latency, but at least minQueueWait.
+// The queue smooths bursts; a request that waited longer, plus the model's
+// own time and its short queue, would come near twice the model's time, and
+// a 503 now serves its client better than a slow 200.
 func (p *Pool) queueWait() time.Duration {
 	d := p.cfg.Queue.Timeout.D()
 	if p.cfg.MaxInflight != 0 || p.cfg.Queue.Size != 0 {
@@ -389,7 +444,6 @@ func (p *Pool) queueWait() time.Duration {
 	if slowest == 0 {
 		return d
 	}
-	// At least minQueueWait: a fast model's bursts still find a slot.
 	return min(d, max(slowest/4, minQueueWait))
 }
 

@@ -199,3 +199,66 @@ func TestStatsWindow(t *testing.T) {
 		t.Fatalf("a window in the future still sees old seconds: %+v", old)
 	}
 }
+
+// learn feeds a's limit windows of answers of rtt taken at its limit, until
+// it grew past adaptiveInitial: a target that learned its capacity.
+func learn(t *testing.T, a *adaptive, rtt time.Duration) {
+	t.Helper()
+	now := time.Unix(1_000_000, 0)
+	for range 20 * minSamples {
+		now = now.Add(rtt)
+		a.sample(now, now.Add(-rtt), rtt, a.Limit(), false)
+	}
+	if a.Limit() <= adaptiveInitial {
+		t.Fatalf("limit %d after answers at the limit without a queue, want it grown past %d", a.Limit(), adaptiveInitial)
+	}
+}
+
+// A fast model drains many queued requests within the wait floor: the
+// automatic queue holds what the targets finish in that time, not a quarter
+// of their limits, which turned a closed loop of 8 clients away with 503s
+// once noise cut the limit below 8. A slow model keeps the short queue.
+func TestQueueHoldsWhatTargetsDrain(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		rtt  time.Duration
+	}{
+		{"fast model", time.Millisecond},
+		{"slow model", 200 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := newTestPool(t, PoolConfig{Targets: []TargetConfig{{URL: "http://127.0.0.1:1"}}})
+			_, a := p.limitOf(p.Targets()[0])
+			learn(t, a, tt.rtt)
+			wait := p.queueWait()
+			if wait < minQueueWait {
+				t.Errorf("queue wait %s, want at least the floor %s", wait, minQueueWait)
+			}
+			limit := a.Limit()
+			want := max((limit+3)/4, int64(float64(limit)*float64(wait)/float64(tt.rtt)))
+			if got := p.queueSize(); got != want {
+				t.Errorf("limit %d, answers of %s, wait %s: queue size %d, want %d", limit, tt.rtt, wait, got, want)
+			}
+		})
+	}
+}
+
+// At a rollout's switch the new targets take all the traffic at once: they
+// start from the limit the old ones learned, not from adaptiveInitial.
+func TestReplacedTargetsStartFromLearnedLimit(t *testing.T) {
+	t.Parallel()
+	p := newTestPool(t, PoolConfig{Targets: []TargetConfig{{URL: healthServer(t, nil)}}})
+	_, a := p.limitOf(p.Targets()[0])
+	learn(t, a, 10*time.Millisecond)
+	want := a.Limit()
+	next := healthServer(t, nil)
+	snap, err := p.Replace(t.Context(), adminapi.ReplaceTargets{Targets: []adminapi.Target{{URL: next}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := snap.Targets[0].Limit; got != want {
+		t.Errorf("new target's limit %d, want the learned %d", got, want)
+	}
+}
