@@ -70,6 +70,8 @@ type renderData struct {
 	Env []envData
 
 	Gateway gatewayData
+	// K8sGateway is the gateway's own Deployment on Kubernetes; nil with gateway.enabled: false.
+	K8sGateway *k8sGatewayData
 
 	ConfigMount string // compose bind source of aideploy.yaml, relative to compose.yaml
 
@@ -216,6 +218,9 @@ func newRenderData(cfg *config.Config, source, version string) (*renderData, err
 		return nil, err
 	}
 	d.Gateway = gw
+	if d.K8sGateway, err = newK8sGatewayData(cfg, d); err != nil {
+		return nil, err
+	}
 	if cfg.Name == gw.Service || cfg.Name == gw.RedisService {
 		return nil, fmt.Errorf("%w: name (%q) is also the name of aideploy's own %s service in compose.yaml; choose another name", ErrConfig, cfg.Name, cfg.Name)
 	}
