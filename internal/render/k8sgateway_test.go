@@ -258,3 +258,56 @@ func TestKubernetesGatewayVariants(t *testing.T) {
 		}
 	})
 }
+
+// On Kubernetes, Prometheus finds the gateway pods through the API (their admin
+// port, from the pod annotation) under the job the alerts and panels read.
+func TestKubernetesGatewayScrape(t *testing.T) {
+	t.Parallel()
+	cfg := loadTestConfig(t, "gpu1")
+	cfg.Rollout.Target = "k8s"
+	files, err := render(cfg, config.DefaultFile, testVersion, []Kind{Monitoring, KubernetesGateway})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prom struct {
+		ScrapeConfigs []scrapeJob `json:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(fileData(t, files, "monitoring/prometheus.yml"), &prom); err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(prom.ScrapeConfigs, func(s scrapeJob) bool {
+		return s.JobName == gatewayJob(&renderData{Name: cfg.Name})
+	})
+	if i < 0 {
+		t.Fatalf("no job %s-gateway", cfg.Name)
+	}
+	gw := prom.ScrapeConfigs[i]
+	if len(gw.StaticConfigs) != 0 || len(gw.KubernetesSDConfigs) != 1 || gw.KubernetesSDConfigs[0]["role"] != "pod" {
+		t.Fatalf("gateway job %+v: want the pods from the Kubernetes API", gw)
+	}
+	kept := map[string]string{}
+	for _, r := range gw.RelabelConfigs {
+		if r.Action == "keep" {
+			kept[r.SourceLabels[0]] = r.Regex
+		}
+	}
+	g := decodeGateway(t, files)
+	if name := g.deploy.Spec.Template.Labels["app.kubernetes.io/name"]; kept["__meta_kubernetes_pod_label_app_kubernetes_io_name"] != name {
+		t.Errorf("gateway job keeps pods named %q, the gateway pods are %q", kept["__meta_kubernetes_pod_label_app_kubernetes_io_name"], name)
+	}
+	ann := g.deploy.Spec.Template.Annotations
+	if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != "8081" || ann["prometheus.io/path"] != "/metrics" {
+		t.Errorf("gateway pod annotations %v: want /metrics on the admin port", ann)
+	}
+}
+
+type scrapeJob struct {
+	JobName             string              `json:"job_name"`
+	KubernetesSDConfigs []map[string]string `json:"kubernetes_sd_configs"`
+	StaticConfigs       []any               `json:"static_configs"`
+	RelabelConfigs      []struct {
+		SourceLabels []string `json:"source_labels"`
+		Regex        string   `json:"regex"`
+		Action       string   `json:"action"`
+	} `json:"relabel_configs"`
+}
