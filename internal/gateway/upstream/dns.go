@@ -191,3 +191,46 @@ func (p *Pool) setTargets(tcs []TargetConfig) error {
 	}
 	return nil
 }
+
+// KeepResolved gives p, a pool rebuilt by a configuration reload, the
+// addresses that prev (the pool it replaces) resolved for p's dns+ targets,
+// so that it serves from its first request rather than after its first
+// resolution. The targets are rebuilt with p's timeouts and breakers; the next
+// resolution corrects them.
+func (p *Pool) KeepResolved(prev *Pool) error {
+	if !p.HasDNSTargets() || prev.AdminChanged() {
+		return nil
+	}
+	var dts []DNSTarget
+	var next []TargetConfig
+	for _, tc := range p.cfg.Targets {
+		if d, err := ParseDNSTarget(tc.URL); err == nil {
+			dts = append(dts, d)
+		} else {
+			next = append(next, tc)
+		}
+	}
+	seen := map[string]bool{}
+	for _, tc := range next {
+		seen[tc.URL] = true
+	}
+	for _, t := range prev.Targets() {
+		if seen[t.url] || !slices.ContainsFunc(dts, func(d DNSTarget) bool { return d.expanded(t.url) }) {
+			continue
+		}
+		seen[t.url] = true
+		next = append(next, TargetConfig{URL: t.url, Weight: int(t.weight.Load())})
+	}
+	return p.setTargets(next)
+}
+
+// expanded says whether raw is one of the URLs d expands to: same scheme, port
+// and path, and an address for the host.
+func (d DNSTarget) expanded(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != d.Scheme || u.Port() != d.Port || strings.TrimSuffix(u.Path, "/") != strings.TrimSuffix(d.Path, "/") {
+		return false
+	}
+	_, err = netip.ParseAddr(u.Hostname())
+	return err == nil
+}

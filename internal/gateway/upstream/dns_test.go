@@ -327,3 +327,46 @@ func validateErrs(c PoolConfig) []validate.Error {
 	c.Validate(errs)
 	return errs.List()
 }
+
+// A pool rebuilt by a reload serves on the addresses its predecessor resolved,
+// before it resolves anything itself.
+func TestIntegrationDNSTargetsSurviveReload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a DNS server")
+	}
+	const name = "chat-blue.ns.svc"
+	f := startDNS(t, name)
+	f.set(dnsAnswer, "127.0.0.7", "127.0.0.8")
+	cfg := PoolConfig{Name: "default", Targets: []TargetConfig{{URL: "dns+http://" + name + ":8000/v1"}, {URL: "http://127.0.0.9:8000"}}}
+	cfg.SetDefaults()
+	prev, err := NewPool(cfg, DefaultTimeouts(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := prev.ResolveDNS(t.Context(), f.resolver()); err != nil {
+		t.Fatal(err)
+	}
+	next, err := NewPool(cfg, DefaultTimeouts(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.KeepResolved(prev); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"http://127.0.0.7:8000/v1", "http://127.0.0.8:8000/v1", "http://127.0.0.9:8000"}
+	if got := targetURLs(next); !slices.Equal(got, want) {
+		t.Fatalf("after a reload: targets %v, want %v", got, want)
+	}
+	// A pool whose dns+ target changed port keeps nothing of the old answers.
+	cfg.Targets[0].URL = "dns+http://" + name + ":9000/v1"
+	other, err := NewPool(cfg, DefaultTimeouts(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.KeepResolved(prev); err != nil {
+		t.Fatal(err)
+	}
+	if got := targetURLs(other); !slices.Equal(got, []string{"http://127.0.0.9:8000"}) {
+		t.Fatalf("after a reload to another port: targets %v", got)
+	}
+}
