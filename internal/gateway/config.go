@@ -60,6 +60,11 @@ type Config struct {
 	StreamUsage string `yaml:"streamUsage,omitempty" json:"streamUsage,omitempty"`
 	// Server is the client listener: TLS, h2c, connection and header limits, timeouts.
 	Server ServerConfig `yaml:"server" json:"server"`
+	// Enabled puts the gateway in front of the model on Kubernetes too (it always is on
+	// Docker); false renders no gateway, and clients reach the model's Service directly.
+	Enabled *bool `yaml:"enabled,omitempty" json:"enabled,omitempty"`
+	// Kubernetes sizes the gateway's own Deployment on Kubernetes.
+	Kubernetes Kubernetes `yaml:"kubernetes" json:"kubernetes"`
 }
 
 // The values of Config.StreamUsage.
@@ -152,6 +157,8 @@ func Default() Config {
 		Limits:          limit.Default(),
 		StreamUsage:     StreamUsageInject,
 		Server:          defaultServer(),
+		Kubernetes:      DefaultKubernetes(),
+		Enabled:         new(true),
 	}
 }
 
@@ -186,6 +193,10 @@ func (c *Config) SetDefaults() {
 		c.ShutdownTimeout = d.ShutdownTimeout
 	}
 	c.Server.setDefaults()
+	c.Kubernetes.setDefaults()
+	if c.Enabled == nil {
+		c.Enabled = new(true)
+	}
 	for i := range c.Pools {
 		c.Pools[i].SetDefaults()
 	}
@@ -225,6 +236,7 @@ func (c Config) Validate(errs validate.Errors) {
 	}
 	c.Timeouts.Validate(errs.At("timeouts"))
 	c.Server.validate(errs.At("server"))
+	c.Kubernetes.validate(errs.At("kubernetes"))
 	if c.MaxBodyBytes <= 0 {
 		errs.Addf("maxBodyBytes", "(%s) must be positive", c.MaxBodyBytes)
 	}

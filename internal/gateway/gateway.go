@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -116,6 +117,8 @@ func (g *Gateway) Run(ctx context.Context) {
 	for _, p := range g.pools {
 		wg.Add(1)
 		go func() { defer wg.Done(); p.Run(ctx) }()
+		wg.Add(1)
+		go func() { defer wg.Done(); p.WatchDNS(ctx, net.DefaultResolver, upstream.DNSInterval, g.log) }()
 	}
 	wg.Wait()
 }

@@ -155,6 +155,12 @@ func (s *Server) Reload(cfg Config) error {
 	old, oldCancel := s.cur.Load(), s.cancel
 	for name, prev := range old.Pools() {
 		p, ok := g.Pools()[name]
+		if ok {
+			// dns+ targets: serve on what prev resolved until the first resolution.
+			if err := p.KeepResolved(prev); err != nil {
+				s.log.Warn("reloading: the resolved targets are resolved again", "pool", name, "err", err)
+			}
+		}
 		if !ok || !prev.AdminChanged() {
 			continue
 		}

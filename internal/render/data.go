@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/aideploy/aideploy/internal/config"
+	"github.com/aideploy/aideploy/internal/rollout"
 )
 
 // renderData is everything the templates read. Templates only place values;
@@ -70,6 +71,11 @@ type renderData struct {
 	Env []envData
 
 	Gateway gatewayData
+	// K8sGateway is the gateway's own Deployment on Kubernetes; nil with gateway.enabled: false.
+	K8sGateway *k8sGatewayData
+	// GatewaySD: Prometheus finds the gateway pods through the Kubernetes API
+	// (rollout.target k8s with the gateway on), not on the admin address.
+	GatewaySD bool
 
 	ConfigMount string // compose bind source of aideploy.yaml, relative to compose.yaml
 
@@ -216,6 +222,10 @@ func newRenderData(cfg *config.Config, source, version string) (*renderData, err
 		return nil, err
 	}
 	d.Gateway = gw
+	if d.K8sGateway, err = newK8sGatewayData(cfg, d); err != nil {
+		return nil, err
+	}
+	d.GatewaySD = d.K8sGateway != nil && cfg.Rollout.Target == rollout.TargetK8s
 	if cfg.Name == gw.Service || cfg.Name == gw.RedisService {
 		return nil, fmt.Errorf("%w: name (%q) is also the name of aideploy's own %s service in compose.yaml; choose another name", ErrConfig, cfg.Name, cfg.Name)
 	}

@@ -26,13 +26,19 @@ const (
 	Dockerfile Kind = "dockerfile"
 	Compose    Kind = "compose"
 	Kubernetes Kind = "k8s"
-	Monitoring Kind = "monitoring"
-	Nginx      Kind = "nginx"
-	All        Kind = "all"
+	// KubernetesGateway is the gateway in front of the model on Kubernetes, its
+	// Redis and the per-colour Services it finds the model pods through: apart
+	// from Kubernetes, whose objects the rollout colours.
+	KubernetesGateway Kind = "k8s-gateway"
+	Monitoring        Kind = "monitoring"
+	Nginx             Kind = "nginx"
+	All               Kind = "all"
 )
 
 // Kinds lists every kind in command-line order, All last.
-func Kinds() []Kind { return []Kind{Dockerfile, Compose, Kubernetes, Monitoring, Nginx, All} }
+func Kinds() []Kind {
+	return []Kind{Dockerfile, Compose, Kubernetes, KubernetesGateway, Monitoring, Nginx, All}
+}
 
 // ParseKind reads a kind as written on the command line.
 func ParseKind(s string) (Kind, error) {
@@ -87,6 +93,13 @@ func outputs() []output {
 		{kind: Dockerfile, path: "Dockerfile", tmpl: "Dockerfile.tmpl", when: func(d *renderData) bool { return d.Dockerfile }},
 		{kind: Compose, path: "compose.yaml", tmpl: "compose.yaml.tmpl", format: formatYAML},
 		{kind: Kubernetes, path: "k8s/deployment.yaml", tmpl: "k8s-deployment.yaml.tmpl", format: formatYAML},
+		{kind: KubernetesGateway, path: "k8s/gateway/configmap.yaml", tmpl: "k8s-gateway-configmap.yaml.tmpl", format: formatYAML, when: gatewayOnK8s},
+		{kind: KubernetesGateway, path: "k8s/gateway/deployment.yaml", tmpl: "k8s-gateway-deployment.yaml.tmpl", format: formatYAML, when: gatewayOnK8s},
+		{kind: KubernetesGateway, path: "k8s/gateway/hpa.yaml", tmpl: "k8s-gateway-hpa.yaml.tmpl", format: formatYAML, when: gatewayOnK8s},
+		{kind: KubernetesGateway, path: "k8s/gateway/networkpolicy.yaml", tmpl: "k8s-gateway-networkpolicy.yaml.tmpl", format: formatYAML, when: gatewayOnK8s},
+		{kind: KubernetesGateway, path: "k8s/gateway/pdb.yaml", tmpl: "k8s-gateway-pdb.yaml.tmpl", format: formatYAML, when: gatewayOnK8s},
+		{kind: KubernetesGateway, path: "k8s/gateway/redis.yaml", tmpl: "k8s-redis.yaml.tmpl", format: formatYAML, when: func(d *renderData) bool { return d.K8sGateway != nil && d.K8sGateway.Redis != nil }},
+		{kind: KubernetesGateway, path: "k8s/gateway/service.yaml", tmpl: "k8s-gateway-service.yaml.tmpl", format: formatYAML, when: gatewayOnK8s},
 		{kind: Kubernetes, path: "k8s/hpa.yaml", tmpl: "k8s-hpa.yaml.tmpl", format: formatYAML, when: func(d *renderData) bool { return d.HPA != nil }},
 		{kind: Kubernetes, path: "k8s/pdb.yaml", tmpl: "k8s-pdb.yaml.tmpl", format: formatYAML},
 		{kind: Kubernetes, path: "k8s/pvc.yaml", tmpl: "k8s-pvc.yaml.tmpl", format: formatYAML, when: func(d *renderData) bool { return d.Claim != nil }},
@@ -97,6 +110,8 @@ func outputs() []output {
 		{kind: Nginx, path: "nginx/nginx.conf", tmpl: "nginx.conf.tmpl"},
 	}
 }
+
+func gatewayOnK8s(d *renderData) bool { return d.K8sGateway != nil }
 
 // Paths lists every path that rendering kinds could produce for any config,
 // so callers can tell which files are aideploy's.

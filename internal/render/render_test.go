@@ -32,6 +32,8 @@ func TestRenderKinds(t *testing.T) {
 		{"vllm", []Kind{Dockerfile}, nil}, // a preset builds nothing
 		{"tgi", []Kind{Kubernetes}, []string{"k8s/deployment.yaml", "k8s/hpa.yaml", "k8s/pdb.yaml", "k8s/service.yaml"}}, // emptyDir: no claim
 		{"cpu", []Kind{Kubernetes}, []string{"k8s/deployment.yaml", "k8s/pdb.yaml", "k8s/service.yaml"}},                 // autoscaling off: no HPA
+		{"cpu", []Kind{KubernetesGateway}, []string{"k8s/gateway/configmap.yaml", "k8s/gateway/deployment.yaml", "k8s/gateway/hpa.yaml", "k8s/gateway/networkpolicy.yaml", "k8s/gateway/pdb.yaml", "k8s/gateway/redis.yaml", "k8s/gateway/service.yaml"}},
+		{"ollama", []Kind{KubernetesGateway}, nil}, // gateway.enabled: false
 		{"cpu", []Kind{Monitoring}, []string{"monitoring/alerts.yaml", "monitoring/grafana-dashboard.json", "monitoring/prometheus.yml"}},
 		{"gpu1", []Kind{All}, Paths(All)},
 		{"gpu1", nil, Paths()},

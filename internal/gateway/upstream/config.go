@@ -33,7 +33,8 @@ type PoolConfig struct {
 
 // TargetConfig is one upstream address with its weight.
 type TargetConfig struct {
-	// URL is http://host:port, https://host:port or unix:///path.sock.
+	// URL is http://host:port, https://host:port, unix:///path.sock, or
+	// dns+http://NAME:PORT for one target per address NAME resolves to.
 	URL string `yaml:"url" json:"url"`
 	// Weight is the relative share of traffic; 0 means 1.
 	Weight int `yaml:"weight,omitempty" json:"weight,omitempty"`
@@ -156,7 +157,11 @@ func (c PoolConfig) Validate(errs validate.Errors) {
 	seen := map[string]bool{}
 	for i, t := range c.Targets {
 		e := errs.At(fmt.Sprintf("targets[%d]", i))
-		if _, err := ParseTargetURL(t.URL); err != nil {
+		if IsDNSTarget(t.URL) {
+			if _, err := ParseDNSTarget(t.URL); err != nil {
+				e.Addf("url", "%v", err)
+			}
+		} else if _, err := ParseTargetURL(t.URL); err != nil {
 			e.Addf("url", "%v", err)
 		}
 		// The same model server twice would take twice its share, and a

@@ -47,6 +47,9 @@ func NewPool(cfg PoolConfig, to Timeouts, bf BreakerFactory) (*Pool, error) {
 	p := &Pool{cfg: cfg, timeout: to, bf: bf, wake: make(chan struct{}, wakeBuffer)}
 	ts := make([]*Target, 0, len(cfg.Targets))
 	for _, tc := range cfg.Targets {
+		if IsDNSTarget(tc.URL) {
+			continue // WatchDNS adds one target per address
+		}
 		t, err := newTarget(tc, to, bf)
 		if err != nil {
 			return nil, fmt.Errorf("pool %s: %w", cfg.Name, err)
