@@ -107,7 +107,7 @@ func WriteTable(w io.Writer, rep Report, color bool, width int) error {
 			for _, more := range measured[1:] {
 				fmt.Fprintln(bw, pad+more)
 			}
-			if res.Threshold != "" {
+			if res.Threshold != "" && res.Threshold != res.Measured {
 				for _, l := range wrap("want "+res.Threshold, room) {
 					fmt.Fprintln(bw, pad+dim.Render(l))
 				}
