@@ -223,7 +223,7 @@ func (r *Runner) do(ctx context.Context, s Step, j *Journal, res *Result) (strin
 		}
 		return fmt.Sprintf("%d replica(s) of %s", j.To.Replicas, j.To.Image), p.Create(ctx, j.To)
 	case StepHealthy:
-		return "", p.WaitHealthy(ctx, j.To, r.Config.StartupBudget.D())
+		return "", r.waitHealthy(ctx, j.To)
 	case StepWarmup:
 		w, err := p.Warmup(ctx, j.To)
 		if err != nil {
