@@ -29,6 +29,9 @@ type preflightOptions struct {
 	Manifests               string
 	RequireGPU              bool
 	Strict                  bool
+
+	// service is the name in aideploy.yaml, once read: preflight names why its pods are Pending.
+	service string
 }
 
 func newCmdPreflight(f *Factory, runF func(context.Context, *preflightOptions) error) *cobra.Command {
@@ -104,6 +107,8 @@ func runPreflight(ctx context.Context, opts *preflightOptions) error {
 		Require:      require,
 		ManifestsDir: opts.Manifests,
 		Kubernetes:   opts.kubeClient,
+		Service:      opts.service,
+		PendingPods:  opts.pendingPods(),
 	})
 	if err != nil {
 		return err
@@ -161,7 +166,28 @@ func (opts *preflightOptions) requirements() (preflight.Requirements, error) {
 	if err != nil {
 		return preflight.Requirements{}, err
 	}
+	opts.service = cfg.Name
 	return requirementsFromConfig(cfg)
+}
+
+// pendingPods lists the service's pods that the scheduler cannot place, with
+// the reason aideploy status shows (internal/k8s); nil without a service.
+func (opts *preflightOptions) pendingPods() func(context.Context) ([]preflight.PendingPod, error) {
+	if opts.service == "" {
+		return nil
+	}
+	return func(ctx context.Context) ([]preflight.PendingPod, error) {
+		kc, err := opts.f.Kube()
+		if err != nil {
+			return nil, err
+		}
+		pods, err := kc.PendingPods(ctx, opts.service)
+		out := make([]preflight.PendingPod, len(pods))
+		for i, p := range pods {
+			out[i] = preflight.PendingPod{Name: p.Name, Reason: p.Reason}
+		}
+		return out, err
+	}
 }
 
 // requirementsFromConfig is what the deployment of cfg needs, as the rendered

@@ -102,6 +102,10 @@ func (p *progress) apply(e rollout.Event) {
 	for i := range p.steps {
 		if p.steps[i].step == e.Step {
 			s := &p.steps[i]
+			if e.Kind == rollout.EventProgress {
+				s.msg = firstLine(e.Message) // the step runs on; its line says how far
+				return
+			}
 			s.kind, s.msg = e.Kind, firstLine(e.Message)
 			if e.Kind == rollout.EventStart {
 				s.started = e.Time

@@ -196,3 +196,38 @@ func TestReport(t *testing.T) {
 		})
 	}
 }
+
+// TestProgressHealthBudget checks that the health step's progress line (how
+// many replicas are healthy and how long the startup budget still runs) shows
+// on the step's own line on a terminal and as its own line in a log.
+func TestProgressHealthBudget(t *testing.T) {
+	t.Parallel()
+	evs := events()[:4]
+	evs = append(evs, rollout.Event{Time: evs[3].Time.Add(time.Second), Step: rollout.StepHealthy, Kind: rollout.EventProgress,
+		Message: "2/3 healthy, 1 loading, budget 8m12s left"})
+
+	io, _, _, _ := iostreams.Test()
+	io.SetTerminal(true)
+	io.DisableColor()
+	p := newProgress(io, "table")
+	p.now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 7, 400_000_000, time.UTC) }
+	for _, e := range evs {
+		p.Observe(e)
+	}
+	got := strings.Join(p.view(), "\n")
+	want := "  rollout from blue r1 (m:v1) to green r2 (m:v2)\n" +
+		"✔ create      1.5s  2 replica(s) of m:v2\n" +
+		"◌ healthy    400ms  2/3 healthy, 1 loading, budget 8m12s left"
+	if got != want {
+		t.Errorf("live view:\n%s\nwant:\n%s", got, want)
+	}
+
+	io, _, out, _ := iostreams.Test()
+	p = newProgress(io, "table")
+	for _, e := range evs {
+		p.Observe(e)
+	}
+	if line := "03:04:08.000 healthy  progress 2/3 healthy, 1 loading, budget 8m12s left\n"; !strings.HasSuffix(out.String(), line) {
+		t.Errorf("plain progress:\n%s\nwant it to end with:\n%s", out, line)
+	}
+}

@@ -28,9 +28,6 @@ func Manifests(cfg *config.Config, source string, c rollout.Color) ([]*unstructu
 	if err != nil {
 		return nil, err
 	}
-	if err := withDrain(objs, cfg.Rollout); err != nil {
-		return nil, err
-	}
 	return BlueGreen(objs, cfg.Name, c)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -151,6 +152,7 @@ func TestIntegrationK8sRolloutHappyPath(t *testing.T) {
 	var switchedAt, retiredAt time.Time
 	var readyAtSwitch, totalAtSwitch int
 	var blueAtSwitchDone int32
+	var progress []string
 	b.onEvent = func(e rollout.Event) {
 		switch {
 		case e.Step == rollout.StepSwitch && e.Kind == rollout.EventStart:
@@ -160,11 +162,18 @@ func TestIntegrationK8sRolloutHappyPath(t *testing.T) {
 			blueAtSwitchDone = b.replicas(ctx, rollout.Blue)
 		case e.Step == rollout.StepRetire && e.Kind == rollout.EventDone:
 			retiredAt = time.Now()
+		case e.Kind == rollout.EventProgress:
+			progress = append(progress, string(e.Step)+": "+e.Message)
 		}
 	}
 	res, err := b.rollout(ctx, "registry.example.com/chat:2.0.0", 2)
 	if err != nil {
 		t.Fatalf("rollout: %v", err)
+	}
+	// The health step says how many pods are ready and how long the startup budget (1m) still runs.
+	budgetLine := regexp.MustCompile(`^healthy: [0-2]/2 healthy(, [12] loading)?, budget ([0-5]?[0-9]s|1m0s) left$`)
+	if len(progress) == 0 || !budgetLine.MatchString(progress[0]) {
+		t.Errorf("health step progress lines %q, want the first like %q", progress, "healthy: 0/2 healthy, 2 loading, budget 1m0s left")
 	}
 	if readyAtSwitch != 2 || totalAtSwitch != 2 {
 		t.Errorf("at the switch %d of %d green pods were Ready, want 2 of 2", readyAtSwitch, totalAtSwitch)

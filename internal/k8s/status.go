@@ -127,8 +127,8 @@ func (c *Client) ReadStatus(ctx context.Context, svc string) (StatusView, error)
 						pv.Status = cs.State.Waiting.Reason
 					}
 				}
-				if msg, ok := unschedulable(pod); ok {
-					pv.Status, pv.Reason = "Unschedulable", schedulerReason(msg, 0)
+				if reason, ok := SchedulingReason(pod); ok {
+					pv.Status, pv.Reason = "Unschedulable", reason
 				}
 				if pv.Ready {
 					cv.Ready++

@@ -51,6 +51,9 @@ func (r *runner) kubernetesGroup(ctx context.Context) []Result {
 			return r.checkMetricsAPIs(cs)
 		}},
 	}
+	if r.opts.PendingPods != nil {
+		checks = append(checks, check{id: "k8s.pending-pods", subject: r.opts.Service, run: r.checkPendingPods})
+	}
 	return append(reach, runChecks(ctx, r.opts.CheckTimeout, checks)...)
 }
 

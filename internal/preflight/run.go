@@ -50,6 +50,10 @@ type Options struct {
 	Docker func() (DockerAPI, error)
 	// Kubernetes returns the cluster client; nil means no cluster is configured.
 	Kubernetes func() (kubernetes.Interface, error)
+	// Service is the service of aideploy.yaml, and PendingPods lists its pods
+	// the scheduler cannot place, with the reason; nil skips that check.
+	Service     string
+	PendingPods func(ctx context.Context) ([]PendingPod, error)
 }
 
 // runner carries what the groups share during one run.

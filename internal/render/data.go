@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
@@ -41,6 +42,11 @@ type renderData struct {
 	StartupPeriod    int64
 	StartupThreshold int64
 	ProgressDeadline int64
+
+	// Termination: a preStop pause of rollout.preStopDelay, then
+	// rollout.drainTimeout for the longest generation in flight.
+	PreStopSeconds int64
+	GraceSeconds   int64
 
 	CPU, CPULimit             string // Kubernetes quantities
 	Memory, MemoryLimit       string // Kubernetes quantities
@@ -192,6 +198,8 @@ func newRenderData(cfg *config.Config, source, version string) (*renderData, err
 	d.StartupPeriod = startupProbePeriod
 	d.StartupThreshold = max(1, (budget+startupProbePeriod-1)/startupProbePeriod)
 	d.ProgressDeadline = max(minProgressDeadline, 2*budget)
+	d.PreStopSeconds = ceilSeconds(cfg.Rollout.PreStopDelay.D())
+	d.GraceSeconds = ceilSeconds(cfg.Rollout.PreStopDelay.D() + cfg.Rollout.DrainTimeout.D())
 
 	if err := d.setResources(cfg.Resources); err != nil {
 		return nil, err
@@ -397,3 +405,6 @@ func port(hostport string) (int, error) {
 	}
 	return n, nil
 }
+
+// ceilSeconds rounds d up to whole seconds, as the pod spec counts them.
+func ceilSeconds(d time.Duration) int64 { return int64(math.Ceil(d.Seconds())) }

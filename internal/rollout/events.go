@@ -12,6 +12,9 @@ const (
 	EventSkipped EventKind = "skipped"
 	EventFailed  EventKind = "failed"
 	EventInfo    EventKind = "info"
+	// EventProgress says how far a running step is (the health step's count
+	// and remaining startup budget); a terminal shows it on the step's line.
+	EventProgress EventKind = "progress"
 )
 
 // Event is one line of progress; the CLI draws it as a step list, a log line or JSON.

@@ -18,6 +18,11 @@ func (r *Runner) plan(st State, req Request) (plan, error) {
 	coldStart := false
 	switch req.Op {
 	case OpRollout:
+		if p := st.Pending(); p != nil {
+			if pp, ok := r.planAfterInterrupted(st, req, *p); ok {
+				return pp, nil
+			}
+		}
 		image := req.Image
 		if image == "" {
 			if active == nil {
@@ -86,6 +91,9 @@ func (r *Runner) plan(st State, req Request) (plan, error) {
 		j.From, j.Active = &a, &a
 		summary = fmt.Sprintf("%s from %s to %s", req.Op, a, to)
 	}
+	if p := st.Pending(); p != nil && req.Op == OpRollout {
+		summary = fmt.Sprintf("undo the interrupted %s to %s, then %s", p.Op, p.To, summary)
+	}
 	if coldStart {
 		summary += fmt.Sprintf(" — a cold start: no replica of r%d runs any more (kept warm only for rollout.keepWarm), so its model loads again", to.Revision)
 	}
@@ -121,4 +129,22 @@ func maxRevision(st State) int {
 		}
 	}
 	return n
+}
+
+// planAfterInterrupted describes a rollout request made while an interrupted
+// run is pending, as recoverPending will act on it: a resume is that run, not
+// a new revision. ok is false when the run undoes the interrupted one and then
+// plans the request as usual; the caller then plans it and says so first.
+func (r *Runner) planAfterInterrupted(st State, req Request, p Journal) (plan, bool) {
+	switch pendingActionFor(p, req) {
+	case pendingResume:
+		return plan{journal: p, summary: fmt.Sprintf("resume the interrupted %s to %s at step %s", p.Op, p.To, p.Step)}, true
+	case pendingFinish:
+		image := req.Image
+		if image == "" {
+			image = p.To.Image
+		}
+		return plan{journal: p, summary: fmt.Sprintf("finish the interrupted %s to %s (traffic may already be on it), then roll out %s from it", p.Op, p.To, image)}, true
+	}
+	return plan{}, false
 }

@@ -59,6 +59,9 @@ func (r *Runner) Run(ctx context.Context, req Request) (Result, error) {
 
 	h := r.Holder
 	h.Op, h.Image, h.Since = req.Op, p.journal.To.Image, r.now()
+	if req.Image != "" {
+		h.Image = req.Image // the image asked for, even when an interrupted run goes first
+	}
 	t0 := r.now()
 	r.emit(StepLock, EventStart, 0, "")
 	if err := r.Platform.Lock(ctx, h, req.ForceUnlock); err != nil {
@@ -102,15 +105,13 @@ func (r *Runner) Run(ctx context.Context, req Request) (Result, error) {
 // done reports that the request itself is satisfied.
 func (r *Runner) recoverPending(ctx context.Context, j Journal, req Request, h Holder) (Result, bool, error) {
 	j.Holder = h
-	same := req.Op == j.Op && (req.Image == "" || req.Image == j.To.Image) && (req.Op == OpRollout || req.Image == "")
-	mayHaveSwitched := j.Switched || !j.Step.Before(StepSwitch)
-	switch {
-	case same:
+	switch pendingActionFor(j, req) {
+	case pendingResume:
 		r.emit(StepPlan, EventInfo, 0, fmt.Sprintf("resuming the interrupted %s to %s at step %s", j.Op, j.To, j.Step))
 		res, err := r.execute(ctx, j, j.Step)
 		res.Resumed = true
 		return res, true, err
-	case mayHaveSwitched && (req.Op == OpRollout || !j.Step.Before(StepDrain)):
+	case pendingFinish:
 		r.emit(StepPlan, EventInfo, 0, fmt.Sprintf("finishing the interrupted %s to %s (traffic may already be on it) before the new request", j.Op, j.To))
 		res, err := r.execute(ctx, j, j.Step)
 		return res, false, err
@@ -125,6 +126,31 @@ func (r *Runner) recoverPending(ctx context.Context, j Journal, req Request, h H
 		}
 		// A rollback of an interrupted rollout is exactly this undo.
 		return Result{Journal: j, Summary: "undid the interrupted " + string(j.Op)}, req.Op == OpRollback, nil
+	}
+}
+
+// pendingAction is what a run does first about an interrupted one.
+type pendingAction int
+
+const (
+	pendingResume pendingAction = iota // the same request: carry on where it stopped
+	pendingFinish                      // traffic may have moved: finish it, then plan the request
+	pendingUndo                        // undo it, then plan the request
+)
+
+// pendingActionFor decides what req does about the interrupted run j. The
+// plan and the run both ask it, so the plan printed first (and --dry-run, and
+// the confirmation prompt) describes what the run then does.
+func pendingActionFor(j Journal, req Request) pendingAction {
+	same := req.Op == j.Op && (req.Image == "" || req.Image == j.To.Image) && (req.Op == OpRollout || req.Image == "")
+	mayHaveSwitched := j.Switched || !j.Step.Before(StepSwitch)
+	switch {
+	case same:
+		return pendingResume
+	case mayHaveSwitched && (req.Op == OpRollout || !j.Step.Before(StepDrain)):
+		return pendingFinish
+	default:
+		return pendingUndo
 	}
 }
 
@@ -197,7 +223,7 @@ func (r *Runner) do(ctx context.Context, s Step, j *Journal, res *Result) (strin
 		}
 		return fmt.Sprintf("%d replica(s) of %s", j.To.Replicas, j.To.Image), p.Create(ctx, j.To)
 	case StepHealthy:
-		return "", p.WaitHealthy(ctx, j.To, r.Config.StartupBudget.D())
+		return "", r.waitHealthy(ctx, j.To)
 	case StepWarmup:
 		w, err := p.Warmup(ctx, j.To)
 		if err != nil {

@@ -23,6 +23,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
+// EnvStateDir names a folder that replaces .cache/k8s/test as the parent of
+// the packages' state folders: checkouts that share a .cache each set their
+// own, so one checkout's run does not stop another's control plane.
+const EnvStateDir = "AIDEPLOY_K8S_STATE"
+
 // Options shapes the control plane that Main starts for a test binary.
 type Options struct {
 	// GPUNodes lists the nvidia.com/gpu capacity of each GPU node (gpu-node-0, ...); nil means 4, 4, 2.
@@ -144,7 +149,13 @@ func (p *controlPlane) configure(opts Options) error {
 	p.opts = opts
 	p.root = root
 	// One state folder per package: a re-run stops what a killed run left behind.
-	p.stateDir = filepath.Join(root, ".cache", "k8s", "test", strings.ReplaceAll(rel, string(filepath.Separator), "_"))
+	// AIDEPLOY_K8S_STATE moves the folders elsewhere, so that checkouts sharing
+	// one .cache do not stop each other's control planes.
+	base := filepath.Join(root, ".cache", "k8s", "test")
+	if dir := os.Getenv(EnvStateDir); dir != "" {
+		base = dir
+	}
+	p.stateDir = filepath.Join(base, strings.ReplaceAll(rel, string(filepath.Separator), "_"))
 	p.configured = true
 	return nil
 }

@@ -28,5 +28,6 @@
 //
 // Each package gets its own control plane under .cache/k8s/test/<package>; a
 // run killed before TestMain returns leaves it running until the next run of
-// that package, which stops it first.
+// that package, which stops it first. AIDEPLOY_K8S_STATE replaces
+// .cache/k8s/test with a folder of one's own.
 package k8stest
