@@ -21,6 +21,17 @@ import (
 // Environment variables read by the deploy commands.
 const (
 	envGatewayAdmin = "AIDEPLOY_GATEWAY_ADMIN" // admin API base URL of the gateway
+	envGatewayOn    = "AIDEPLOY_GATEWAY_ON"    // where the Docker gateway runs: compose or host
+)
+
+// Where the gateway runs on Docker (--gateway-on).
+const (
+	// gatewayOnCompose: compose.yaml's gateway container, on the project
+	// network; it reaches each replica by its container name.
+	gatewayOnCompose = "compose"
+	// gatewayOnHost: `aideploy gateway serve` on this host; it reaches each
+	// replica on a loopback port.
+	gatewayOnHost = "host"
 )
 
 // targetFlags are the flags every deploy command shares.
@@ -28,6 +39,7 @@ type targetFlags struct {
 	Target       string // empty keeps rollout.target of aideploy.yaml
 	ComposeFile  string
 	GatewayAdmin string
+	GatewayOn    string
 	Pool         string
 }
 
@@ -42,6 +54,11 @@ func (t *targetFlags) register(cmd *cobra.Command) {
 		admin = "http://127.0.0.1:8081"
 	}
 	fs.StringVar(&t.GatewayAdmin, "gateway-admin", admin, "admin API of the gateway that switches traffic (also "+envGatewayAdmin+")")
+	on := os.Getenv(envGatewayOn)
+	if on == "" {
+		on = gatewayOnCompose
+	}
+	fs.StringVar(&t.GatewayOn, "gateway-on", on, "Docker only: where the gateway runs, compose (compose.yaml's container, reaching replicas on the project network) or host (aideploy gateway serve here, reaching them on loopback) (also "+envGatewayOn+")")
 	fs.StringVar(&t.Pool, "pool", adminapi.DefaultPool, "gateway pool that serves the service")
 }
 
@@ -104,6 +121,9 @@ func newDeployTarget(ctx context.Context, f *Factory, t targetFlags, tweak func(
 	default:
 		return nil, UsageErrorf("--target %q is not supported; use docker or k8s", settings.Target)
 	}
+	if t.GatewayOn != gatewayOnCompose && t.GatewayOn != gatewayOnHost {
+		return nil, UsageErrorf("--gateway-on %q is not supported; use compose (the gateway container of compose.yaml) or host (aideploy gateway serve on this host)", t.GatewayOn)
+	}
 	spec, volumes, networks, err := serviceSpec(ctx, cfg, t.ComposeFile)
 	if err != nil {
 		return nil, err
@@ -116,7 +136,7 @@ func newDeployTarget(ctx context.Context, f *Factory, t targetFlags, tweak func(
 		HTTP: &http.Client{Timeout: settings.DrainTimeout.D() + time.Minute}}
 	p := compose.New(docker, compose.Options{
 		Project: cfg.Name, Service: cfg.Name, Spec: spec, Volumes: volumes, Networks: networks,
-		Rollout: settings, Port: cfg.Port, Gateway: gw, Pool: t.Pool,
+		Rollout: settings, Port: cfg.Port, Gateway: gw, Pool: t.Pool, GatewayInNetwork: t.GatewayOn == gatewayOnCompose,
 		Logf:     func(format string, args ...any) { fmt.Fprintf(f.IO.ErrOut, format+"\n", args...) },
 		Progress: f.IO.ErrOut, ProgressTTY: f.IO.IsTerminal(),
 	})

@@ -79,27 +79,32 @@ func (opts *gatewayServeOptions) addFlags(cmd *cobra.Command) {
 }
 
 // load returns the gateway section of the configuration file, or the defaults
-// when there is no file: `gateway serve --upstream URL` needs none.
-func (opts *gatewayServeOptions) load() (gateway.Config, error) {
+// when there is no file: `gateway serve --upstream URL` needs none. health is
+// the path a pool made from --upstream checks: a stock server's readiness
+// path (Ollama has no /health), else the gateway's default.
+func (opts *gatewayServeOptions) load() (cfg gateway.Config, health string, err error) {
+	health = upstream.DefaultHealthCheck().Path
 	if _, err := os.Stat(opts.f.ConfigPath); errors.Is(err, fs.ErrNotExist) {
-		return gateway.Default(), nil
+		return gateway.Default(), health, nil
 	}
 	var c *config.Config
-	var err error
 	if opts.reloading {
 		c, err = config.Load(opts.f.ConfigPath)
 	} else {
 		c, err = opts.f.Config()
 	}
 	if err != nil {
-		return gateway.Config{}, err
+		return gateway.Config{}, "", err
 	}
-	return c.Gateway, nil
+	if !c.Preset().Dockerfile && c.Health.ReadyPath != "" {
+		health = c.Health.ReadyPath
+	}
+	return c.Gateway, health, nil
 }
 
 // gatewayConfig loads the gateway section and applies the flags.
 func gatewayConfig(opts *gatewayServeOptions) (gateway.Config, error) {
-	cfg, err := opts.load()
+	cfg, health, err := opts.load()
 	if err != nil {
 		return cfg, err
 	}
@@ -131,7 +136,9 @@ func gatewayConfig(opts *gatewayServeOptions) (gateway.Config, error) {
 			}
 		}
 		if i < 0 {
-			cfg.Pools = append(cfg.Pools, upstream.PoolConfig{Name: "default"})
+			hc := upstream.DefaultHealthCheck()
+			hc.Path = health
+			cfg.Pools = append(cfg.Pools, upstream.PoolConfig{Name: "default", HealthCheck: hc})
 			i = len(cfg.Pools) - 1
 		}
 		cfg.Pools[i].Targets = targets

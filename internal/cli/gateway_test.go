@@ -95,3 +95,34 @@ func TestGatewayServeReadsTheGatewaySection(t *testing.T) {
 		t.Fatalf("got %+v", cfg)
 	}
 }
+
+// A pool made from --upstream checks a path the preset's server has: compose's
+// gateway of an Ollama project (which has no /health) would never see a
+// healthy target otherwise.
+func TestGatewayServeUpstreamChecksThePresetsPath(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, yaml, want string }{
+		{"ollama", "server: ollama\n", "/api/version"},
+		{"vllm", "server: vllm\nmodel:\n  name: Qwen/Qwen2.5-0.5B-Instruct\n", "/health"},
+		{"custom keeps the gateway's default", "image: example/model:1.0\n", "/health"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "aideploy.yaml")
+			if err := os.WriteFile(path, []byte("apiVersion: aideploy.dev/v1\nname: demo\n"+tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			streams, _, _, _ := iostreams.Test()
+			f := NewFactory(streams)
+			f.ConfigPath = path
+			cfg, err := gatewayConfig(&gatewayServeOptions{f: f, upstreams: []string{"http://demo:11434"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cfg.Pools) != 1 || cfg.Pools[0].HealthCheck.Path != tt.want {
+				t.Errorf("pools %+v: want the health path %s", cfg.Pools, tt.want)
+			}
+		})
+	}
+}

@@ -132,8 +132,11 @@ func TestStatusView(t *testing.T) {
 		Journals:  []rollout.Journal{{ID: "r2", Op: rollout.OpRollout, Status: rollout.StatusSucceeded, To: v2, Active: &v2}},
 		Instances: []rollout.Instance{{Deployment: v2, Running: 2, Total: 2}, {Deployment: v1, Running: 0, Total: 1}},
 	}
-	eps := []compose.Endpoint{{Name: "svc-green-r2-1", URL: "http://127.0.0.1:4001"}, {Name: "svc-green-r2-2", URL: "http://127.0.0.1:4002"}}
-	pool := &adminapi.Pool{Name: "default", Targets: []adminapi.Target{{URL: "http://127.0.0.1:4001", Healthy: true, Inflight: 3}}}
+	// compose.yaml's gateway names each replica by its container name on the
+	// project network; this host reaches it on a loopback port.
+	eps := []compose.Endpoint{{Name: "svc-green-r2-1", URL: "http://127.0.0.1:4001", Target: "http://svc-green-r2-1:8000"},
+		{Name: "svc-green-r2-2", URL: "http://127.0.0.1:4002", Target: "http://svc-green-r2-2:8000"}}
+	pool := &adminapi.Pool{Name: "default", Targets: []adminapi.Target{{URL: "http://svc-green-r2-1:8000", Healthy: true, Inflight: 3}}}
 	v := buildStatus("svc", st, nil, eps, []bool{true, false}, pool, nil)
 	var b strings.Builder
 	if err := printStatus(&b, v); err != nil {
@@ -149,7 +152,7 @@ REPLICA         URL                    HEALTHY  IN POOL  IN FLIGHT
 svc-green-r2-1  http://127.0.0.1:4001  yes      yes      3
 svc-green-r2-2  http://127.0.0.1:4002  no       no       0
 
-gateway pool default: http://127.0.0.1:4001 (healthy yes, in flight 3); 0 queued
+gateway pool default: http://svc-green-r2-1:8000 (healthy yes, in flight 3); 0 queued
 `
 	if b.String() != want {
 		t.Errorf("status:\n%s\nwant:\n%s", b.String(), want)

@@ -95,7 +95,7 @@ func buildStatus(service string, st rollout.State, lock *lockView, eps []compose
 		}
 	}
 	for i, ep := range eps {
-		t, ok := targets[ep.URL]
+		t, ok := targets[ep.Target] // the pool names replicas as the gateway reaches them
 		v.Replicas = append(v.Replicas, replicaView{Name: ep.Name, URL: ep.URL, Healthy: healthy[i], InPool: ok, Inflight: t.Inflight})
 	}
 	return v

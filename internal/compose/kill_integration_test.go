@@ -57,7 +57,8 @@ func TestIntegrationDockerKill9AtEveryStep(t *testing.T) {
 	aideploy := func(ctx context.Context, args ...string) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, bin, append(args, "--watch-window", "2s", "--scale-down-delay", "500ms", "--output", "json", "--yes")...)
 		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "AIDEPLOY_GATEWAY_ADMIN="+admin.BaseURL, "AIDEPLOY_ADMIN_TOKEN="+admin.Token)
+		// The test gateway runs in-process on this host: it reaches replicas on loopback.
+		cmd.Env = append(os.Environ(), "AIDEPLOY_GATEWAY_ADMIN="+admin.BaseURL, "AIDEPLOY_ADMIN_TOKEN="+admin.Token, "AIDEPLOY_GATEWAY_ON=host")
 		return cmd
 	}
 	run := func(image string) {

@@ -38,6 +38,13 @@ type Options struct {
 	Port     int                            // model port inside the container; 0 reads it from the service, else 8000
 	Gateway  Gateway                        // traffic switch; nil refuses Switch
 	Pool     string                         // gateway pool of the service; empty means the default pool
+	// GatewayInNetwork says the gateway runs as a container on the service's
+	// network (compose.yaml's layout), reaching each replica by its container
+	// name; otherwise it runs on this host and reaches each on its loopback
+	// port. Replicas publish a loopback port either way, for the probes and
+	// warm-up requests this host sends. A service without a network of its
+	// own joins the project's default network, as compose would put it.
+	GatewayInNetwork bool
 	// PortTimeout is how long a running container may take to open its port at all.
 	PortTimeout time.Duration
 	// HostGPUs counts the host's GPUs; nil counts /dev/nvidiaN devices.
@@ -103,6 +110,14 @@ func New(docker client.APIClient, opts Options) *Platform {
 	}
 	if opts.RegistryAuth == nil {
 		opts.RegistryAuth = dockerConfigAuth
+	}
+	if opts.GatewayInNetwork && opts.Spec.NetworkMode == "" && len(opts.Spec.Networks) == 0 {
+		opts.Spec.Networks = map[string]*types.ServiceNetworkConfig{"default": nil}
+		nets := map[string]types.NetworkConfig{"default": {Name: opts.Project + "_default"}}
+		for k, v := range opts.Networks {
+			nets[k] = v
+		}
+		opts.Networks = nets
 	}
 	return &Platform{docker: docker, opts: opts, http: &http.Client{}}
 }

@@ -145,8 +145,8 @@ func addTargets(pool []adminapi.Target, eps []Endpoint) ([]adminapi.Target, int)
 	}
 	added := 0
 	for _, ep := range eps {
-		if !in[ep.URL] {
-			out = append(out, adminapi.Target{URL: ep.URL, Weight: 1})
+		if !in[ep.Target] {
+			out = append(out, adminapi.Target{URL: ep.Target, Weight: 1})
 			added++
 		}
 	}
@@ -181,7 +181,7 @@ func (p *Platform) Restore(ctx context.Context, h rollout.Holder) (PrewarmResult
 			return res, fmt.Errorf("inspecting %s: %w", c.Names[0][1:], err)
 		}
 		if u, err := hostURL(in, p.containerPort()); err == nil {
-			leaving[u] = true
+			leaving[p.targetURL(c.Names[0][1:], u)] = true
 		}
 	}
 	pool, err := gw.Pool(ctx, p.opts.Pool)

@@ -38,7 +38,8 @@ func TestIntegrationDockerPrewarmCommand(t *testing.T) {
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "AIDEPLOY_GATEWAY_ADMIN="+admin.BaseURL, "AIDEPLOY_ADMIN_TOKEN="+admin.Token)
+		// The test gateway runs in-process on this host: it reaches replicas on loopback.
+		cmd.Env = append(os.Environ(), "AIDEPLOY_GATEWAY_ADMIN="+admin.BaseURL, "AIDEPLOY_ADMIN_TOKEN="+admin.Token, "AIDEPLOY_GATEWAY_ON=host")
 		out, err := cmd.CombinedOutput()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {

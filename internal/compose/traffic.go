@@ -19,13 +19,16 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Endpoint is one replica as the host reaches it.
+// Endpoint is one replica: URL is how this host reaches it (a loopback port),
+// Target how the gateway does (the same URL, or the container's name on the
+// project network when the gateway runs in a container there).
 type Endpoint struct {
-	Name string
-	URL  string
+	Name   string
+	URL    string
+	Target string
 }
 
-// Endpoints lists the running replicas of d with their loopback URLs.
+// Endpoints lists the running replicas of d with their loopback and gateway URLs.
 func (p *Platform) Endpoints(ctx context.Context, d rollout.Deployment) ([]Endpoint, error) {
 	cs, err := p.replicas(ctx, d.Revision)
 	if err != nil {
@@ -44,13 +47,25 @@ func (p *Platform) Endpoints(ctx context.Context, d rollout.Deployment) ([]Endpo
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.Names[0][1:], err)
 		}
-		out = append(out, Endpoint{Name: c.Names[0][1:], URL: u})
+		name := c.Names[0][1:]
+		out = append(out, Endpoint{Name: name, URL: u, Target: p.targetURL(name, u)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no replica of %s is running", d)
 	}
 	return out, nil
+}
+
+// targetURL is the gateway's address of the replica named name, whose
+// loopback URL is hostURL: Docker's DNS on the project network resolves a
+// container's name, so each replica is a target of its own (the service's
+// alias would fold every replica, of every revision, into one).
+func (p *Platform) targetURL(name, hostURL string) string {
+	if !p.opts.GatewayInNetwork {
+		return hostURL
+	}
+	return "http://" + name + ":" + p.containerPort().Port()
 }
 
 // Warmup sends the configured request to every replica and times its first token.
@@ -155,7 +170,7 @@ func (p *Platform) Switch(ctx context.Context, to rollout.Deployment, _ *rollout
 	}
 	targets := make([]adminapi.Target, len(eps))
 	for i, ep := range eps {
-		targets[i] = adminapi.Target{URL: ep.URL, Weight: 1}
+		targets[i] = adminapi.Target{URL: ep.Target, Weight: 1}
 	}
 	hc := p.opts.Rollout.HealthCheck
 	_, err = gw.ReplaceTargets(ctx, p.opts.Pool, adminapi.ReplaceTargets{
@@ -190,10 +205,10 @@ func (p *Platform) Drain(ctx context.Context, d rollout.Deployment, timeout time
 		in[t.URL] = true
 	}
 	for _, ep := range eps {
-		if !in[ep.URL] {
+		if !in[ep.Target] {
 			continue
 		}
-		r, err := gw.Drain(ctx, p.opts.Pool, adminapi.Drain{URL: ep.URL, Timeout: units.Duration(timeout)})
+		r, err := gw.Drain(ctx, p.opts.Pool, adminapi.Drain{URL: ep.Target, Timeout: units.Duration(timeout)})
 		if err != nil {
 			return fmt.Errorf("draining %s: %w", ep.Name, err)
 		}
@@ -264,7 +279,7 @@ func (p *Platform) SwitchPart(ctx context.Context, to, from rollout.Deployment, 
 	var targets []adminapi.Target
 	for _, ep := range newEps {
 		if fresh[ep.Name] {
-			targets = append(targets, adminapi.Target{URL: ep.URL, Weight: 1})
+			targets = append(targets, adminapi.Target{URL: ep.Target, Weight: 1})
 		}
 	}
 	if len(targets) != n {
@@ -276,7 +291,7 @@ func (p *Platform) SwitchPart(ctx context.Context, to, from rollout.Deployment, 
 	}
 	for _, ep := range oldEps {
 		if !retiring[ep.Name] {
-			targets = append(targets, adminapi.Target{URL: ep.URL, Weight: 1})
+			targets = append(targets, adminapi.Target{URL: ep.Target, Weight: 1})
 		}
 	}
 	hc := p.opts.Rollout.HealthCheck

@@ -136,6 +136,7 @@ func (g *Gateway) proxy(x *exchange) {
 	if x.cacheRes != "" {
 		h["X-Cache"] = headerValue(x.cacheRes)
 	}
+	g.busyRetryAfter(resp, h)
 	isSSE := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	stream := isSSE || resp.ContentLength < 0
 	x.streamed = isSSE
@@ -153,6 +154,22 @@ func (g *Gateway) proxy(x *exchange) {
 	if x.isOA && resp.StatusCode/100 == 2 {
 		g.m.ForModel(x.oa.Model).Inference.Observe(time.Since(sent).Seconds())
 	}
+}
+
+// busyRetryAfter gives a model's "too busy" answer (503 or 429) that says
+// nothing about when to come back the Retry-After of the gateway's own
+// degraded answer: Ollama refuses past OLLAMA_MAX_QUEUE while a model loads
+// with a bare 503, and a client without a Retry-After retries at once or
+// gives up. The outcome's status already makes the adaptive limit back off.
+func (g *Gateway) busyRetryAfter(resp *http.Response, h http.Header) {
+	if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests {
+		return
+	}
+	if resp.Header.Get("Retry-After") != "" {
+		return
+	}
+	h.Set("Retry-After", g.retryAfter)
+	g.m.Degraded.WithLabelValues("upstream_busy").Inc()
 }
 
 // maxConnectRetries bounds how many other targets a request is sent to when

@@ -148,6 +148,14 @@ func TestComposeLoads(t *testing.T) {
 			if gw.DependsOn["redis"].Condition != types.ServiceConditionHealthy {
 				t.Errorf("gateway does not wait for a healthy redis: %+v", gw.DependsOn)
 			}
+			// One Docker layout: aideploy rollout starts the replicas, each a
+			// gateway target of its own; compose starts none the pool misses.
+			if svc.Deploy == nil || svc.Deploy.Replicas == nil || *svc.Deploy.Replicas != 0 {
+				t.Errorf("model service deploy %+v: want replicas: 0, aideploy rollout starts them", svc.Deploy)
+			}
+			if _, ok := gw.DependsOn[cfg.Name]; ok {
+				t.Errorf("gateway depends on %s, which compose no longer starts", cfg.Name)
+			}
 			redis, err := p.GetService("redis")
 			if err != nil {
 				t.Fatal(err)

@@ -4,11 +4,15 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,13 +44,27 @@ CMD ["serve"]
 // it when the test ends. Under -short it skips; without the build it fails.
 func Image(t testing.TB, c client.APIClient, tag string) string {
 	t.Helper()
+	return ImageWith(t, c, tag, ImageOptions{})
+}
+
+// ImageOptions vary an image of the tiny model.
+type ImageOptions struct {
+	// System is a system prompt baked into the model, as a Modelfile's
+	// SYSTEM would: every chat then counts its tokens in usage.prompt_tokens,
+	// so that a test tells two versions apart by their answers alone.
+	System string
+}
+
+// ImageWith is Image with the model varied by opts.
+func ImageWith(t testing.TB, c client.APIClient, tag string, opts ImageOptions) string {
+	t.Helper()
 	bin := Tool(t, "ollama")
 	cache, err := CacheDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ctxTar bytes.Buffer
-	if err := buildContext(&ctxTar, bin, filepath.Join(cache, "models")); err != nil {
+	if err := buildContext(&ctxTar, bin, filepath.Join(cache, "models"), opts); err != nil {
 		t.Fatalf("packing the image context: %v; %s", err, BuildHint)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -67,7 +85,7 @@ func Image(t testing.TB, c client.APIClient, tag string) string {
 }
 
 // buildContext writes the Dockerfile, the binary and the model store as a tar.
-func buildContext(w io.Writer, bin, models string) error {
+func buildContext(w io.Writer, bin, models string, opts ImageOptions) error {
 	tw := tar.NewWriter(w)
 	add := func(name string, mode int64, data []byte) error {
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data))}); err != nil {
@@ -95,10 +113,39 @@ func buildContext(w io.Writer, bin, models string) error {
 		if err != nil {
 			return err
 		}
+		if opts.System != "" && strings.HasPrefix(filepath.ToSlash(rel), "manifests/") {
+			blob, manifest, err := withSystem(data, opts.System)
+			if err != nil {
+				return fmt.Errorf("adding the system prompt to %s: %w", rel, err)
+			}
+			if err := add("models/blobs/"+blob, 0o644, []byte(opts.System)); err != nil {
+				return err
+			}
+			data = manifest
+		}
 		return add(filepath.ToSlash(filepath.Join("models", rel)), 0o644, data)
 	})
 	if err != nil {
 		return fmt.Errorf("reading the model store %s: %w", models, err)
 	}
 	return tw.Close()
+}
+
+// withSystem adds a system-prompt layer to an Ollama manifest, as `ollama
+// create` writes one for SYSTEM: a blob of the text, named by its digest.
+func withSystem(manifest []byte, system string) (blob string, out []byte, err error) {
+	var m map[string]any
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return "", nil, err
+	}
+	layers, ok := m["layers"].([]any)
+	if !ok {
+		return "", nil, fmt.Errorf("no layers in the manifest")
+	}
+	sum := sha256.Sum256([]byte(system))
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	m["layers"] = append(layers, map[string]any{
+		"mediaType": "application/vnd.ollama.image.system", "digest": digest, "size": len(system)})
+	out, err = json.Marshal(m)
+	return strings.Replace(digest, ":", "-", 1), out, err
 }
