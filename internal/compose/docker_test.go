@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,7 +150,7 @@ func testPlatform(t testing.TB, c *client.Client, change func(*Options)) *Platfo
 	cfg.HealthCheck.Timeout = units.Duration(2 * time.Second)
 	var spec types.ServiceConfig
 	spec.Labels = types.Labels{testLabel: "true"}
-	opts := Options{Project: "aidtest", Service: strings.Trim(name, "-"), Spec: spec, Rollout: cfg}
+	opts := Options{Project: "aidtest", Service: strings.Trim(name, "-"), Spec: spec, Rollout: cfg, Registries: loopbackRegistries}
 	if change != nil {
 		change(&opts)
 	}
@@ -178,4 +179,21 @@ func leftovers(t testing.TB, c *client.Client, p *Platform) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// loopbackRegistries lets tests pull only from registries they run on
+// loopback: a test image that is missing (removed by a run beside this one)
+// fails the test instead of sending a request to the internet.
+func loopbackRegistries(host string) error {
+	h, _, err := net.SplitHostPort(host)
+	if err != nil {
+		h = host
+	}
+	if h == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(h); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("tests pull only from loopback registries")
 }

@@ -61,6 +61,11 @@ type Options struct {
 	// RegistryAuth gives the credentials for a registry host; nil reads the
 	// Docker config (DOCKER_CONFIG or ~/.docker/config.json) and its helpers.
 	RegistryAuth func(host string) (registry.AuthConfig, error)
+	// Registries, when set, says whether a missing image may be pulled from
+	// a registry host; nil allows every registry. Tests allow only loopback
+	// registries, so a test image that is missing is an error, never a pull
+	// from the internet.
+	Registries func(host string) error
 }
 
 // Platform runs a service's colours as containers on one Docker engine.

@@ -30,7 +30,7 @@ func TestIntegrationDockerPrewarmCommand(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "aideploy.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := New(c, Options{Project: service, Service: service, Gateway: admin})
+	p := New(c, Options{Project: service, Service: service, Gateway: admin, Registries: loopbackRegistries})
 	t.Cleanup(func() { _, _ = p.Down(context.Background()) })
 	aideploy := func(args ...string) (string, int) {
 		t.Helper()

@@ -41,6 +41,11 @@ func (p *Platform) pull(ctx context.Context, img string) error {
 	}
 	named = reference.TagNameOnly(named)
 	host := reference.Domain(named)
+	if p.opts.Registries != nil {
+		if err := p.opts.Registries(host); err != nil {
+			return fmt.Errorf("image %s is not on this Docker host and is not pulled from %s: %w", img, host, err)
+		}
+	}
 	auth, err := p.opts.RegistryAuth(host)
 	if err != nil {
 		return fmt.Errorf("reading the credentials for %s from the Docker config: %w; fix them with docker login %s", host, err, host)

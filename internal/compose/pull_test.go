@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -58,6 +59,23 @@ func TestAuthFromConfigDir(t *testing.T) {
 		}
 		if a.Username != tt.user || a.Password != tt.pass {
 			t.Errorf("credentials for %s = %q/%q, want %q/%q", tt.host, a.Username, a.Password, tt.user, tt.pass)
+		}
+	}
+}
+
+// TestRegistriesRefuseBeforeAnyRequest: a platform that allows only some
+// registries refuses the others before the engine is asked to pull (this
+// platform has no Docker client: a pull would panic).
+func TestRegistriesRefuseBeforeAnyRequest(t *testing.T) {
+	t.Parallel()
+	p := New(nil, Options{Registries: loopbackRegistries})
+	err := p.pull(context.Background(), "aideploy-test-model:v1")
+	if err == nil || !strings.Contains(err.Error(), "is not pulled from docker.io") {
+		t.Fatalf("pull = %v, want a refusal naming docker.io", err)
+	}
+	for _, host := range []string{"127.0.0.1:5000", "localhost:5000", "[::1]:5000"} {
+		if err := loopbackRegistries(host); err != nil {
+			t.Errorf("%s refused: %v", host, err)
 		}
 	}
 }
