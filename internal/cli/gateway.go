@@ -78,14 +78,25 @@ func (opts *gatewayServeOptions) addFlags(cmd *cobra.Command) {
 	fl.IntVar(&opts.maxConns, "max-connections", 0, "open client connections at most (default: from the open-file limit)")
 }
 
+// upstreamPool is what a pool made from --upstream takes from the model
+// server aideploy.yaml describes.
+type upstreamPool struct {
+	// health is the path it checks: a stock server's readiness path
+	// (Ollama has no /health), else the gateway's default.
+	health string
+	// slots is how many requests one replica works on at once when the
+	// preset fixes it (Ollama's OLLAMA_NUM_PARALLEL, from model.concurrency),
+	// and 0 when the adaptive limit has to find it. Ollama queues everything
+	// past its slots without bound, so its exact capacity is the right limit.
+	slots int
+}
+
 // load returns the gateway section of the configuration file, or the defaults
-// when there is no file: `gateway serve --upstream URL` needs none. health is
-// the path a pool made from --upstream checks: a stock server's readiness
-// path (Ollama has no /health), else the gateway's default.
-func (opts *gatewayServeOptions) load() (cfg gateway.Config, health string, err error) {
-	health = upstream.DefaultHealthCheck().Path
+// when there is no file: `gateway serve --upstream URL` needs none.
+func (opts *gatewayServeOptions) load() (cfg gateway.Config, pool upstreamPool, err error) {
+	pool.health = upstream.DefaultHealthCheck().Path
 	if _, err := os.Stat(opts.f.ConfigPath); errors.Is(err, fs.ErrNotExist) {
-		return gateway.Default(), health, nil
+		return gateway.Default(), pool, nil
 	}
 	var c *config.Config
 	if opts.reloading {
@@ -94,17 +105,20 @@ func (opts *gatewayServeOptions) load() (cfg gateway.Config, health string, err 
 		c, err = opts.f.Config()
 	}
 	if err != nil {
-		return gateway.Config{}, "", err
+		return gateway.Config{}, pool, err
 	}
 	if !c.Preset().Dockerfile && c.Health.ReadyPath != "" {
-		health = c.Health.ReadyPath
+		pool.health = c.Health.ReadyPath
 	}
-	return c.Gateway, health, nil
+	if c.Server == config.ServerOllama {
+		pool.slots = c.Model.Concurrency
+	}
+	return c.Gateway, pool, nil
 }
 
 // gatewayConfig loads the gateway section and applies the flags.
 func gatewayConfig(opts *gatewayServeOptions) (gateway.Config, error) {
-	cfg, health, err := opts.load()
+	cfg, up, err := opts.load()
 	if err != nil {
 		return cfg, err
 	}
@@ -137,8 +151,8 @@ func gatewayConfig(opts *gatewayServeOptions) (gateway.Config, error) {
 		}
 		if i < 0 {
 			hc := upstream.DefaultHealthCheck()
-			hc.Path = health
-			cfg.Pools = append(cfg.Pools, upstream.PoolConfig{Name: "default", HealthCheck: hc})
+			hc.Path = up.health
+			cfg.Pools = append(cfg.Pools, upstream.PoolConfig{Name: "default", HealthCheck: hc, MaxInflight: up.slots})
 			i = len(cfg.Pools) - 1
 		}
 		cfg.Pools[i].Targets = targets

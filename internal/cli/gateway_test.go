@@ -98,13 +98,17 @@ func TestGatewayServeReadsTheGatewaySection(t *testing.T) {
 
 // A pool made from --upstream checks a path the preset's server has: compose's
 // gateway of an Ollama project (which has no /health) would never see a
-// healthy target otherwise.
+// healthy target otherwise. Ollama's slots, which the preset sets, are its
+// limit: past them Ollama queues without bound.
 func TestGatewayServeUpstreamChecksThePresetsPath(t *testing.T) {
 	t.Parallel()
-	tests := []struct{ name, yaml, want string }{
-		{"ollama", "server: ollama\n", "/api/version"},
-		{"vllm", "server: vllm\nmodel:\n  name: Qwen/Qwen2.5-0.5B-Instruct\n", "/health"},
-		{"custom keeps the gateway's default", "image: example/model:1.0\n", "/health"},
+	tests := []struct {
+		name, yaml, want string
+		slots            int
+	}{
+		{"ollama", "server: ollama\nmodel:\n  concurrency: 6\n", "/api/version", 6},
+		{"vllm", "server: vllm\nmodel:\n  name: Qwen/Qwen2.5-0.5B-Instruct\n", "/health", 0},
+		{"custom keeps the gateway's default", "image: example/model:1.0\n", "/health", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,8 +124,8 @@ func TestGatewayServeUpstreamChecksThePresetsPath(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(cfg.Pools) != 1 || cfg.Pools[0].HealthCheck.Path != tt.want {
-				t.Errorf("pools %+v: want the health path %s", cfg.Pools, tt.want)
+			if len(cfg.Pools) != 1 || cfg.Pools[0].HealthCheck.Path != tt.want || cfg.Pools[0].MaxInflight != tt.slots {
+				t.Errorf("pools %+v: want the health path %s and a limit of %d (0: adaptive)", cfg.Pools, tt.want, tt.slots)
 			}
 		})
 	}

@@ -181,9 +181,11 @@ func TestIntegrationDockerOllamaRolloutInComposeLayout(t *testing.T) {
 	// The gateway section of an Ollama project, with the cache off (every
 	// answer must come from a replica) and the pool's limit set to Ollama's
 	// slots (OLLAMA_NUM_PARALLEL) with a queue that rides out the switch.
-	// The defaults (an adaptive limit, a 1s queue) shed about 70% of this load
-	// as fast 503s on 2 busy cores: overload protection doing its job, not a
-	// rollout that fails, and not what this test measures.
+	// The gateway serve --upstream pool of an Ollama project has that limit
+	// too (the preset's slots) but a 1s queue: at the switch, when v1 and v2
+	// share this machine's two cores, it turned about 2% of this load away as
+	// fast 503s, which is overload protection at work, not what this test
+	// measures; on GPU hosts each replica has its own.
 	gwConfig := `apiVersion: aideploy.dev/v1
 name: ` + p.opts.Service + `
 server: ollama

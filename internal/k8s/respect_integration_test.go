@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/aideploy/aideploy/internal/k8s"
 	"github.com/aideploy/aideploy/internal/rollout"
@@ -56,12 +57,18 @@ func TestIntegrationK8sApplyThenFailedRolloutKeepsServing(t *testing.T) {
 	if _, err := kc.ApplyRespecting(ctx, objs, false, false); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
-	// The HPA may raise the file's count to its floor: what serves is what the cluster runs.
+	// The HPA may raise the file's count to its floor: what serves is what
+	// the cluster runs, once the HPA has acted (at least its floor).
 	want := 0
-	until(t, time.Minute, "applied blue ready", func() bool {
+	until(t, time.Minute, "applied blue ready at the HPA's floor", func() bool {
+		floor := int32(1)
+		if h, err := kc.Clientset.AutoscalingV2().HorizontalPodAutoscalers(kc.Namespace).Get(ctx, b.cfg.Name, metav1.GetOptions{}); err == nil && h.Spec.MinReplicas != nil {
+			floor = *h.Spec.MinReplicas
+		}
 		r, _ := b.readyPods(ctx, rollout.Blue)
-		want = int(b.replicas(ctx, rollout.Blue))
-		return want > 0 && r == want
+		n := b.replicas(ctx, rollout.Blue)
+		want = int(n)
+		return n >= floor && r == want
 	})
 
 	plan, err := b.runner(os.Getpid()).Run(ctx, rollout.Request{Op: rollout.OpRollout, Image: "registry.example.com/chat:2.0.0", Replicas: want, DryRun: true})
@@ -266,14 +273,20 @@ func TestIntegrationK8sApplyRespectsOtherManagers(t *testing.T) {
 		t.Fatalf("first apply: %v", err)
 	}
 	pdbs := kc.Clientset.PolicyV1().PodDisruptionBudgets(kc.Namespace)
-	pdb, err := pdbs.Get(ctx, b.cfg.Name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	edited := pdb.DeepCopy()
 	three := intstr.FromInt32(3)
-	edited.Spec.MaxUnavailable, edited.Spec.MinAvailable = &three, nil
-	if _, err := pdbs.Update(ctx, edited, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+	// The disruption controller writes the PDB's status meanwhile: read and
+	// edit again on a conflict, as kubectl edit would.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		pdb, err := pdbs.Get(ctx, b.cfg.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		edited := pdb.DeepCopy()
+		edited.Spec.MaxUnavailable, edited.Spec.MinAvailable = &three, nil
+		_, err = pdbs.Update(ctx, edited, metav1.UpdateOptions{FieldManager: "kubectl-edit"})
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 
