@@ -319,7 +319,7 @@ func run(ctx context.Context) (err error) {
 	fmt.Printf("a fresh gateway (no target; its misses touch the L1's memory first until it is full): c0/b %.2f in round 1; by round %s\n", c0b[0], c0b.format("%.2f"))
 	fmt.Printf("stream first byte: direct p50 %.3f ms, via gateway p50 %.3f ms, added %.3f ms (target <= 1 ms)\n",
 		ms(ttfbDirect), ms(ttfbGW), ms(ttfbGW-ttfbDirect))
-	fmt.Printf("gateway RSS with %d open streams: %.1f MiB (target <= 512 MiB)\n", openN, float64(rss)/(1<<20))
+	fmt.Printf("gateway RSS with %d open streams (per-replica limit lifted): %.1f MiB (target <= 512 MiB)\n", openN, float64(rss)/(1<<20))
 	return nil
 }
 
@@ -627,7 +627,15 @@ func streamsRSS(ctx context.Context, dir string, n int) (int64, int, error) {
 		return 0, 0, err
 	}
 	gwPort := procs.port()
-	pid, err := procs.startGateway(ctx, dir, "gateway-streams", gwPort, procs.port(), up)
+	// One fake model holds all n streams, where a real fleet would spread
+	// them over many replicas: the per-replica limit, which on defaults
+	// would shed all but a few as fast 503s, is lifted to measure what n
+	// open streams cost the gateway.
+	conf, err := unboundedConfig(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	pid, err := procs.startGateway(ctx, dir, "gateway-streams", gwPort, procs.port(), up, "--config", conf)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -787,6 +795,14 @@ func (p *procs) stopAll() {
 }
 
 // cacheOffConfig writes a configuration whose gateway has no cache.
+// unboundedConfig writes a configuration whose default pool has no
+// per-replica limit and no queue.
+func unboundedConfig(dir string) (string, error) {
+	path := filepath.Join(dir, "unbounded.yaml")
+	conf := "name: bench\nimage: bench/model:1\ngateway:\n  pools:\n    - name: default\n      targets:\n        - url: http://127.0.0.1:9\n      maxInflight: -1\n      queue:\n        size: -1\n"
+	return path, os.WriteFile(path, []byte(conf), 0o600)
+}
+
 func cacheOffConfig(dir string) (string, error) {
 	path := filepath.Join(dir, "nocache.yaml")
 	conf := "name: bench\nimage: bench/model:1\ngateway:\n  cache:\n    enabled: false\n"
