@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
+
+	"github.com/aideploy/aideploy/internal/gateway/cache"
 )
 
 // unsetenv removes name for the test: automemlimit treats a variable that
@@ -71,5 +73,39 @@ func TestMemoryLimitOperatorWins(t *testing.T) {
 			t.Errorf("with %s=%s the limit changed to %d", env[0], env[1], got)
 		}
 		restore()
+	}
+}
+
+// TestGCPercentFollowsTheL1: the collector runs after about 32 MiB of new
+// allocation whatever the L1's size, and GOGC in the environment wins.
+func TestGCPercentFollowsTheL1(t *testing.T) {
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+	tests := []struct {
+		name string
+		c    cache.Config
+		want int
+	}{
+		{"default L1 of 256 MiB", cache.Config{Enabled: true, L1MaxBytes: 256 << 20}, 11},
+		{"a small L1", cache.Config{Enabled: true, L1MaxBytes: 16 << 20}, 100},
+		{"a 4 GiB L1 keeps a floor", cache.Config{Enabled: true, L1MaxBytes: 4 << 30}, 10},
+		{"cache off", cache.Config{Enabled: false, L1MaxBytes: 256 << 20}, 100},
+	}
+	for _, tt := range tests {
+		got, restore := GCPercent(tt.c, getenv)
+		now := debug.SetGCPercent(-1)
+		debug.SetGCPercent(now)
+		restore()
+		if got != tt.want || now != tt.want {
+			t.Errorf("%s: GCPercent = %d, in force %d; want %d", tt.name, got, now, tt.want)
+		}
+	}
+	env["GOGC"] = "200"
+	before := debug.SetGCPercent(-1)
+	debug.SetGCPercent(before)
+	got, restore := GCPercent(cache.Config{Enabled: true, L1MaxBytes: 256 << 20}, getenv)
+	restore()
+	if after := debug.SetGCPercent(before); got != -2 || after != before {
+		t.Errorf("with GOGC set: %d, and the percent changed from %d to %d", got, before, after)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -51,6 +52,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 		logger.Warn("the container's memory limit could not be read; GOMEMLIMIT stays unset", "err", err)
 	}
 	defer restoreMem()
+	gcPct, restoreGC := GCPercent(cfg.Cache, os.Getenv)
+	defer restoreGC()
 	if fix := memoryFix(cfg.Cache, memLimit); fix != "" {
 		logger.Warn("gateway.cache.l1MaxBytes leaves too little of the container's memory",
 			"l1MaxBytes", cfg.Cache.L1MaxBytes, "gomemlimit", memLimitString(memLimit), "fix", fix)
@@ -119,7 +122,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts Options) err
 	logger.Info("gateway serving", "listen", ln.Addr().String(), "admin", aln.Addr().String(),
 		"admin_api", adminAPIState(token), "pools", poolsSummary(cfg.Pools), "auth", authState(cfg.Auth),
 		"cache", cacheState(cfg.Cache, rdb != nil), "limits", limitsState(cfg),
-		"protocols", hs.Protocols.String(), "max_connections", conns.max.Load(), "gomemlimit", memLimitString(memLimit))
+		"protocols", hs.Protocols.String(), "max_connections", conns.max.Load(), "gomemlimit", memLimitString(memLimit), "gogc", gcState(gcPct))
 	if opts.Started != nil {
 		opts.Started(ln.Addr().String(), aln.Addr().String())
 	}
@@ -318,4 +321,11 @@ func errorLog(l *slog.Logger) *log.Logger {
 		l = slog.New(slog.DiscardHandler)
 	}
 	return slog.NewLogLogger(l.Handler(), slog.LevelDebug)
+}
+
+func gcState(pct int) string {
+	if pct == -2 {
+		return "from the environment"
+	}
+	return strconv.Itoa(pct)
 }
