@@ -422,7 +422,7 @@ func (p *Pool) queueSize() int64 {
 // minQueueWait is the least a queued request may wait, whatever the latency:
 // a busy host's scheduler and GC delay a freed slot's wake-up by tens of
 // milliseconds, which must not turn a fast model's queued request away.
-const minQueueWait = 50 * time.Millisecond
+const minQueueWait = 100 * time.Millisecond
 
 // queueWait is how long a request may wait for a slot: queue.timeout, and
 // with the adaptive limit and the automatic queue at most a quarter of the
