@@ -15,9 +15,8 @@ import (
 	"time"
 
 	"github.com/aideploy/aideploy/internal/gateway/adminapi"
-	"github.com/docker/docker/api/types/build"
+	"github.com/aideploy/aideploy/internal/testutil/dockertest"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
@@ -61,21 +60,7 @@ func gatewayImage(t *testing.T, c *client.Client, tag string) string {
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	resp, err := c.ImageBuild(ctx, &ctxTar, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
-	if err != nil {
-		t.Fatalf("building image %s: %v", tag, err)
-	}
-	out, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if bytes.Contains(out, []byte(`"error"`)) {
-		t.Fatalf("building image %s: %s", tag, out)
-	}
-	t.Cleanup(func() {
-		_, _ = c.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true, PruneChildren: true})
-	})
-	return tag
+	return dockertest.Build(t, c, tag, &ctxTar)
 }
 
 // composeGateway runs the gateway as compose.yaml does: the aideploy image on

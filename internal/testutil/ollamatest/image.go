@@ -3,7 +3,6 @@ package ollamatest
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,11 +13,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/docker/docker/api/types/build"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+
+	"github.com/aideploy/aideploy/internal/testutil/dockertest"
 )
 
 // ImageHome is HOME inside the image. Ollama writes its key pair to
@@ -67,21 +65,7 @@ func ImageWith(t testing.TB, c client.APIClient, tag string, opts ImageOptions) 
 	if err := buildContext(&ctxTar, bin, filepath.Join(cache, "models"), opts); err != nil {
 		t.Fatalf("packing the image context: %v; %s", err, BuildHint)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	resp, err := c.ImageBuild(ctx, &ctxTar, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
-	if err != nil {
-		t.Fatalf("building image %s: %v", tag, err)
-	}
-	out, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if bytes.Contains(out, []byte(`"error"`)) {
-		t.Fatalf("building image %s: %s", tag, out)
-	}
-	t.Cleanup(func() {
-		_, _ = c.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true, PruneChildren: true})
-	})
-	return tag
+	return dockertest.Build(t, c, tag, &ctxTar)
 }
 
 // buildContext writes the Dockerfile, the binary and the model store as a tar.
