@@ -10,6 +10,8 @@ const (
 	PathWeights = "/admin/pools/{pool}/weights" // PUT SetWeights
 	PathDrain   = "/admin/pools/{pool}/drain"   // POST Drain: blocks until drained or timeout
 	PathStats   = "/admin/pools/{pool}/stats"   // GET ?window=30s: Stats
+	PathSplit   = "/admin/pools/{pool}/split"   // GET, PUT Split: shares between groups, stickiness, fallback
+	PathShadow  = "/admin/pools/{pool}/shadow"  // GET, PUT Shadow: mirror a share of traffic to a group
 	TokenEnv    = "AIDEPLOY_ADMIN_TOKEN"        // bearer token, when no token file is given
 	DefaultPool = "default"                     // the pool that serves every route unless configured
 )
@@ -23,6 +25,10 @@ type Target struct {
 	Inflight int64  `json:"inflight"`           // requests and streams in progress
 	Limit    int64  `json:"limit,omitempty"`    // most requests in flight now: the adaptive or fixed limit; 0 none
 	Breaker  string `json:"breaker,omitempty"`  // closed, half-open or open
+	// Group names the version the target belongs to (a rollout's colour,
+	// "blue" or "green"); empty is the pool's one group. Split, Shadow and
+	// Stats.ByGroup work on groups.
+	Group string `json:"group,omitempty"`
 }
 
 // Pool is a named set of targets.
@@ -30,6 +36,36 @@ type Pool struct {
 	Name    string   `json:"name"`
 	Targets []Target `json:"targets"`
 	Queued  int64    `json:"queued"` // requests waiting for a free slot
+	Split   *Split   `json:"split,omitempty"`  // nil: every target by its weight, groups ignored
+	Shadow  *Shadow  `json:"shadow,omitempty"` // nil: no mirroring
+}
+
+// Split shares a pool's requests between its groups, for a canary: each
+// request is assigned a group with probability Percent[group]/100 (the shares
+// add up to 100), then balanced over that group's targets. With Sticky the
+// assignment is a hash of the caller's key, so one tenant or conversation
+// stays on one version while the shares hold.
+type Split struct {
+	Percent map[string]int `json:"percent"`
+	// Sticky is what keeps a caller on one group: "" (none, random per
+	// request), "tenant" (the caller's API key) or "header:<Name>" (a request
+	// header, e.g. header:X-Session-Id; requests without it fall back to the
+	// tenant, then to random).
+	Sticky string `json:"sticky,omitempty"`
+	// Fallback is the group that takes a request whose assigned group has no
+	// usable target (all unhealthy, ejected, breaker open or draining),
+	// instead of a 503: the previous version while the new one is on trial.
+	Fallback string `json:"fallback,omitempty"`
+}
+
+// Shadow mirrors a share of a pool's requests to a group that answers no
+// client: the mirror's answers are measured (Stats.ByGroup with Shadow set)
+// and discarded. Mirrored requests never count against tenants' limits, never
+// read or write the cache, and are dropped (counted in Dropped) rather than
+// queued when the group is at its limit or slower than the serving answer.
+type Shadow struct {
+	Group   string `json:"group"`
+	Percent int    `json:"percent"` // of the pool's requests, 0-100
 }
 
 // ReplaceTargets asks for an atomic swap of a pool's targets. The new targets
@@ -69,6 +105,32 @@ type Stats struct {
 	Errors     int64          `json:"errors"` // 5xx answered by targets, timeouts, connection errors
 	P99Seconds float64        `json:"p99Seconds"`
 	ByTarget   []TargetStats  `json:"byTarget,omitempty"`
+	ByGroup    []GroupStats   `json:"byGroup,omitempty"`
+}
+
+// GroupStats is what one group's answers looked like over the window: the
+// figures a canary analysis compares between the serving and the new version.
+// Latency figures come from the gateway's own measurements of each answer;
+// token figures from the answer's usage (or, for streams, its chunks).
+type GroupStats struct {
+	Group    string `json:"group"`
+	Shadow   bool   `json:"shadow,omitempty"` // mirrored traffic: answers discarded
+	Requests int64  `json:"requests"`
+	Errors   int64  `json:"errors"`
+	// Dropped counts mirrored requests not sent because the shadow was at its
+	// limit or too slow (Shadow only).
+	Dropped int64 `json:"dropped,omitempty"`
+	// P95 time to first token (first byte of the answer for non-streams).
+	TTFTP95Seconds float64 `json:"ttftP95Seconds"`
+	// P95 time per output token after the first (streams with two or more tokens).
+	TPOTP95Seconds float64 `json:"tpotP95Seconds"`
+	// Output tokens per second of generation, over answers that reported tokens.
+	TokensPerSecond float64 `json:"tokensPerSecond"`
+	// OutputTokensP50 and OutputTokensMean describe how long the answers were.
+	OutputTokensP50  float64 `json:"outputTokensP50"`
+	OutputTokensMean float64 `json:"outputTokensMean"`
+	// FinishReasons counts answers by finish_reason (stop, length, ...; "" unknown).
+	FinishReasons map[string]int64 `json:"finishReasons,omitempty"`
 }
 
 // TargetStats is Stats for one target.
