@@ -35,7 +35,7 @@ type Target struct {
 type Pool struct {
 	Name    string   `json:"name"`
 	Targets []Target `json:"targets"`
-	Queued  int64    `json:"queued"` // requests waiting for a free slot
+	Queued  int64    `json:"queued"`           // requests waiting for a free slot
 	Split   *Split   `json:"split,omitempty"`  // nil: every target by its weight, groups ignored
 	Shadow  *Shadow  `json:"shadow,omitempty"` // nil: no mirroring
 }
