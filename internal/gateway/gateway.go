@@ -187,6 +187,9 @@ type exchange struct {
 	cacheRes  string
 	onUsage   func(openai.Usage)
 	settleRes func()
+	firstByte time.Time // the first byte of the upstream's answer body
+	finish    string    // the answer's finish_reason
+	chunks    int       // a stream's content chunks
 }
 
 // ServeHTTP proxies one request through the chain.

@@ -41,7 +41,11 @@ func (g *Gateway) poolFor(route string) *upstream.Pool {
 // streams the answer back.
 func (g *Gateway) proxy(x *exchange) {
 	r := x.r
-	lease, err := g.poolFor(x.route).Acquire(r.Context())
+	pool := g.poolFor(x.route)
+	if x.isOA && pool.MirrorShare() {
+		g.startMirror(pool, x) // before outHeader rewrites the client's header
+	}
+	lease, err := pool.AcquireFor(r.Context(), pool.Select(g.caller(pool, x)))
 	if err != nil {
 		switch {
 		case errors.Is(err, upstream.ErrSaturated):
@@ -151,6 +155,9 @@ func (g *Gateway) proxy(x *exchange) {
 	if err := g.copyBody(x, resp, stream, isSSE); err != nil {
 		outcome.Err = err
 	}
+	if x.isOA && x.complete && resp.StatusCode/100 == 2 {
+		lease.Observe(answerOf(sent, x.firstByte, time.Now(), isSSE, x.usage, x.hasUsage, x.chunks, x.finish))
+	}
 	if x.isOA && resp.StatusCode/100 == 2 {
 		g.m.ForModel(x.oa.Model).Inference.Observe(time.Since(sent).Seconds())
 	}
@@ -196,7 +203,7 @@ func (g *Gateway) send(ctx context.Context, x *exchange, lease *upstream.Lease, 
 		}
 		pool := g.poolFor(x.route)
 		tried = append(tried, lease.Target)
-		next, nerr := pool.AcquireOther(tried)
+		next, nerr := pool.AcquireOther(*lease, tried)
 		if nerr != nil {
 			return resp, err
 		}
@@ -249,6 +256,9 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
+			if x.firstByte.IsZero() {
+				x.firstByte = time.Now()
+			}
 			chunk := buf[:n]
 			if x.share != nil {
 				x.share.add(chunk) // the share's buffer is the capture too
@@ -304,10 +314,14 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 	if sw != nil && !sw.Complete() {
 		return g.streamCut(x)
 	}
+	if sw != nil {
+		x.finish, x.chunks = sw.FinishReason, sw.Chunks
+	}
 	if x.isOA && !isSSE && !x.overflow {
 		if u, ok := openai.UsageOf(x.captured); ok {
 			x.usage, x.hasUsage = u, true
 		}
+		x.finish = openai.FinishReasonOf(x.captured)
 	}
 	x.complete = true
 	if x.hasUsage && x.onUsage != nil {
