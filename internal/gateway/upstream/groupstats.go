@@ -61,13 +61,13 @@ type groupRing struct {
 }
 
 type groupSecond struct {
-	unix                    int64
-	req, errs, drop, fell   int64
-	answers                 int64 // answers with a token count
-	tokens                  int64
-	genSeconds              float64 // sum of Total over answers with a token count
-	ttft, tpot, outTok      [histBuckets]uint32
-	finish                  [len(finishNames)]uint32
+	unix                  int64
+	req, errs, drop, fell int64
+	answers               int64 // answers with a token count
+	tokens                int64
+	genSeconds            float64 // sum of Total over answers with a token count
+	ttft, tpot, outTok    [histBuckets]uint32
+	finish                [len(finishNames)]uint32
 }
 
 func (r *groupRing) at(now time.Time) *groupSecond {
@@ -236,9 +236,10 @@ func (p *Pool) groupStats(now time.Time, window time.Duration) []adminapi.GroupS
 		gs := adminapi.GroupStats{
 			Group: keys[i].name, Shadow: keys[i].shadow,
 			Requests: s.req, Errors: s.errs, Dropped: s.drop, FellBack: s.fell,
-			TTFTP95Seconds:  quantile(&ttft, 0.95, ttftBase, histFactor),
-			TPOTP95Seconds:  quantile(&tpot, 0.95, tpotBase, histFactor),
-			OutputTokensP50: quantile(&tok, 0.5, tokBase, tokFactor),
+			TTFTP95Seconds: quantile(&ttft, 0.95, ttftBase, histFactor),
+			TPOTP95Seconds: quantile(&tpot, 0.95, tpotBase, histFactor),
+			// Bucket bounds are powers of √2: round off the float noise.
+			OutputTokensP50: math.Round(quantile(&tok, 0.5, tokBase, tokFactor)*100) / 100,
 		}
 		if s.answers > 0 {
 			gs.OutputTokensMean = float64(s.tokens) / float64(s.answers)
