@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -166,4 +167,15 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 		l.b.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
+}
+
+// replayable says whether a request whose target dropped it without any
+// answer (the connection closed or reset before a status line) may go to the
+// split's fallback group: an inference request read whole, which changes
+// nothing on the server, so that sending it again costs compute but no
+// correctness. A new version that crashed, or whose port is still held by a
+// proxy in front of a dead container, then loses only the answers it had
+// begun to send. Timeouts are never replayed: the model may still be working.
+func replayable(x *exchange, body []byte, err error) bool {
+	return x.isOA && body != nil && !isTimeout(err) && !errors.Is(err, context.Canceled)
 }

@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,5 +203,39 @@ func TestFallbackWhenTheNewVersionAnswers500(t *testing.T) {
 	}
 	if want := int(cfg.Breaker.ConsecutiveFailures); failed != want {
 		t.Fatalf("%d requests failed, want the breaker's %d", failed, want)
+	}
+}
+
+// A new version behind a port that still accepts connections and closes them
+// without an answer (a proxy in front of a dead container): the inference
+// request was never answered and goes to the previous version.
+func TestFallbackWhenTheNewVersionClosesWithoutAnAnswer(t *testing.T) {
+	t.Parallel()
+	_, blue := fake(t, func(o *fakemodel.Options) { o.Version = "blue-v1" })
+	var hangUp atomic.Bool
+	model := fakemodel.NewHandler(fakemodel.DefaultOptions())
+	gs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hangUp.Load() {
+			model.ServeHTTP(w, r)
+			return
+		}
+		if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			c.Close()
+		}
+	}))
+	defer gs.Close()
+	cfg := testConfig(blue)
+	cfg.Cache.Enabled = false
+	srv, gw := startGateway(t, cfg, false)
+	p := colours(t, srv, blue, gs.URL, &adminapi.Split{Percent: map[string]int{"green": 100}, Fallback: "blue"})
+	hangUp.Store(true) // from now on green hangs up on every request it reads
+	for i := range 10 {
+		resp, got := post(t, gw+"/v1/chat/completions", chatBody)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Model-Version") != "blue-v1" {
+			t.Fatalf("request %d: %d %q %s", i, resp.StatusCode, resp.Header.Get("X-Model-Version"), got)
+		}
+	}
+	if f := groupFigures(p); f["blue"].Requests != 10 || f["green"].FellBack != 10 {
+		t.Fatalf("figures: %+v", f)
 	}
 }

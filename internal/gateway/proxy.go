@@ -193,17 +193,27 @@ const maxConnectRetries = 2
 // stream's outlives its leader.
 func (g *Gateway) send(ctx context.Context, x *exchange, lease *upstream.Lease, out *http.Request, body []byte, streamed *clientBody) (*http.Response, error) {
 	var tried []*upstream.Target
+	pool := g.poolFor(x.route)
 	for {
 		resp, err := lease.Target.Transport().RoundTrip(out)
 		var ce *upstream.ConnectError
 		// A body that streams from the client cannot go twice: the
 		// Transport closes it even when the dial fails.
-		if err == nil || !errors.As(err, &ce) || len(tried) == maxConnectRetries || ctx.Err() != nil || streamed != nil {
+		if err == nil || len(tried) == maxConnectRetries || ctx.Err() != nil || streamed != nil {
 			return resp, err
 		}
-		pool := g.poolFor(x.route)
-		tried = append(tried, lease.Target)
-		next, nerr := pool.AcquireOther(*lease, tried)
+		var next upstream.Lease
+		var nerr error
+		switch {
+		case errors.As(err, &ce):
+			tried = append(tried, lease.Target)
+			next, nerr = pool.AcquireOther(*lease, tried)
+		case replayable(x, body, err):
+			tried = append(tried, lease.Target)
+			next, nerr = pool.AcquireFallback(*lease)
+		default:
+			return resp, err
+		}
 		if nerr != nil {
 			return resp, err
 		}

@@ -191,6 +191,22 @@ func (p *Pool) AcquireOther(prev Lease, tried []*Target) (Lease, error) {
 	return l, err
 }
 
+// AcquireFallback leases a target of the fallback group of prev's split, for a
+// request its assigned group took and dropped without an answer; it does not
+// queue. It returns ErrUnavailable when prev has no fallback or already is on it.
+func (p *Pool) AcquireFallback(prev Lease) (Lease, error) {
+	sel := prev.sel
+	if !sel.grouped || prev.fellBack || prev.mirror || sel.Fallback == "" {
+		return Lease{}, ErrUnavailable
+	}
+	l, err := p.scan(p.targetsOf(false, sel.Fallback), nil)
+	if err == nil {
+		l.sel, l.fellBack = sel, true
+		p.countGroup(sel.Group, false, false, false, true)
+	}
+	return l, err
+}
+
 // scan leases the least loaded usable target of ts that is not in skip.
 func (p *Pool) scan(ts, skip []*Target) (Lease, error) {
 	anyUsable := false
