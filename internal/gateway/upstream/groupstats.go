@@ -83,9 +83,13 @@ func (r *groupRing) at(now time.Time) *groupSecond {
 // too many groups are measured already.
 func (p *Pool) groupRing(name string, shadow bool) *groupRing {
 	k := groupKey{name, shadow}
+	if r, ok := p.gfast.Load(k); ok {
+		return r.(*groupRing) // every request looks up its group: no lock on the way
+	}
 	p.gmu.Lock()
 	defer p.gmu.Unlock()
 	if r, ok := p.grings[k]; ok {
+		p.gfast.Store(k, r)
 		return r
 	}
 	if p.grings == nil {
@@ -97,6 +101,7 @@ func (p *Pool) groupRing(name string, shadow bool) *groupRing {
 		for k := range p.grings {
 			if !cur[k.name] {
 				delete(p.grings, k)
+				p.gfast.Delete(k)
 			}
 		}
 		if len(p.grings) >= maxGroupRings {
@@ -105,6 +110,7 @@ func (p *Pool) groupRing(name string, shadow bool) *groupRing {
 	}
 	r := &groupRing{}
 	p.grings[k] = r
+	p.gfast.Store(k, r)
 	return r
 }
 

@@ -45,6 +45,7 @@ type Pool struct {
 	gidx   atomic.Pointer[groupIndex]
 	gmu    sync.Mutex
 	grings map[groupKey]*groupRing // per-group figures, under gmu
+	gfast  sync.Map                // groupKey → *groupRing: grings for lock-free lookups
 	// mirrors is the mirrored requests in flight, bounded by maxMirrors.
 	mirrors atomic.Int64
 }
