@@ -15,6 +15,7 @@ import (
 	"github.com/aideploy/aideploy/internal/gateway/limit"
 	"github.com/aideploy/aideploy/internal/gateway/upstream"
 	"github.com/aideploy/aideploy/internal/units"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // colours puts blue and green in the default pool as two groups with split
@@ -179,6 +180,9 @@ func TestFallbackWhenTheNewVersionRefusesConnections(t *testing.T) {
 	if f["blue"].Requests != 30 || f["green"].FellBack != 30 {
 		t.Fatalf("figures: %+v", f)
 	}
+	if n := testutil.ToFloat64(srv.Gateway().m.Fallbacks.WithLabelValues("default")); n != 30 {
+		t.Fatalf("ai_gateway_upstream_fallbacks_total = %v, want 30", n)
+	}
 }
 
 // A new version that answers 500: the breaker opens after its threshold and
@@ -237,5 +241,8 @@ func TestFallbackWhenTheNewVersionClosesWithoutAnAnswer(t *testing.T) {
 	}
 	if f := groupFigures(p); f["blue"].Requests != 10 || f["green"].FellBack != 10 {
 		t.Fatalf("figures: %+v", f)
+	}
+	if n := testutil.ToFloat64(srv.Gateway().m.Fallbacks.WithLabelValues("default")); n != 10 {
+		t.Fatalf("ai_gateway_upstream_fallbacks_total = %v, want 10", n)
 	}
 }

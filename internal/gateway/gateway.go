@@ -83,6 +83,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		}
 		g.pools[pc.Name] = p
 		g.m.Retries.WithLabelValues(pc.Name) // exported from 0, so rate() sees the first retry
+		g.m.Fallbacks.WithLabelValues(pc.Name)
 	}
 	g.def = g.pools[upstreamDefault]
 	if g.def == nil {

@@ -58,6 +58,9 @@ func (g *Gateway) proxy(x *exchange) {
 	}
 	var outcome upstream.Outcome
 	defer func() { lease.Done(outcome) }()
+	if _, fell := lease.Assigned(); fell {
+		g.m.Fallbacks.WithLabelValues(pool.Name()).Inc()
+	}
 
 	ctx, done := g.sendContext(x)
 	defer done()
@@ -204,22 +207,29 @@ func (g *Gateway) send(ctx context.Context, x *exchange, lease *upstream.Lease, 
 		}
 		var next upstream.Lease
 		var nerr error
+		connect := errors.As(err, &ce)
 		switch {
-		case errors.As(err, &ce):
-			tried = append(tried, lease.Target)
-			next, nerr = pool.AcquireOther(*lease, tried)
+		case connect:
+			next, nerr = pool.AcquireOther(*lease, append(tried, lease.Target))
 		case replayable(x, body, err):
-			tried = append(tried, lease.Target)
-			next, nerr = pool.AcquireFallback(*lease)
+			next, nerr = pool.AcquireFallback(*lease) // see canary.go
 		default:
 			return resp, err
 		}
 		if nerr != nil {
 			return resp, err
 		}
+		tried = append(tried, lease.Target)
 		g.log.Warn("upstream unreachable; sending the request to another target", "request_id", x.id,
 			"target", lease.Target.URL(), "next", next.Target.URL(), "err", err)
-		g.m.Retries.WithLabelValues(pool.Name()).Inc()
+		if connect {
+			g.m.Retries.WithLabelValues(pool.Name()).Inc()
+		}
+		if _, was := lease.Assigned(); !was {
+			if _, now := next.Assigned(); now {
+				g.m.Fallbacks.WithLabelValues(pool.Name()).Inc()
+			}
+		}
 		lease.Done(upstream.Outcome{Err: err})
 		*lease = next
 		out.URL = lease.Target.URLFor(x.r.URL)
