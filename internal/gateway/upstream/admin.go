@@ -153,7 +153,8 @@ func (p *Pool) AdminChanged() bool { return p.adminChanged.Load() }
 // place of the targets its configuration lists. A reload uses it for pools
 // the admin API changed: a rollout switches traffic through the admin API,
 // and re-reading the file must not switch it back to a retired colour.
-// The targets are rebuilt with this pool's timeouts and breakers.
+// The targets are rebuilt with this pool's timeouts and breakers; their
+// groups, the split, the shadow and the per-group figures carry over.
 func (p *Pool) Adopt(prev *Pool) error {
 	old := prev.Targets()
 	ts := make([]*Target, 0, len(old))
