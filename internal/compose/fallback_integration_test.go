@@ -124,7 +124,7 @@ func TestIntegrationDockerFallbackToThePreviousVersion(t *testing.T) {
 				return time.Time{}
 			}
 			ej := watchEjection(t, e, switched)
-			var crashedAt time.Time
+			var crashedAt, killIssued time.Time
 			var crashErr error
 			killed := make(chan struct{})
 			if crash {
@@ -140,6 +140,7 @@ func TestIntegrationDockerFallbackToThePreviousVersion(t *testing.T) {
 						crashErr = errors.Join(errors.New("no replica of revision 2 to kill"), err)
 						return
 					}
+					killIssued = time.Now()
 					var kg errgroup.Group
 					for _, cn := range cs {
 						kg.Go(func() error { return c.ContainerKill(context.Background(), cn.ID, "KILL") })
@@ -212,6 +213,10 @@ func TestIntegrationDockerFallbackToThePreviousVersion(t *testing.T) {
 			t.Logf("failures by kind: %v", kinds)
 			if len(late) > 0 {
 				t.Errorf("%d requests started after the %s failed; first: %+v", len(late), map[bool]string{true: "crash", false: "ejection"}[crash], late[0])
+			}
+			if crash {
+				t.Logf("the kill was issued %s after the switch with %d requests in flight, and returned %s later",
+					killIssued.Sub(switched()).Round(time.Millisecond), inflightAt(as, killIssued), crashedAt.Sub(killIssued).Round(time.Millisecond))
 			}
 			if crash && len(lost) > inflight {
 				t.Errorf("%d requests lost, more than the %d in flight at the crash", len(lost), inflight)
