@@ -122,12 +122,11 @@ func (p *Pool) AcquireFor(ctx context.Context, sel Selection) (Lease, error) {
 }
 
 func (p *Pool) acquireIn(ctx context.Context, all bool, group string) (Lease, error) {
-	ts := func() []*Target { return p.targetsOf(all, group) }
 	// While others wait, a newcomer waits behind them: taking a freed slot
 	// first would leave the queue's oldest to time out.
 	behind := p.queued.Load() != 0
 	if !behind {
-		l, err := p.tryPick(ts())
+		l, err := p.tryPick(p.targetsOf(all, group))
 		if err == nil || errors.Is(err, ErrUnavailable) {
 			return l, err
 		}
@@ -145,7 +144,7 @@ func (p *Pool) acquireIn(ctx context.Context, all bool, group string) (Lease, er
 	defer timer.Stop()
 	if !behind {
 		// A slot freed between the pick above and joining the queue woke nobody.
-		if l, err := p.tryPick(ts()); err == nil || errors.Is(err, ErrUnavailable) {
+		if l, err := p.tryPick(p.targetsOf(all, group)); err == nil || errors.Is(err, ErrUnavailable) {
 			return l, err
 		}
 	}
@@ -157,7 +156,7 @@ func (p *Pool) acquireIn(ctx context.Context, all bool, group string) (Lease, er
 		case <-ctx.Done():
 			return Lease{}, ctx.Err()
 		}
-		l, err := p.tryPick(ts())
+		l, err := p.tryPick(p.targetsOf(all, group))
 		if err == nil || errors.Is(err, ErrUnavailable) {
 			return l, err
 		}
