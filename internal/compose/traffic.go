@@ -158,8 +158,9 @@ func (p *Platform) gateway() (Gateway, error) {
 }
 
 // Switch replaces the gateway pool's targets with to's replicas in one atomic
-// swap, health-gated by the gateway, and drains what leaves the pool.
-func (p *Platform) Switch(ctx context.Context, to rollout.Deployment, _ *rollout.Deployment) error {
+// swap, health-gated by the gateway, and drains what leaves the pool. From's
+// replicas stay as the fallback until Drain (see fallback.go).
+func (p *Platform) Switch(ctx context.Context, to rollout.Deployment, from *rollout.Deployment) error {
 	gw, err := p.gateway()
 	if err != nil {
 		return err
@@ -168,16 +169,14 @@ func (p *Platform) Switch(ctx context.Context, to rollout.Deployment, _ *rollout
 	if err != nil {
 		return err
 	}
-	targets := make([]adminapi.Target, len(eps))
-	for i, ep := range eps {
-		targets[i] = adminapi.Target{URL: ep.Target, Weight: 1}
-	}
+	targets, split := p.switchTargets(ctx, to, from, eps) // see fallback.go
 	hc := p.opts.Rollout.HealthCheck
 	_, err = gw.ReplaceTargets(ctx, p.opts.Pool, adminapi.ReplaceTargets{
 		Targets:       targets,
 		HealthTimeout: units.Duration(max(3*hc.Timeout.D(), 10*time.Second)),
 		Drain:         true,
 		DrainTimeout:  p.opts.Rollout.DrainTimeout,
+		Split:         split,
 	})
 	if err != nil {
 		return fmt.Errorf("switching gateway pool %s to %s: %w", p.opts.Pool, to, err)
@@ -185,8 +184,9 @@ func (p *Platform) Switch(ctx context.Context, to rollout.Deployment, _ *rollout
 	return nil
 }
 
-// Drain waits until no replica of d is left in the gateway pool with requests in flight.
-// The switch already drains what it removes; this catches a target added back meanwhile.
+// Drain waits until no replica of d is left in the gateway pool with requests
+// in flight, then takes them out of the pool: after the watch window the
+// previous version is no longer the fallback.
 func (p *Platform) Drain(ctx context.Context, d rollout.Deployment, timeout time.Duration) error {
 	gw, err := p.gateway()
 	if err != nil {
@@ -216,7 +216,11 @@ func (p *Platform) Drain(ctx context.Context, d rollout.Deployment, timeout time
 			return fmt.Errorf("%s still had %d request(s) in flight after %s (rollout.drainTimeout)", ep.Name, r.Remaining, timeout)
 		}
 	}
-	return nil
+	mine := map[string]bool{}
+	for _, ep := range eps {
+		mine[ep.Target] = true
+	}
+	return p.removeFromPool(ctx, gw, pool, mine)
 }
 
 // Stats reads the gateway pool's traffic over the window.
@@ -236,7 +240,8 @@ func (p *Platform) Stats(ctx context.Context, window time.Duration) (rollout.Sta
 	if err != nil {
 		return rollout.Stats{}, fmt.Errorf("reading gateway pool %s: %w", p.opts.Pool, err)
 	}
-	for _, t := range pool.Targets {
+	// The previous version, there as the fallback, takes no traffic of its own.
+	for _, t := range servingTargets(pool) {
 		if t.Draining {
 			continue
 		}

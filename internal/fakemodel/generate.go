@@ -67,6 +67,9 @@ func (h *Handler) plan(req genRequest, text []string) plan {
 	if limit > 0 && limit < n {
 		n, p.finish = limit, "length"
 	}
+	if h.opts.FinishReason != "" {
+		p.finish = h.opts.FinishReason
+	}
 	if len(words) == 0 {
 		words = []string{"fake"}
 	}

@@ -50,6 +50,10 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// HealthCheck, when set, makes the binary GET this URL and exit 0 on 2xx, 1 otherwise.
 	HealthCheck string
+	// FinishReason, when set, is the finish_reason of every answer (e.g. "length":
+	// a version that stops early), whatever the tokens; "" reports stop, or
+	// length when max_tokens cut the answer.
+	FinishReason string
 	// Slots, when positive, is how many model requests are worked on at once; the rest wait
 	// in arrival order for a free slot, as a real engine's scheduler queues them.
 	Slots int
@@ -116,6 +120,7 @@ func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Opt
 	fs.BoolVar(&o.Hang, "hang", o.Hang, "never answer (except /stats)")
 	fs.BoolVar(&o.HealthFail, "health-fail", o.HealthFail, "health and ready always answer 503")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "how long SIGTERM waits for requests in flight")
+	fs.StringVar(&o.FinishReason, "finish-reason", o.FinishReason, "finish_reason of every answer (empty: stop, or length at max_tokens)")
 	fs.IntVar(&o.Slots, "slots", o.Slots, "model requests worked on at once, the rest queue (0: no bound)")
 	fs.StringVar(&o.HealthCheck, "healthcheck", o.HealthCheck, "GET this URL and exit 0 if it answers 2xx, else 1")
 

@@ -83,6 +83,7 @@ func New(cfg Config, d Deps) (*Gateway, error) {
 		}
 		g.pools[pc.Name] = p
 		g.m.Retries.WithLabelValues(pc.Name) // exported from 0, so rate() sees the first retry
+		g.m.Fallbacks.WithLabelValues(pc.Name)
 	}
 	g.def = g.pools[upstreamDefault]
 	if g.def == nil {
@@ -187,6 +188,9 @@ type exchange struct {
 	cacheRes  string
 	onUsage   func(openai.Usage)
 	settleRes func()
+	firstByte time.Time // the first byte of the upstream's answer body
+	finish    string    // the answer's finish_reason
+	chunks    int       // a stream's content chunks
 }
 
 // ServeHTTP proxies one request through the chain.

@@ -41,7 +41,11 @@ func (g *Gateway) poolFor(route string) *upstream.Pool {
 // streams the answer back.
 func (g *Gateway) proxy(x *exchange) {
 	r := x.r
-	lease, err := g.poolFor(x.route).Acquire(r.Context())
+	pool := g.poolFor(x.route)
+	if x.isOA && pool.MirrorShare() {
+		g.startMirror(pool, x) // before outHeader rewrites the client's header
+	}
+	lease, err := pool.AcquireFor(r.Context(), pool.Select(g.caller(pool, x)))
 	if err != nil {
 		switch {
 		case errors.Is(err, upstream.ErrSaturated):
@@ -54,6 +58,9 @@ func (g *Gateway) proxy(x *exchange) {
 	}
 	var outcome upstream.Outcome
 	defer func() { lease.Done(outcome) }()
+	if _, fell := lease.Assigned(); fell {
+		g.m.Fallbacks.WithLabelValues(pool.Name()).Inc()
+	}
 
 	ctx, done := g.sendContext(x)
 	defer done()
@@ -151,6 +158,9 @@ func (g *Gateway) proxy(x *exchange) {
 	if err := g.copyBody(x, resp, stream, isSSE); err != nil {
 		outcome.Err = err
 	}
+	if x.isOA && x.complete && resp.StatusCode/100 == 2 {
+		lease.Observe(answerOf(sent, x.firstByte, time.Now(), isSSE, x.usage, x.hasUsage, x.chunks, x.finish))
+	}
 	if x.isOA && resp.StatusCode/100 == 2 {
 		g.m.ForModel(x.oa.Model).Inference.Observe(time.Since(sent).Seconds())
 	}
@@ -186,23 +196,40 @@ const maxConnectRetries = 2
 // stream's outlives its leader.
 func (g *Gateway) send(ctx context.Context, x *exchange, lease *upstream.Lease, out *http.Request, body []byte, streamed *clientBody) (*http.Response, error) {
 	var tried []*upstream.Target
+	pool := g.poolFor(x.route)
 	for {
 		resp, err := lease.Target.Transport().RoundTrip(out)
 		var ce *upstream.ConnectError
 		// A body that streams from the client cannot go twice: the
 		// Transport closes it even when the dial fails.
-		if err == nil || !errors.As(err, &ce) || len(tried) == maxConnectRetries || ctx.Err() != nil || streamed != nil {
+		if err == nil || len(tried) == maxConnectRetries || ctx.Err() != nil || streamed != nil {
 			return resp, err
 		}
-		pool := g.poolFor(x.route)
-		tried = append(tried, lease.Target)
-		next, nerr := pool.AcquireOther(tried)
+		var next upstream.Lease
+		var nerr error
+		connect := errors.As(err, &ce)
+		switch {
+		case connect:
+			next, nerr = pool.AcquireOther(*lease, append(tried, lease.Target))
+		case replayable(x, body, err):
+			next, nerr = pool.AcquireFallback(*lease) // see canary.go
+		default:
+			return resp, err
+		}
 		if nerr != nil {
 			return resp, err
 		}
+		tried = append(tried, lease.Target)
 		g.log.Warn("upstream unreachable; sending the request to another target", "request_id", x.id,
 			"target", lease.Target.URL(), "next", next.Target.URL(), "err", err)
-		g.m.Retries.WithLabelValues(pool.Name()).Inc()
+		if connect {
+			g.m.Retries.WithLabelValues(pool.Name()).Inc()
+		}
+		if _, was := lease.Assigned(); !was {
+			if _, now := next.Assigned(); now {
+				g.m.Fallbacks.WithLabelValues(pool.Name()).Inc()
+			}
+		}
 		lease.Done(upstream.Outcome{Err: err})
 		*lease = next
 		out.URL = lease.Target.URLFor(x.r.URL)
@@ -249,6 +276,9 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
+			if x.firstByte.IsZero() {
+				x.firstByte = time.Now()
+			}
 			chunk := buf[:n]
 			if x.share != nil {
 				x.share.add(chunk) // the share's buffer is the capture too
@@ -304,10 +334,14 @@ func (g *Gateway) copyBody(x *exchange, resp *http.Response, stream, isSSE bool)
 	if sw != nil && !sw.Complete() {
 		return g.streamCut(x)
 	}
+	if sw != nil {
+		x.finish, x.chunks = sw.FinishReason, sw.Chunks
+	}
 	if x.isOA && !isSSE && !x.overflow {
 		if u, ok := openai.UsageOf(x.captured); ok {
 			x.usage, x.hasUsage = u, true
 		}
+		x.finish = openai.FinishReasonOf(x.captured)
 	}
 	x.complete = true
 	if x.hasUsage && x.onUsage != nil {

@@ -135,7 +135,7 @@ func TestConnectRetryOutlivesTheLeaderOfASharedStream(t *testing.T) {
 	defer up.Close()
 	g, m := retryGateway(t, []upstream.TargetConfig{{URL: deadURL(t)}, {URL: up.URL}})
 	dead, live := g.def.Targets()[0], g.def.Targets()[1]
-	lease, err := g.def.AcquireOther([]*upstream.Target{live})
+	lease, err := g.def.AcquireOther(upstream.Lease{}, []*upstream.Target{live})
 	if err != nil || lease.Target != dead {
 		t.Fatalf("leasing the dead target: %v", err)
 	}

@@ -59,6 +59,10 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("PUT "+adminapi.PathWeights, s.auth(s.setWeights))
 	mux.HandleFunc("POST "+adminapi.PathDrain, s.auth(s.drain))
 	mux.HandleFunc("GET "+adminapi.PathStats, s.auth(s.stats))
+	mux.HandleFunc("GET "+adminapi.PathSplit, s.auth(s.getSplit))
+	mux.HandleFunc("PUT "+adminapi.PathSplit, s.auth(s.setSplit))
+	mux.HandleFunc("GET "+adminapi.PathShadow, s.auth(s.getShadow))
+	mux.HandleFunc("PUT "+adminapi.PathShadow, s.auth(s.setShadow))
 	return mux
 }
 

@@ -77,6 +77,12 @@ type ReplaceTargets struct {
 	// Drain says whether targets that leave the pool are drained before the call returns.
 	Drain        bool           `json:"drain,omitempty"`
 	DrainTimeout units.Duration `json:"drainTimeout,omitempty"`
+	// Split, when set, is installed with the targets in the same swap (an
+	// empty Percent removes the split): a rollout that adds the new colour
+	// next to the old one sends it no request by weight alone. Without it,
+	// the pool's split and shadow stay while the targets still hold every
+	// group they name, and are removed otherwise.
+	Split *Split `json:"split,omitempty"`
 }
 
 // SetWeights changes weights of existing targets, keyed by URL.
@@ -120,6 +126,10 @@ type GroupStats struct {
 	// Dropped counts mirrored requests not sent because the shadow was at its
 	// limit or too slow (Shadow only).
 	Dropped int64 `json:"dropped,omitempty"`
+	// FellBack counts requests assigned to this group that found no usable
+	// target in it and went to the split's fallback group (counted there in
+	// Requests). They are not in this group's Requests.
+	FellBack int64 `json:"fellBack,omitempty"`
 	// P95 time to first token (first byte of the answer for non-streams).
 	TTFTP95Seconds float64 `json:"ttftP95Seconds"`
 	// P95 time per output token after the first (streams with two or more tokens).

@@ -23,6 +23,9 @@ type Metrics struct {
 	Limits    *prometheus.CounterVec   // ai_gateway_limit_decisions_total{decision}
 	Degraded  *prometheus.CounterVec   // ai_gateway_degraded_total{reason}
 	Retries   *prometheus.CounterVec   // ai_gateway_upstream_retries_total{pool}
+	// Fallbacks counts requests served by a split's fallback group because
+	// their assigned group had no usable target or dropped them unanswered.
+	Fallbacks *prometheus.CounterVec // ai_gateway_upstream_fallbacks_total{pool}
 	// LimitAllowed is Limits{decision="allowed"}, resolved once: it is on every admitted request's path.
 	LimitAllowed prometheus.Counter
 
@@ -134,10 +137,13 @@ func New() *Metrics {
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ai_gateway_upstream_retries_total", Help: "Requests sent to another target because theirs could not be connected to.",
 		}, []string{"pool"}),
+		Fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ai_gateway_upstream_fallbacks_total", Help: "Requests served by the split's fallback group because theirs had no usable target or dropped them unanswered.",
+		}, []string{"pool"}),
 		models: map[string]struct{}{},
 	}
 	m.LimitAllowed = m.Limits.WithLabelValues("allowed")
-	reg.MustRegister(m.Requests, m.Duration, m.Tokens, m.Inference, m.TTFT, m.Cache, m.Limits, m.Degraded, m.Retries,
+	reg.MustRegister(m.Requests, m.Duration, m.Tokens, m.Inference, m.TTFT, m.Cache, m.Limits, m.Degraded, m.Retries, m.Fallbacks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -66,6 +66,10 @@ type StreamWriter struct {
 	// Done and Finished say the stream sent "data: [DONE]" and a choice
 	// with a finish_reason: see Complete.
 	Done, Finished bool
+	// FinishReason is the last finish_reason the stream set; Chunks counts
+	// its content chunks, the output tokens of a stream without usage.
+	FinishReason string
+	Chunks       int
 
 	sc  sse.Scanner
 	err error
@@ -78,7 +82,15 @@ func (s *StreamWriter) Write(p []byte) (int, error) {
 			s.Usage, s.HasUsage = u, true
 		}
 		s.Done = s.Done || IsDone(e.Data)
-		s.Finished = s.Finished || HasFinishReason(e.Data)
+		if HasFinishReason(e.Data) {
+			s.Finished = true
+			if r := FinishReasonOf(e.Data); r != "" {
+				s.FinishReason = r
+			}
+		}
+		if isContentChunk(e.Data) {
+			s.Chunks++
+		}
 		if s.DropUsage && s.err == nil && !IsUsageChunk(e.Data) {
 			s.err = sse.WriteFullEvent(s.W, e)
 		}

@@ -26,6 +26,12 @@ func (p *Pool) Replace(ctx context.Context, req adminapi.ReplaceTargets) (admina
 	if len(req.Targets) == 0 {
 		return adminapi.Pool{}, errors.New("a pool needs at least one target")
 	}
+	groups := groupsOf(req.Targets)
+	if req.Split != nil {
+		if err := ValidateSplit(*req.Split, groups); err != nil {
+			return adminapi.Pool{}, err
+		}
+	}
 	old := p.Targets()
 	byURL := make(map[string]*Target, len(old))
 	for _, t := range old {
@@ -47,6 +53,7 @@ func (p *Pool) Replace(ctx context.Context, req adminapi.ReplaceTargets) (admina
 		if err != nil {
 			return adminapi.Pool{}, err
 		}
+		t.setGroup(at.Group)
 		next = append(next, t)
 		fresh = append(fresh, t)
 	}
@@ -76,8 +83,13 @@ func (p *Pool) Replace(ctx context.Context, req adminapi.ReplaceTargets) (admina
 		}
 		next[i].weight.Store(int64(w))
 		next[i].draining.Store(false)
+		next[i].setGroup(at.Group)
 	}
 	p.targets.Store(&next)
+	if req.Split != nil {
+		p.storeSplit(*req.Split)
+	}
+	p.keepValid(groups)
 	p.adminChanged.Store(true)
 	p.mu.Unlock()
 
@@ -141,7 +153,8 @@ func (p *Pool) AdminChanged() bool { return p.adminChanged.Load() }
 // place of the targets its configuration lists. A reload uses it for pools
 // the admin API changed: a rollout switches traffic through the admin API,
 // and re-reading the file must not switch it back to a retired colour.
-// The targets are rebuilt with this pool's timeouts and breakers.
+// The targets are rebuilt with this pool's timeouts and breakers; their
+// groups, the split, the shadow and the per-group figures carry over.
 func (p *Pool) Adopt(prev *Pool) error {
 	old := prev.Targets()
 	ts := make([]*Target, 0, len(old))
@@ -151,11 +164,23 @@ func (p *Pool) Adopt(prev *Pool) error {
 			return fmt.Errorf("pool %s: %w", p.cfg.Name, err)
 		}
 		t.draining.Store(o.draining.Load())
+		t.setGroup(o.Group())
 		ts = append(ts, t)
 	}
 	p.seedLimits(prev, ts)
+	prev.gmu.Lock()
+	rings := make(map[groupKey]*groupRing, len(prev.grings))
+	for k, r := range prev.grings {
+		rings[k] = r // the window's figures outlive the reload
+	}
+	prev.gmu.Unlock()
+	p.gmu.Lock()
+	p.grings = rings
+	p.gmu.Unlock()
 	p.mu.Lock()
 	p.targets.Store(&ts)
+	p.split.Store(prev.split.Load())
+	p.shadow.Store(prev.shadow.Load())
 	p.adminChanged.Store(true)
 	p.mu.Unlock()
 	return nil

@@ -39,6 +39,15 @@ type Pool struct {
 	// adminChanged: the admin API changed the targets, weights or drain
 	// state, which then outlive a configuration reload (see Adopt).
 	adminChanged atomic.Bool
+
+	split  atomic.Pointer[split]           // nil: every serving target by weight
+	shadow atomic.Pointer[adminapi.Shadow] // nil: no mirroring
+	gidx   atomic.Pointer[groupIndex]
+	gmu    sync.Mutex
+	grings map[groupKey]*groupRing // per-group figures, under gmu
+	gfast  sync.Map                // groupKey → *groupRing: grings for lock-free lookups
+	// mirrors is the mirrored requests in flight, bounded by maxMirrors.
+	mirrors atomic.Int64
 }
 
 // NewPool builds a pool; Run starts its health checks.
@@ -81,16 +90,43 @@ type Lease struct {
 	breaker  func(bool)
 	inflight int64     // the target's requests in flight with this one, for the limit
 	limit    *adaptive // nil when the limit is fixed or off
+	sel      Selection // how the target was chosen
+	fellBack bool      // the assigned group had no usable target: the fallback's
+	mirror   bool      // a mirrored request: not in the pool's figures
 }
 
-// Acquire picks a target and reserves a slot, waiting in the bounded queue
-// when every usable target is full.
+// Acquire picks a target of any serving group and reserves a slot, waiting
+// in the bounded queue when every usable target is full.
 func (p *Pool) Acquire(ctx context.Context) (Lease, error) {
+	return p.AcquireFor(ctx, Selection{})
+}
+
+// AcquireFor leases a target of sel's group, waiting in the bounded queue
+// when its usable targets are all full. When the group has no usable target
+// at all (unhealthy, ejected, breaker open or draining) the request goes to
+// sel.Fallback instead of failing. A group whose targets are merely full
+// queues and never spills over: the fallback is for a version that is down,
+// not extra capacity for one that is busy, which would hide its overload
+// from the analysis and load the old version past its limit.
+func (p *Pool) AcquireFor(ctx context.Context, sel Selection) (Lease, error) {
+	l, err := p.acquireIn(ctx, !sel.grouped, sel.Group)
+	if errors.Is(err, ErrUnavailable) && sel.grouped && sel.Fallback != "" {
+		l, err = p.acquireIn(ctx, false, sel.Fallback)
+		if err == nil {
+			l.fellBack = true
+			p.countGroup(sel.Group, false, false, false, true)
+		}
+	}
+	l.sel = sel
+	return l, err
+}
+
+func (p *Pool) acquireIn(ctx context.Context, all bool, group string) (Lease, error) {
 	// While others wait, a newcomer waits behind them: taking a freed slot
 	// first would leave the queue's oldest to time out.
 	behind := p.queued.Load() != 0
 	if !behind {
-		l, err := p.tryPick()
+		l, err := p.tryPick(p.targetsOf(all, group))
 		if err == nil || errors.Is(err, ErrUnavailable) {
 			return l, err
 		}
@@ -108,7 +144,7 @@ func (p *Pool) Acquire(ctx context.Context) (Lease, error) {
 	defer timer.Stop()
 	if !behind {
 		// A slot freed between the pick above and joining the queue woke nobody.
-		if l, err := p.tryPick(); err == nil || errors.Is(err, ErrUnavailable) {
+		if l, err := p.tryPick(p.targetsOf(all, group)); err == nil || errors.Is(err, ErrUnavailable) {
 			return l, err
 		}
 	}
@@ -120,7 +156,7 @@ func (p *Pool) Acquire(ctx context.Context) (Lease, error) {
 		case <-ctx.Done():
 			return Lease{}, ctx.Err()
 		}
-		l, err := p.tryPick()
+		l, err := p.tryPick(p.targetsOf(all, group))
 		if err == nil || errors.Is(err, ErrUnavailable) {
 			return l, err
 		}
@@ -128,11 +164,47 @@ func (p *Pool) Acquire(ctx context.Context) (Lease, error) {
 }
 
 // AcquireOther leases a usable target other than those in tried, for a
-// request that none of them could take; it does not queue. It returns
-// ErrUnavailable when there is no other usable target and ErrSaturated when
-// the others are all full.
-func (p *Pool) AcquireOther(tried []*Target) (Lease, error) {
-	return p.scan(*p.targets.Load(), tried)
+// request that none of them could take (prev is the lease that failed); it
+// does not queue. It looks in prev's group first, then in its fallback
+// group: a request that was never sent may go to the previous version when
+// the new one refuses connections. It returns ErrUnavailable when there is
+// no other usable target and ErrSaturated when the others are all full.
+func (p *Pool) AcquireOther(prev Lease, tried []*Target) (Lease, error) {
+	sel := prev.sel
+	group := sel.Group
+	if prev.fellBack {
+		group = sel.Fallback
+	}
+	l, err := p.scan(p.targetsOf(!sel.grouped, group), tried)
+	if err == nil {
+		l.sel, l.fellBack = sel, prev.fellBack
+		return l, nil
+	}
+	if !sel.grouped || prev.fellBack || sel.Fallback == "" {
+		return l, err
+	}
+	l, err = p.scan(p.targetsOf(false, sel.Fallback), tried)
+	if err == nil {
+		l.sel, l.fellBack = sel, true
+		p.countGroup(sel.Group, false, false, false, true)
+	}
+	return l, err
+}
+
+// AcquireFallback leases a target of the fallback group of prev's split, for a
+// request its assigned group took and dropped without an answer; it does not
+// queue. It returns ErrUnavailable when prev has no fallback or already is on it.
+func (p *Pool) AcquireFallback(prev Lease) (Lease, error) {
+	sel := prev.sel
+	if !sel.grouped || prev.fellBack || prev.mirror || sel.Fallback == "" {
+		return Lease{}, ErrUnavailable
+	}
+	l, err := p.scan(p.targetsOf(false, sel.Fallback), nil)
+	if err == nil {
+		l.sel, l.fellBack = sel, true
+		p.countGroup(sel.Group, false, false, false, true)
+	}
+	return l, err
 }
 
 // scan leases the least loaded usable target of ts that is not in skip.
@@ -162,8 +234,7 @@ func (p *Pool) scan(ts, skip []*Target) (Lease, error) {
 
 // tryPick returns ErrUnavailable when nothing is usable and ErrSaturated when
 // usable targets are all full.
-func (p *Pool) tryPick() (Lease, error) {
-	ts := *p.targets.Load()
+func (p *Pool) tryPick(ts []*Target) (Lease, error) {
 	// Two random choices, weighted; fall back to a scan when they are unusable.
 	for attempt := 0; attempt < 3; attempt++ {
 		a, b := pickWeighted(ts), pickWeighted(ts)
@@ -247,6 +318,27 @@ func (o Outcome) Failed() bool {
 	return o.Err != nil || o.Status >= 500
 }
 
+// Group is the group of the target that took the request.
+func (l Lease) Group() string {
+	if l.Target == nil {
+		return ""
+	}
+	return l.Target.Group()
+}
+
+// Assigned is the group the request was assigned (the split's choice), and
+// FellBack whether that group had no usable target so that the fallback took it.
+func (l Lease) Assigned() (group string, fellBack bool) { return l.sel.Group, l.fellBack }
+
+// Observe records the measured answer in the figures of the lease's group;
+// call it before Done, for answers that arrived whole.
+func (l Lease) Observe(a Answer) {
+	if l.Target == nil {
+		return
+	}
+	l.pool.observeGroup(l.Group(), l.mirror, a)
+}
+
 // Done releases the slot and records the outcome.
 func (l Lease) Done(o Outcome) {
 	if l.Target == nil {
@@ -274,7 +366,12 @@ func (l Lease) Done(o Outcome) {
 	unreachable := failed && o.Status == 0
 	l.Target.passive(!unreachable, int64(l.pool.cfg.PassiveFailures), l.pool.cfg.EjectFor.D())
 	l.Target.stats.record(now, d, failed)
-	l.pool.stats.record(now, d, failed)
+	if l.mirror {
+		l.pool.mirrors.Add(-1)
+	} else {
+		l.pool.stats.record(now, d, failed)
+	}
+	l.pool.countGroup(l.Group(), l.mirror, failed, false, false)
 	l.pool.release(l.Target)
 }
 
@@ -302,8 +399,10 @@ func (p *Pool) Snapshot() adminapi.Pool {
 			Inflight: t.inflight.Load(),
 			Limit:    limit,
 			Breaker:  t.BreakerState(),
+			Group:    t.Group(),
 		})
 	}
+	out.Split, out.Shadow = p.Split(), p.Shadow()
 	return out
 }
 
@@ -318,6 +417,7 @@ func (p *Pool) Stats(window time.Duration) adminapi.Stats {
 		t.stats.sum(now, window, &ts)
 		out.ByTarget = append(out.ByTarget, adminapi.TargetStats{URL: t.url, Requests: ts.req, Errors: ts.errs, P99Seconds: ts.p99()})
 	}
+	out.ByGroup = p.groupStats(now, window)
 	return out
 }
 

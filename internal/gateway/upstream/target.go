@@ -31,6 +31,7 @@ type Target struct {
 	transport *http.Transport
 	breaker   Breaker
 	lastURL   atomic.Pointer[url.URL] // see URLFor
+	group     atomic.Pointer[string]  // nil: the group ""
 
 	weight      atomic.Int64
 	inflight    atomic.Int64
@@ -119,6 +120,21 @@ func connectErrors(dial func(ctx context.Context, network, addr string) (net.Con
 		}
 		return c, err
 	}
+}
+
+// Group is the group (version) the target belongs to; "" is the pool's one group.
+func (t *Target) Group() string {
+	if g := t.group.Load(); g != nil {
+		return *g
+	}
+	return ""
+}
+
+func (t *Target) setGroup(g string) {
+	if g == t.Group() {
+		return
+	}
+	t.group.Store(&g)
 }
 
 // URL is the configured address of the target.
