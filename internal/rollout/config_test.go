@@ -19,7 +19,7 @@ func TestConfigValidate(t *testing.T) {
 		want   []string // field paths with an error
 	}{
 		{"defaults are valid", func(*Config) {}, nil},
-		{"unknown strategy", func(c *Config) { c.Strategy = "canary" }, []string{"strategy"}},
+		{"unknown strategy", func(c *Config) { c.Strategy = "rainbow" }, []string{"strategy"}},
 		{"unknown target", func(c *Config) { c.Target = "nomad" }, []string{"target"}},
 		{"health path", func(c *Config) { c.HealthCheck.Path = "health" }, []string{"healthCheck.path"}},
 		{"zero interval and timeout", func(c *Config) { c.HealthCheck.Interval, c.HealthCheck.Timeout = 0, 0 },
