@@ -94,8 +94,11 @@ func Judge(a Analysis, serving, cand GroupStats) Verdict {
 	return v
 }
 
-// FailedMetric names the first failing metric, or "".
+// FailedMetric names the first failing metric of a failed verdict, or "".
 func (v Verdict) FailedMetric() string {
+	if v.Outcome != OutcomeFail {
+		return ""
+	}
 	for _, c := range v.Checks {
 		if c.Skipped == "" && !c.OK {
 			return c.Metric

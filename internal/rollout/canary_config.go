@@ -164,16 +164,20 @@ func (c Config) validateProgressive(errs validate.Errors) {
 	}
 	th := a.At("thresholds")
 	t := c.Canary.Analysis.Thresholds
-	for name, v := range map[string]float64{"errorRatePoints": t.ErrorRatePoints, "ttftP95Ratio": t.TTFTP95Ratio, "tpotP95Ratio": t.TPOTP95Ratio,
-		"tokensPerSecondRatio": t.TokensPerSecondRatio, "outputTokensP50Ratio": t.OutputTokensP50Ratio, "lengthSharePoints": t.LengthSharePoints,
-		"minTokensPerSecond": t.MinTokensPerSecond, "minOutputTokensP50": t.MinOutputTokensP50} {
-		if v < 0 {
-			th.Addf(name, "(%g) must not be negative; 0 turns the check off", v)
+	type field struct {
+		name string
+		v    float64
+	}
+	for _, f := range []field{{"errorRatePoints", t.ErrorRatePoints}, {"ttftP95Ratio", t.TTFTP95Ratio}, {"tpotP95Ratio", t.TPOTP95Ratio},
+		{"tokensPerSecondRatio", t.TokensPerSecondRatio}, {"outputTokensP50Ratio", t.OutputTokensP50Ratio}, {"lengthSharePoints", t.LengthSharePoints},
+		{"minTokensPerSecond", t.MinTokensPerSecond}, {"minOutputTokensP50", t.MinOutputTokensP50}} {
+		if f.v < 0 {
+			th.Addf(f.name, "(%g) must not be negative; 0 turns the check off", f.v)
 		}
 	}
-	for name, v := range map[string]float64{"maxErrorRate": t.MaxErrorRate, "maxLengthShare": t.MaxLengthShare} {
-		if v < 0 || v > 1 {
-			th.Addf(name, "(%g) must be between 0 and 1, e.g. 0.02 for 2%%; 0 turns the check off", v)
+	for _, f := range []field{{"maxErrorRate", t.MaxErrorRate}, {"maxLengthShare", t.MaxLengthShare}} {
+		if f.v < 0 || f.v > 1 {
+			th.Addf(f.name, "(%g) must be between 0 and 1, e.g. 0.02 for 2%%; 0 turns the check off", f.v)
 		}
 	}
 	nonNegative(th, "maxTTFTP95", t.MaxTTFTP95)
