@@ -96,7 +96,7 @@ func TestCanaryStatus(t *testing.T) {
 	}
 	var b bytes.Buffer
 	printCanary(&b, v)
-	for _, want := range []string{"canary step 2/3: map[blue:75 green:25], running", "ttftP95", "400ms", "200ms", "≤ 240ms (1.2× baseline)", "no"} {
+	for _, want := range []string{"canary step 2/3: blue 75%, green 25%, running", "ttftP95", "400ms", "200ms", "≤ 240ms (1.2× baseline)", "no"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, b.String())
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -75,9 +77,9 @@ func printCanary(w io.Writer, v *canaryView) {
 		state = "paused: `aideploy rollout resume` carries on"
 	}
 	if v.Strategy == rollout.StrategyShadow {
-		fmt.Fprintf(w, "\nshadow: %v, %s\n", v.Weights, state)
+		fmt.Fprintf(w, "\nshadow: %s, %s\n", weightsText(v.Weights), state)
 	} else {
-		fmt.Fprintf(w, "\ncanary step %d/%d: %v, %s\n", v.Step, v.Steps, v.Weights, state)
+		fmt.Fprintf(w, "\ncanary step %d/%d: %s, %s\n", v.Step, v.Steps, weightsText(v.Weights), state)
 	}
 	if v.Error != "" {
 		fmt.Fprintf(w, "figures: %s\n", v.Error)
@@ -99,6 +101,25 @@ func printCanary(w io.Writer, v *canaryView) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s (%s)\t%s\n", c.Metric, metricText(c.Value, c.Unit), metricText(c.Baseline, c.Unit), op, metricText(c.Limit, c.Unit), c.Rule, ok)
 	}
 	_ = tw.Flush()
+}
+
+// weightsText lists the shares, largest first: "blue 75%, green 25%".
+func weightsText(ws map[string]int) string {
+	keys := make([]string, 0, len(ws))
+	for k := range ws {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(a, b int) bool {
+		if ws[keys[a]] != ws[keys[b]] {
+			return ws[keys[a]] > ws[keys[b]]
+		}
+		return keys[a] < keys[b]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d%%", k, ws[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 func metricText(v float64, unit string) string {

@@ -33,7 +33,12 @@ func TestJudge(t *testing.T) {
 		{"an absolute limit stricter than the ratio wins", abs, goodStats(Blue, 200), func() GroupStats { g := goodStats(Green, 200); g.TTFTP95 = 230 * time.Millisecond; return g }(),
 			OutcomeFail, "ttftP95", "absolute rollout.canary.analysis.thresholds.maxTTFTP95"},
 		{"an absolute error ceiling", abs, goodStats(Blue, 200), GroupStats{Color: Green, Requests: 200, Errors: 2, TTFTP95: 200 * time.Millisecond}, OutcomeFail, "errorRate", "limit ≤ 0.5%"},
-		{"slower output per token", a, goodStats(Blue, 200), func() GroupStats { g := goodStats(Green, 200); g.TPOTP95 = 40 * time.Millisecond; g.TokensPerSecond = 25; return g }(),
+		{"slower output per token", a, goodStats(Blue, 200), func() GroupStats {
+			g := goodStats(Green, 200)
+			g.TPOTP95 = 40 * time.Millisecond
+			g.TokensPerSecond = 25
+			return g
+		}(),
 			OutcomeFail, "tpotP95", "tokensPerSecond 25.0 tokens/s"},
 		{"no token figures on the new version are no evidence", a, goodStats(Blue, 200), noTokens, OutcomePass, "", ""},
 		{"no serving figure skips the ratio", a, GroupStats{Color: Blue, Requests: 200}, goodStats(Green, 200), OutcomePass, "", ""},
