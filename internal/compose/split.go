@@ -80,6 +80,9 @@ func (p *Platform) Join(ctx context.Context, to, from rollout.Deployment) error 
 	if err != nil {
 		return err
 	}
+	if pool, err := gw.Pool(ctx, p.opts.Pool); err == nil && pool.Split != nil && holds(pool, append(old, fresh...)) {
+		return nil // joined already (a resumed run): leave the shares as they are
+	}
 	if err := p.replaceTargets(ctx, gw, old, false); err != nil {
 		return fmt.Errorf("tagging %s in gateway pool %s: %w", from, p.opts.Pool, err)
 	}
@@ -92,6 +95,20 @@ func (p *Platform) Join(ctx context.Context, to, from rollout.Deployment) error 
 		return fmt.Errorf("adding %s to gateway pool %s: %w", to, p.opts.Pool, err)
 	}
 	return nil
+}
+
+// holds reports whether pool has every one of targets, in its group.
+func holds(pool adminapi.Pool, targets []adminapi.Target) bool {
+	in := map[string]string{}
+	for _, t := range pool.Targets {
+		in[t.URL] = t.Group
+	}
+	for _, t := range targets {
+		if g, ok := in[t.URL]; !ok || g != t.Group {
+			return false
+		}
+	}
+	return true
 }
 
 // SetSplit sets each colour's share of the pool's requests in one admin call.

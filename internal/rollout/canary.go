@@ -62,16 +62,17 @@ func (r *Runner) startProgress(ctx context.Context, j *Journal) error {
 	if j.Progress == nil {
 		j.Progress = &Progress{Steps: len(r.Config.Canary.Steps)}
 	}
-	if j.Progress.Joined {
-		return nil
+	if !j.Progress.Joined {
+		// Record before acting: a run killed inside the join (tagged targets, a
+		// split, the new colour added) must take it all back on undo.
+		j.Progress.Joined, j.Updated = true, r.now()
+		if err := r.Platform.Record(ctx, *j); err != nil {
+			return fmt.Errorf("recording the join: %w", err)
+		}
 	}
+	// Join is idempotent: a resumed run calls it again, in case the kill came inside it.
 	if err := r.splitter().Join(ctx, j.To, *j.From); err != nil {
 		return fmt.Errorf("adding %s to the traffic pool beside %s: %w", j.To, j.From, err)
-	}
-	j.Progress.Joined, j.Updated = true, r.now()
-	// Record at once: a run killed from here on must take the new colour out of the pool.
-	if err := r.Platform.Record(ctx, *j); err != nil {
-		return fmt.Errorf("recording the join: %w", err)
 	}
 	return nil
 }

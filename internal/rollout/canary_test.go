@@ -317,16 +317,16 @@ func TestProgressiveResumesAfterKill(t *testing.T) {
 	}
 	canaryKills := []kill{
 		{"Join", nil},
-		{"SetSplit blue=95", []string{"Join"}},
-		{"GroupStats", []string{"Join"}},
-		{"SetSplit blue=75", []string{"Join", "SetSplit blue=95"}},
-		{"SetSplit blue=50", []string{"Join", "SetSplit blue=95", "SetSplit blue=75"}},
+		{"SetSplit blue=95", nil},
+		{"GroupStats", nil},
+		{"SetSplit blue=75", []string{"SetSplit blue=95"}},
+		{"SetSplit blue=50", []string{"SetSplit blue=95", "SetSplit blue=75"}},
 		{"SetSplit blue=0", []string{"Join", "SetSplit blue=95", "SetSplit blue=75", "SetSplit blue=50"}},
 		{"Keep green", []string{"Join", "SetSplit blue=50"}},
 		{"Drain", []string{"Join", "SetSplit", "Keep"}},
 		{"Stop", []string{"Join", "SetSplit", "Keep"}},
 	}
-	shadowKills := []kill{{"Join", nil}, {"SetShadow green 20", []string{"Join"}}, {"GroupStats", []string{"Join"}},
+	shadowKills := []kill{{"Join", nil}, {"SetShadow green 20", nil}, {"GroupStats", nil},
 		{"SetShadow green 0", []string{"Join", "SetShadow green 20"}}, {"Keep green", []string{"Join"}}, {"Stats", []string{"Join", "Keep"}}}
 	reruns := []struct {
 		name       string

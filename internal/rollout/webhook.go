@@ -46,9 +46,10 @@ func (w *Webhook) start() {
 	})
 }
 
-// Observe queues e for posting and returns at once; progress events are not posted.
+// Observe queues e for posting and returns at once. Progress events (a
+// verdict every analysis interval) are not posted: steps are.
 func (w *Webhook) Observe(e Event) {
-	if e.Kind == EventProgress && (e.Progress == nil || e.Progress.Verdict == nil) {
+	if e.Kind == EventProgress {
 		return
 	}
 	w.start()
