@@ -79,8 +79,11 @@ func runRolloutVerb(ctx context.Context, o *verbOptions) error {
 		return fmt.Errorf("reading the current deployment: %w", err)
 	}
 	pending := st.Pending()
-	if pending == nil || pending.Progress == nil {
+	switch {
+	case pending == nil || pending.Strategy == "" || pending.Strategy == rollout.StrategyBlueGreen:
 		return fmt.Errorf("no canary or shadow rollout of %s is in progress: nothing to %s (see `aideploy status`)", t.cfg.Name, o.Verb)
+	case pending.Progress == nil:
+		return fmt.Errorf("the %s rollout to %s is at step %s and takes no traffic yet: nothing to %s; stop it with Ctrl-C in its shell, which leaves the serving version as it is", pending.Strategy, pending.To, pending.Step, o.Verb)
 	}
 	running := true
 	if t.platform != nil {
@@ -91,6 +94,13 @@ func runRolloutVerb(ctx context.Context, o *verbOptions) error {
 		running = h != nil && !dead
 	}
 	me := holder()
+	if sp, ok := p.(rollout.Splitter); ok && running && o.Verb == rollout.VerbAbort && pending.From != nil {
+		// Traffic goes back at once, in one admin call; the rollout then drains and removes the new colour.
+		share := map[rollout.Color]int{pending.From.Color: 100, pending.To.Color: 0}
+		if err := sp.SetSplit(ctx, share, t.settings.Canary.Sticky, pending.From.Color); err != nil {
+			fmt.Fprintf(o.f.IO.ErrOut, "aideploy: sending all requests back to %s at once failed (%v); the rollout does it when it reads the abort\n", pending.From, err)
+		}
+	}
 	if err := cm.SendCommand(ctx, rollout.Command{Verb: o.Verb, By: me.Owner, At: time.Now()}); err != nil {
 		return err
 	}

@@ -179,21 +179,33 @@ func (r *Runner) unsplit(ctx context.Context, j *Journal) error {
 	return nil
 }
 
+// commandPoll is how often a step looks for operator commands between two
+// reads of the figures, so that an abort acts within a second whatever the
+// analysis interval.
+const commandPoll = 500 * time.Millisecond
+
 // judge holds a step for d of running time (pauses stop the clock), reading
 // the figures every interval: a failure ends it at once; a pass ends it once d
 // is up; too few samples wait up to maxWait more, then hold until an operator
-// says what to do. Operator commands are obeyed between reads.
+// says what to do. Operator commands are obeyed within commandPoll.
 func (r *Runner) judge(ctx context.Context, j *Journal, name string, d time.Duration, shadow bool) (promote bool, last Verdict, err error) {
 	a := r.Config.Canary.Analysis
 	interval := max(a.Interval.D(), 10*time.Millisecond)
 	start, prev := r.now(), r.now()
-	var ran time.Duration
+	var ran, ranAtRead time.Duration
+	var lastRead time.Time
+	read, have := false, false
 	deadline := d + a.MaxWait.D()
 	step := StepCanary
 	if shadow {
 		step = StepShadow
 	}
 	for {
+		now := r.now()
+		if !j.Progress.Paused {
+			ran += now.Sub(prev)
+		}
+		prev = now
 		cmd, cerr := r.takeCommand(ctx, *j)
 		if cerr != nil {
 			r.emit(step, EventInfo, 0, "reading operator commands: "+cerr.Error())
@@ -217,37 +229,38 @@ func (r *Runner) judge(ctx context.Context, j *Journal, name string, d time.Dura
 				r.emitStep(step, EventInfo, fmt.Sprintf("%s by %s at %s", cmd.Verb, byName(cmd.By), name), j, nil)
 			}
 		}
-		now := r.now()
-		if !j.Progress.Paused {
-			ran += now.Sub(prev)
-		}
-		prev = now
-		v, ok := r.readVerdict(ctx, *j, now.Sub(start), shadow)
-		if ok {
-			last = v
-			r.emitStep(step, EventProgress, fmt.Sprintf("%s, %s of %s: %s", name, round(min(ran, d)), d, v.Reason), j, &v)
-			if v.Outcome == OutcomeFail {
-				return false, v, &AnalysisError{Step: name, Verdict: v}
+		timeUp := !j.Progress.Paused && ran >= d
+		// Read every interval, and once more when the step's time is up, so a pass is judged on figures that cover it.
+		if !read || now.Sub(lastRead) >= interval || (timeUp && ranAtRead < d) {
+			read, lastRead, ranAtRead = true, now, ran
+			v, ok := r.readVerdict(ctx, *j, now.Sub(start), shadow)
+			have = ok
+			if ok {
+				last = v
+				r.emitStep(step, EventProgress, fmt.Sprintf("%s, %s of %s: %s", name, round(min(ran, d)), d, v.Reason), j, &v)
+				if v.Outcome == OutcomeFail {
+					return false, v, &AnalysisError{Step: name, Verdict: v}
+				}
 			}
 		}
-		if !j.Progress.Paused && ran >= d {
-			if ok && v.Outcome == OutcomePass {
-				return false, v, nil
+		if timeUp {
+			if have && last.Outcome == OutcomePass {
+				return false, last, nil
 			}
 			if ran >= deadline {
 				why := "no figures could be read"
-				if ok {
-					why = v.Reason
+				if have {
+					why = last.Reason
 				}
 				j.Progress.Paused, j.Progress.Held, j.Updated = true, why, r.now()
 				if err := r.Platform.Record(ctx, *j); err != nil {
 					return false, last, fmt.Errorf("recording the hold: %w", err)
 				}
 				r.emitStep(step, EventInfo, fmt.Sprintf("%s holds at %d%%: still %s after rollout.canary.analysis.maxWait (%s); nothing is rolled back or promoted on no data — run `aideploy rollout promote`, `abort` or `resume` (waits another maxWait)",
-					name, j.Progress.Weight, why, a.MaxWait), j, &v)
+					name, j.Progress.Weight, why, a.MaxWait), j, &last)
 			}
 		}
-		if err := r.sleep(ctx, interval); err != nil {
+		if err := r.sleep(ctx, min(interval, commandPoll)); err != nil {
 			return false, last, err
 		}
 	}

@@ -187,6 +187,9 @@ func (c Config) validateProgressive(errs validate.Errors) {
 		sh.Addf("percent", "(%d) must be between 1 and 100", c.Shadow.Percent)
 	}
 	nonNegative(sh, "for", c.Shadow.For)
+	if c.Progressive() && c.Surge > 0 {
+		errs.Addf("surge", "(%d) cannot be combined with strategy %s, which runs both versions side by side; set surge to 0 or use bluegreen", c.Surge, c.Strategy)
+	}
 	if w := c.Webhook; w != "" && !strings.HasPrefix(w, "http://") && !strings.HasPrefix(w, "https://") {
 		errs.Addf("webhook", "(%q) must be an http:// or https:// URL", w)
 	}

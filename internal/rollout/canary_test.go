@@ -300,6 +300,9 @@ func TestCanaryTiming(t *testing.T) {
 	if d := stepDone(commands(command(2, VerbPause), command(5, VerbResume)), nil, "canary step 1/3 (5%) passed"); d != time.Minute+30*time.Second {
 		t.Errorf("a step paused for 30s passed after %s, want 1m30s", d)
 	}
+	if d := stepDone(command(2, VerbAbort), nil, "aborted by ops@box"); d != 10*time.Second+commandPoll {
+		t.Errorf("an abort given at 10s acted after %s, want 10.5s: commands are read between the figures' reads", d)
+	}
 	low := func(int, time.Duration) []GroupStats { return []GroupStats{goodStats(Blue, 10), goodStats(Green, 1)} }
 	if d := stepDone(command(30, VerbAbort), low, "holds at 5%"); d != 3*time.Minute {
 		t.Errorf("a step without data held after %s, want 3m (1m + maxWait 2m)", d)

@@ -45,6 +45,7 @@ func TestConfigValidate(t *testing.T) {
 			c.Canary.Analysis.Thresholds.TTFTP95Ratio, c.Canary.Analysis.Thresholds.MaxErrorRate = -1, 2
 		}, []string{"canary.analysis.thresholds.ttftP95Ratio", "canary.analysis.thresholds.maxErrorRate"}},
 		{"shadow of nothing", func(c *Config) { c.Strategy, c.Shadow.Percent = StrategyShadow, 0 }, []string{"shadow.percent"}},
+		{"canary with surge", func(c *Config) { c.Strategy, c.Surge = StrategyCanary, 1 }, []string{"surge"}},
 		{"webhook not a URL", func(c *Config) { c.Webhook = "hooks.example.com" }, []string{"webhook"}},
 	}
 	for _, tt := range tests {
