@@ -200,6 +200,10 @@ func (r *Runner) judge(ctx context.Context, j *Journal, name string, d time.Dura
 	if shadow {
 		step = StepShadow
 	}
+	if j.Progress.Paused {
+		// A resumed run keeps the pause or hold it was killed in.
+		r.emitStep(step, EventInfo, fmt.Sprintf("%s stays paused, as it was when the last run stopped: `aideploy rollout resume`, `promote` or `abort`", name), j, nil)
+	}
 	for {
 		now := r.now()
 		if !j.Progress.Paused {
@@ -305,16 +309,15 @@ func (r *Runner) takeCommand(ctx context.Context, j Journal) (*Command, error) {
 
 // StepReport is what an event of a canary or shadow step carries for --output json and webhooks.
 type StepReport struct {
-	Strategy string    `json:"strategy"`
-	Index    int       `json:"index"` // canary step, 0-based
-	Steps    int       `json:"steps,omitempty"`
-	Weight   int       `json:"weight"`
-	Serving  Color     `json:"serving"`
-	Canary   Color     `json:"canary"`
-	Paused   bool      `json:"paused,omitempty"`
-	Held     string    `json:"held,omitempty"`
-	Verdict  *Verdict  `json:"verdict,omitempty"`
-	Time     time.Time `json:"-"`
+	Strategy string   `json:"strategy"`
+	Index    int      `json:"index"` // canary step, 0-based
+	Steps    int      `json:"steps,omitempty"`
+	Weight   int      `json:"weight"`
+	Serving  Color    `json:"serving"`
+	Canary   Color    `json:"canary"`
+	Paused   bool     `json:"paused,omitempty"`
+	Held     string   `json:"held,omitempty"`
+	Verdict  *Verdict `json:"verdict,omitempty"`
 }
 
 func (r *Runner) emitStep(s Step, k EventKind, msg string, j *Journal, v *Verdict) {

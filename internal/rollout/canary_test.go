@@ -406,3 +406,59 @@ func TestProgressiveResumesAfterKill(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldSurvivesKill: a canary held on no data is killed; the resumed run
+// keeps holding (it neither promotes nor rolls back) until an operator resumes it.
+func TestHoldSurvivesKill(t *testing.T) {
+	t.Parallel()
+	f := newFake(t).deployed(blue1)
+	f.strict = false
+	f.split.groups = func(n int, w time.Duration) []GroupStats {
+		if n < 30 {
+			return []GroupStats{goodStats(Blue, 10), goodStats(Green, 1)}
+		}
+		return []GroupStats{goodStats(Blue, 200), goodStats(Green, 200)}
+	}
+	f.split.onRead = func(n int, f *fakePlatform) {
+		if n == 25 { // held since read 19 (1m + maxWait 2m)
+			f.mu.Lock()
+			f.killAt = "GroupStats"
+			f.mu.Unlock()
+		}
+		if n == 29 {
+			_ = f.SendCommand(context.Background(), Command{Verb: VerbResume, By: "ops@box", At: f.clock.Now()})
+		}
+	}
+	r, _ := newRunner(f, 1)
+	r.Config = canaryConfig()
+	func() {
+		defer func() {
+			if p := recover(); p != errKilled {
+				t.Fatalf("first run did not die: %v", p)
+			}
+		}()
+		_, _ = r.Run(context.Background(), Request{Op: OpRollout, Image: "model:v2"})
+	}()
+	f.dead, f.killAt = false, ""
+	st, _ := f.Current(context.Background())
+	if p := st.Pending(); p == nil || p.Progress == nil || !p.Progress.Paused || p.Progress.Held == "" || p.Progress.Weight != 5 {
+		t.Fatalf("journal after the kill: %+v", st.Pending())
+	}
+	r2, events := newRunner(f, 2)
+	r2.Config = r.Config
+	before := len(f.calls)
+	if _, err := r2.Run(context.Background(), Request{Op: OpRollout, Image: "model:v2"}); err != nil {
+		t.Fatal(err)
+	}
+	if !hasEvent(*events, "canary step 1/3 (5%) stays paused") || !hasEvent(*events, "resume by ops@box") {
+		t.Errorf("events:\n%s", eventLines(*events))
+	}
+	for _, c := range f.calls[before:] {
+		if strings.HasPrefix(c, "Remove green") || strings.HasPrefix(c, "SetSplit blue=100") {
+			t.Errorf("the resumed run rolled back (%s) on no data", c)
+		}
+	}
+	if st, _ := f.Current(context.Background()); st.Journals[0].Status != StatusSucceeded || f.split.kept != Green {
+		t.Errorf("status %s, kept %q; want succeeded on green", st.Journals[0].Status, f.split.kept)
+	}
+}
