@@ -131,7 +131,13 @@ func (p *Platform) SetShadow(ctx context.Context, c rollout.Color, percent int) 
 	if err != nil {
 		return err
 	}
-	_, err = gw.SetShadow(ctx, p.opts.Pool, adminapi.Shadow{Group: string(c), Percent: percent})
+	sh := adminapi.Shadow{Group: string(c), Percent: percent}
+	if percent == 0 {
+		// No group and no share removes the mirror; a group at 0% would stay
+		// installed and bar that group from taking a share of the split.
+		sh = adminapi.Shadow{}
+	}
+	_, err = gw.SetShadow(ctx, p.opts.Pool, sh)
 	return err
 }
 
