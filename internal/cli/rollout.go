@@ -37,16 +37,24 @@ func newCmdRollout(f *Factory, runF func(context.Context, *rolloutOptions) error
 	var watch, delay time.Duration
 	cmd := &cobra.Command{
 		Use:   "rollout",
-		Short: "Deploy a new version blue/green: health-gated, warmed up, switched atomically, rolled back on failure",
+		Short: "Deploy a new version blue/green, canary or shadow: health-gated, warmed up, judged, rolled back on failure",
 		Long: `Deploy a new version of the service next to the one serving now, wait until it is
 healthy (a startup budget for slow model loads, failing fast when it dies), warm it
 up with a real request, switch all traffic through the gateway at once, watch the
 error rate and p99, then drain and retire the old colour. The first run is the
 initial deploy. Any failure before the end of the watch leaves the old colour
-serving and exits 1.`,
+serving and exits 1.
+
+With --strategy canary (or rollout.strategy) the new version takes the shares of
+rollout.canary.steps in turn instead of one switch, each judged against the serving
+version from the gateway's own figures; with --strategy shadow it answers a mirrored
+share of requests no client sees, judged the same way, before one switch. While
+either runs, ` + "`aideploy rollout promote|abort|pause|resume`" + ` steer it from another shell.`,
 		Example: `  aideploy rollout --image registry.example.com/llm:v2
   aideploy rollout --dry-run
-  aideploy rollout --image llm:v2 --yes --output json`,
+  aideploy rollout --image llm:v2 --yes --output json
+  aideploy rollout --image llm:v2 --strategy canary
+  aideploy rollout abort`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("watch-window") {
@@ -65,7 +73,7 @@ serving and exits 1.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&opts.Strategy, "strategy", rollout.StrategyBlueGreen, "rollout strategy: bluegreen")
+	fs.StringVar(&opts.Strategy, "strategy", "", "rollout strategy: bluegreen, canary or shadow (default: rollout.strategy of aideploy.yaml)")
 	fs.StringVar(&opts.Image, "image", "", "image to deploy as IMAGE:TAG (default: image of aideploy.yaml)")
 	fs.IntVar(&opts.Replicas, "replicas", 0, "replicas of the new version (default: replicas of aideploy.yaml)")
 	fs.DurationVar(&opts.Timeout, "timeout", 0, "give up and roll back after this long (0: no limit beyond the startup budget)")
@@ -77,14 +85,17 @@ serving and exits 1.`,
 	fs.DurationVar(&delay, "scale-down-delay", 0, "override rollout.scaleDownDelay")
 	fs.DurationVar(&opts.StartupBudget, "startup-budget", 0, "override rollout.startupBudget")
 	opts.target.register(cmd)
+	for _, v := range []rollout.Verb{rollout.VerbPromote, rollout.VerbAbort, rollout.VerbPause, rollout.VerbResume} {
+		cmd.AddCommand(newCmdRolloutVerb(f, v, nil))
+	}
 	return cmd
 }
 
 // validate checks the flags alone; it does no I/O.
 func (o *rolloutOptions) validate() error {
 	switch {
-	case o.Strategy != rollout.StrategyBlueGreen:
-		return UsageErrorf("--strategy %q is not supported; use bluegreen", o.Strategy)
+	case o.Strategy != "" && o.Strategy != rollout.StrategyBlueGreen && o.Strategy != rollout.StrategyCanary && o.Strategy != rollout.StrategyShadow:
+		return UsageErrorf("--strategy %q is not supported; use bluegreen, canary or shadow", o.Strategy)
 	case o.target.Target != "" && o.target.Target != rollout.TargetDocker && o.target.Target != rollout.TargetK8s:
 		return UsageErrorf("--target %q is not supported; use docker or k8s", o.target.Target)
 	case o.Replicas < 0:
@@ -102,6 +113,9 @@ func (o *rolloutOptions) validate() error {
 }
 
 func (o *rolloutOptions) tweak(c *rollout.Config) {
+	if o.Strategy != "" {
+		c.Strategy = o.Strategy
+	}
 	if o.Surge > 0 {
 		c.Surge = o.Surge
 	}
@@ -136,6 +150,19 @@ func runRollout(ctx context.Context, o *rolloutOptions) error {
 func execute(ctx context.Context, f *Factory, t *deployTarget, req rollout.Request, timeout time.Duration, yes bool) error {
 	prog := newProgress(f.IO, f.Output)
 	r := &rollout.Runner{Platform: t.runner(), Config: t.settings, Holder: holder(), Observe: prog.Observe}
+	if t.settings.Webhook != "" && !req.DryRun {
+		wh := &rollout.Webhook{URL: t.settings.Webhook, Service: t.cfg.Name,
+			Logf: func(format string, args ...any) { fmt.Fprintf(f.IO.ErrOut, "aideploy: "+format+"\n", args...) }}
+		r.Observe = func(e rollout.Event) { prog.Observe(e); wh.Observe(e) }
+		defer func() {
+			// Give the last events a moment to leave; a receiver that is down never holds the command longer.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if dropped, failed := wh.Close(cctx); dropped+failed > 0 {
+				fmt.Fprintf(f.IO.ErrOut, "aideploy: rollout.webhook %s missed %d event(s)\n", t.settings.Webhook, dropped+failed)
+			}
+		}()
+	}
 	if f.IO.IsTerminal() && !yes && !req.DryRun && f.Output != "json" {
 		plan := req
 		plan.DryRun = true

@@ -21,7 +21,7 @@ func TestRolloutFlags(t *testing.T) {
 		check   func(*testing.T, *rolloutOptions)
 	}{
 		{"defaults", nil, "", func(t *testing.T, o *rolloutOptions) {
-			if o.Strategy != "bluegreen" || o.target.Target != "" || o.WatchWindow != nil || o.ScaleDownDelay != nil || o.DryRun {
+			if o.Strategy != "" || o.target.Target != "" || o.WatchWindow != nil || o.ScaleDownDelay != nil || o.DryRun {
 				t.Errorf("defaults %+v", o)
 			}
 		}},
@@ -35,7 +35,14 @@ func TestRolloutFlags(t *testing.T) {
 				}
 			}},
 		{"untagged image", []string{"--image", "reg.example.com:5000/llm"}, "has no tag", nil},
-		{"canary", []string{"--strategy", "canary"}, "use bluegreen", nil},
+		{"canary", []string{"--strategy", "canary"}, "", func(t *testing.T, o *rolloutOptions) {
+			c := rollout.Default()
+			o.tweak(&c)
+			if c.Strategy != rollout.StrategyCanary {
+				t.Errorf("--strategy canary gave settings strategy %q", c.Strategy)
+			}
+		}},
+		{"rainbow", []string{"--strategy", "rainbow"}, "use bluegreen, canary or shadow", nil},
 		{"nomad", []string{"--target", "nomad"}, "use docker or k8s", nil},
 		{"negative replicas", []string{"--replicas", "-1"}, "must not be negative", nil},
 		{"surge", []string{"--surge", "1"}, "", func(t *testing.T, o *rolloutOptions) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -48,6 +49,7 @@ type statusView struct {
 	Replicas  []replicaView       `json:"replicas"`
 	Pool      *adminapi.Pool      `json:"pool,omitempty"`
 	PoolError string              `json:"poolError,omitempty"`
+	Canary    *canaryView         `json:"canary,omitempty"` // a canary or shadow in progress (status_canary.go)
 }
 
 type lockView struct {
@@ -150,6 +152,7 @@ func printStatus(w io.Writer, v statusView) error {
 		}
 		fmt.Fprintf(w, "\ngateway pool %s: %s; %d queued\n", v.Pool.Name, strings.Join(urls, ", "), v.Pool.Queued)
 	}
+	printCanary(w, v.Canary)
 	return nil
 }
 
@@ -193,6 +196,7 @@ func runStatus(ctx context.Context, o *statusOptions) error {
 		pool = &p
 	}
 	v := buildStatus(t.cfg.Name, st, lock, eps, healthy, pool, perr)
+	v.Canary = canaryStatus(ctx, t.platform, t.settings, st.Pending(), time.Now())
 	return printOutput(o.f.IO.Out, o.f.Output, v, func(w io.Writer) error { return printStatus(w, v) })
 }
 

@@ -9,7 +9,7 @@ import (
 
 // Strategies and targets understood by the rollout settings.
 const (
-	StrategyBlueGreen = "bluegreen" // two colours, one switch
+	StrategyBlueGreen = "bluegreen" // two colours, one switch (canary and shadow: canary_config.go)
 	TargetDocker      = "docker"    // containers on the local Docker engine
 	TargetK8s         = "k8s"       // a Kubernetes cluster
 
@@ -23,7 +23,8 @@ const (
 
 // Config holds the rollout settings, found under `rollout:` in aideploy.yaml.
 type Config struct {
-	// Strategy is how a new version replaces the old one; only bluegreen for now.
+	// Strategy is how a new version replaces the old one: bluegreen (one switch), canary
+	// (growing shares of traffic, judged at each step) or shadow (a mirrored share, judged, then one switch).
 	Strategy string `yaml:"strategy" json:"strategy"`
 	// Target is the platform that runs the service: docker or k8s.
 	Target string `yaml:"target" json:"target"`
@@ -58,6 +59,12 @@ type Config struct {
 	// KeepWarm is how long the old colour keeps running, ready for an instant rollback, after the
 	// switch (Kubernetes); it is scaled to zero only after it, and a later rollback is a cold start.
 	KeepWarm units.Duration `yaml:"keepWarm,omitempty" json:"keepWarm,omitempty"`
+	// Canary holds the steps, stickiness and analysis of the canary strategy (the analysis serves shadow too).
+	Canary Canary `yaml:"canary" json:"canary"`
+	// Shadow holds the mirrored share and its duration of the shadow strategy.
+	Shadow ShadowConfig `yaml:"shadow" json:"shadow"`
+	// Webhook, when set, receives every rollout event as a JSON POST, retried, never holding the rollout up.
+	Webhook string `yaml:"webhook,omitempty" json:"webhook,omitempty"`
 }
 
 // HealthCheck says how to probe a replica.
@@ -125,12 +132,14 @@ func Default() Config {
 		KeepRevisions: 2,
 		RetireMode:    RetireAuto,
 		Capacity:      CapacityCheck,
+		Canary:        DefaultCanary(),
+		Shadow:        DefaultShadow(),
 	}
 }
 
 // Validate records every problem with the settings; it does no I/O.
 func (c Config) Validate(errs validate.Errors) {
-	errs.OneOf("strategy", c.Strategy, StrategyBlueGreen)
+	errs.OneOf("strategy", c.Strategy, StrategyBlueGreen, StrategyCanary, StrategyShadow)
 	errs.OneOf("target", c.Target, TargetDocker, TargetK8s)
 	hc := errs.At("healthCheck")
 	if c.HealthCheck.Path == "" || c.HealthCheck.Path[0] != '/' {
@@ -166,6 +175,7 @@ func (c Config) Validate(errs validate.Errors) {
 		errs.OneOf("capacity", c.Capacity, CapacityCheck, CapacityWait)
 	}
 	nonNegative(errs, "keepWarm", c.KeepWarm)
+	c.validateProgressive(errs)
 }
 
 func positive(errs validate.Errors, path string, d units.Duration) {

@@ -19,7 +19,7 @@ func TestConfigValidate(t *testing.T) {
 		want   []string // field paths with an error
 	}{
 		{"defaults are valid", func(*Config) {}, nil},
-		{"unknown strategy", func(c *Config) { c.Strategy = "canary" }, []string{"strategy"}},
+		{"unknown strategy", func(c *Config) { c.Strategy = "rainbow" }, []string{"strategy"}},
 		{"unknown target", func(c *Config) { c.Target = "nomad" }, []string{"target"}},
 		{"health path", func(c *Config) { c.HealthCheck.Path = "health" }, []string{"healthCheck.path"}},
 		{"zero interval and timeout", func(c *Config) { c.HealthCheck.Interval, c.HealthCheck.Timeout = 0, 0 },
@@ -33,6 +33,20 @@ func TestConfigValidate(t *testing.T) {
 		}, []string{"drainTimeout", "scaleDownDelay", "watch.window"}},
 		{"keep no revision", func(c *Config) { c.KeepRevisions = 0 }, []string{"keepRevisions"}},
 		{"negative surge", func(c *Config) { c.Surge = -1 }, []string{"surge"}},
+		{"canary defaults are valid", func(c *Config) { c.Strategy = StrategyCanary }, nil},
+		{"shadow defaults are valid", func(c *Config) { c.Strategy = StrategyShadow }, nil},
+		{"canary without steps", func(c *Config) { c.Strategy, c.Canary.Steps = StrategyCanary, nil }, []string{"canary.steps"}},
+		{"canary weights must grow and stay below 100", func(c *Config) {
+			c.Canary.Steps = []CanaryStep{{Weight: 50}, {Weight: 25}, {Weight: 100}}
+		}, []string{"canary.steps[1].weight", "canary.steps[2].weight"}},
+		{"sticky by an unnamed header", func(c *Config) { c.Canary.Sticky = "header:" }, []string{"canary.sticky"}},
+		{"sticky by a header", func(c *Config) { c.Canary.Sticky = "header:X-Session-Id" }, nil},
+		{"negative thresholds", func(c *Config) {
+			c.Canary.Analysis.Thresholds.TTFTP95Ratio, c.Canary.Analysis.Thresholds.MaxErrorRate = -1, 2
+		}, []string{"canary.analysis.thresholds.ttftP95Ratio", "canary.analysis.thresholds.maxErrorRate"}},
+		{"shadow of nothing", func(c *Config) { c.Strategy, c.Shadow.Percent = StrategyShadow, 0 }, []string{"shadow.percent"}},
+		{"canary with surge", func(c *Config) { c.Strategy, c.Surge = StrategyCanary, 1 }, []string{"surge"}},
+		{"webhook not a URL", func(c *Config) { c.Webhook = "hooks.example.com" }, []string{"webhook"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,4 +24,6 @@ type Event struct {
 	Kind    EventKind     `json:"kind"`
 	Elapsed time.Duration `json:"elapsedNs,omitempty"` // time spent in the step, on done and failed
 	Message string        `json:"message,omitempty"`
+	// Progress is where a canary or shadow stands, with the step's verdict when there is one.
+	Progress *StepReport `json:"progress,omitempty"`
 }

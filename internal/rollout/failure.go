@@ -41,7 +41,13 @@ func (f *Failure) Error() string {
 
 func (f *Failure) hint() string {
 	var we *WatchError
+	var ae *AnalysisError
+	var ab *AbortError
 	switch {
+	case errors.As(f.Err, &ae):
+		return "The new version was judged against the serving one over the same window: look at its logs and `aideploy status`, or adjust rollout.canary.analysis.thresholds."
+	case errors.As(f.Err, &ab):
+		return "Run the rollout again when the new version is ready."
 	case errors.As(f.Err, &we):
 		return "Look at the new version's logs and the gateway's stats for the window, or relax rollout.watch thresholds."
 	}

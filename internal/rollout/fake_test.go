@@ -40,6 +40,7 @@ type fakePlatform struct {
 	killAt    string // call prefix at which the process dies (lenient mode)
 	clock     *fakeClock
 	sizes     bool // name Create, WaitHealthy and Warmup calls with the replica count, for surge batches
+	split     splitState
 }
 
 func newFake(t *testing.T, exp ...expect) *fakePlatform {
@@ -196,7 +197,13 @@ func (f *fakePlatform) Warmup(_ context.Context, d Deployment) (WarmupResult, er
 }
 
 func (f *fakePlatform) Switch(_ context.Context, to Deployment, _ *Deployment) error {
-	return f.call("Switch " + dep(to)).err
+	e := f.call("Switch " + dep(to))
+	if e.err == nil {
+		f.mu.Lock()
+		f.split.joined, f.split.percent, f.split.kept = false, nil, to.Color // the pool holds to alone
+		f.mu.Unlock()
+	}
+	return e.err
 }
 
 func (f *fakePlatform) SwitchPart(_ context.Context, to, from Deployment, n int) error {

@@ -22,6 +22,8 @@ const (
 	StepCreate  Step = "create"
 	StepHealthy Step = "healthy"
 	StepWarmup  Step = "warmup"
+	StepCanary  Step = "canary" // canary strategy: growing shares of traffic, judged at each
+	StepShadow  Step = "shadow" // shadow strategy: a mirrored share, judged
 	StepSwitch  Step = "switch"
 	StepWatch   Step = "watch"
 	StepDrain   Step = "drain"
@@ -30,7 +32,7 @@ const (
 
 // Steps returns the steps that act on the platform, in the order they run.
 func Steps() []Step {
-	return []Step{StepCheck, StepCreate, StepHealthy, StepWarmup, StepSwitch, StepWatch, StepDrain, StepRetire}
+	return []Step{StepCheck, StepCreate, StepHealthy, StepWarmup, StepCanary, StepShadow, StepSwitch, StepWatch, StepDrain, StepRetire}
 }
 
 func stepIndex(s Step) int {
@@ -73,6 +75,25 @@ type Journal struct {
 	Started  time.Time     `json:"started"`
 	Updated  time.Time     `json:"updated"`
 	TTFT     time.Duration `json:"ttft,omitempty"` // warm-up time to first token
+	// Strategy is the rollout's strategy (empty: bluegreen); Progress where a canary or shadow stands.
+	Strategy string    `json:"strategy,omitempty"`
+	Progress *Progress `json:"progress,omitempty"`
+}
+
+// Progress is where a canary or shadow rollout stands, so a resumed run goes on from that step.
+type Progress struct {
+	Joined bool   `json:"joined,omitempty"` // the new colour is in the traffic pool beside the serving one
+	Index  int    `json:"index"`            // the canary step running (0-based)
+	Steps  int    `json:"steps,omitempty"`  // how many canary steps there are
+	Weight int    `json:"weight"`           // the new colour's share of requests (canary) or of mirrored ones (shadow), percent
+	Paused bool   `json:"paused,omitempty"` // an operator paused it, or it holds on no data
+	Held   string `json:"held,omitempty"`   // why it holds by itself (inconclusive past maxWait)
+}
+
+// progressive reports whether j moves traffic by shares: a canary or shadow
+// rollout from a serving version (a first deploy or a rollback switches at once).
+func (j Journal) progressive() bool {
+	return (j.Strategy == StrategyCanary || j.Strategy == StrategyShadow) && j.From != nil && j.Op == OpRollout
 }
 
 // Finished reports whether the run ended, one way or another.

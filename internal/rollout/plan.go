@@ -47,6 +47,9 @@ func (r *Runner) plan(st State, req Request) (plan, error) {
 		if _, ok := r.Platform.(Surger); active != nil && r.Config.Surge > 0 && !ok {
 			return plan{}, errors.New("this target cannot replace replicas in batches (rollout.surge); set surge to 0")
 		}
+		if err := r.progressiveAllowed(active != nil); err != nil {
+			return plan{}, err
+		}
 		var c Color
 		if active != nil {
 			c = active.Color
@@ -78,6 +81,9 @@ func (r *Runner) plan(st State, req Request) (plan, error) {
 		To:      to,
 		Started: r.now(),
 	}
+	if req.Op == OpRollout && r.Config.Strategy != StrategyBlueGreen {
+		j.Strategy = r.Config.Strategy
+	}
 	if _, ok := r.Platform.(Restorer); ok {
 		for _, in := range st.Instances {
 			if in.Color == to.Color && in.Revision != to.Revision {
@@ -90,6 +96,9 @@ func (r *Runner) plan(st State, req Request) (plan, error) {
 		a := *active
 		j.From, j.Active = &a, &a
 		summary = fmt.Sprintf("%s from %s to %s", req.Op, a, to)
+	}
+	if j.progressive() {
+		summary += " — " + r.progressiveSummary()
 	}
 	if p := st.Pending(); p != nil && req.Op == OpRollout {
 		summary = fmt.Sprintf("undo the interrupted %s to %s, then %s", p.Op, p.To, summary)

@@ -159,6 +159,9 @@ func (r *Runner) execute(ctx context.Context, j Journal, start Step) (Result, er
 	res := Result{Summary: fmt.Sprintf("%s %s", j.Op, j.To)}
 	var healthyAt time.Time
 	for _, s := range Steps()[stepIndex(start):] {
+		if !r.ofStrategy(s, j) {
+			continue
+		}
 		if why := r.skip(s, j); why != "" {
 			r.emit(s, EventSkipped, 0, why)
 			continue
@@ -193,6 +196,18 @@ func (r *Runner) execute(ctx context.Context, j Journal, start Step) (Result, er
 	return res, nil
 }
 
+// ofStrategy reports whether step s belongs to j's strategy at all; a step of
+// another strategy is left out silently, not reported as skipped.
+func (r *Runner) ofStrategy(s Step, j Journal) bool {
+	switch s {
+	case StepCanary:
+		return j.progressive() && j.Strategy == StrategyCanary
+	case StepShadow:
+		return j.progressive() && j.Strategy == StrategyShadow
+	}
+	return true
+}
+
 func (r *Runner) skip(s Step, j Journal) string {
 	switch {
 	case s == StepWarmup && !r.Config.Warmup.Enabled:
@@ -201,6 +216,8 @@ func (r *Runner) skip(s Step, j Journal) string {
 		return "first deploy: nothing to switch back to"
 	case s == StepWatch && j.Op == OpRollback:
 		return "rollback: switching back to a known revision"
+	case s == StepWatch && j.progressive() && j.Strategy == StrategyCanary:
+		return "the canary analysis judged every step"
 	case s == StepWatch && r.Config.Watch.Window <= 0:
 		return "watch window is 0"
 	case s == StepDrain && j.From == nil:
@@ -231,8 +248,16 @@ func (r *Runner) do(ctx context.Context, s Step, j *Journal, res *Result) (strin
 		}
 		res.Warmup, j.TTFT = w, w.TimeToFirstToken
 		return fmt.Sprintf("time to first token %s, total %s", round(w.TimeToFirstToken), round(w.Total)), nil
+	case StepCanary:
+		return r.canary(ctx, j)
+	case StepShadow:
+		return r.shadow(ctx, j)
 	case StepSwitch:
-		if err := p.Switch(ctx, j.To, j.From); err != nil {
+		if j.progressive() {
+			if err := r.promote(ctx, j); err != nil {
+				return "", err
+			}
+		} else if err := p.Switch(ctx, j.To, j.From); err != nil {
 			return "", err
 		}
 		to := j.To
@@ -340,6 +365,11 @@ func (r *Runner) fail(ctx context.Context, res *Result, s Step, cause error) err
 func (r *Runner) undo(ctx context.Context, j *Journal) error {
 	if j.From != nil && j.Surged > 0 {
 		return r.undoSurge(ctx, j)
+	}
+	if j.progressive() && j.Progress != nil && j.Progress.Joined && !j.Switched {
+		if err := r.unsplit(ctx, j); err != nil {
+			return err
+		}
 	}
 	if j.From != nil && (j.Switched || !j.Step.Before(StepSwitch)) {
 		t0 := r.now()

@@ -56,6 +56,31 @@ func (c *Client) Stats(ctx context.Context, pool string, window time.Duration) (
 	return out, c.do(ctx, http.MethodGet, p, nil, &out)
 }
 
+// SetSplit shares a pool's requests between its groups (a canary); a Split
+// with no Percent clears it, so every target serves by its weight again.
+func (c *Client) SetSplit(ctx context.Context, pool string, req Split) (Pool, error) {
+	var out Pool
+	return out, c.do(ctx, http.MethodPut, expand(PathSplit, pool), req, &out)
+}
+
+// Split returns a pool's split; its Percent is empty when none is set.
+func (c *Client) Split(ctx context.Context, pool string) (Split, error) {
+	var out Split
+	return out, c.do(ctx, http.MethodGet, expand(PathSplit, pool), nil, &out)
+}
+
+// SetShadow mirrors a share of a pool's requests to a group; Percent 0 stops mirroring.
+func (c *Client) SetShadow(ctx context.Context, pool string, req Shadow) (Pool, error) {
+	var out Pool
+	return out, c.do(ctx, http.MethodPut, expand(PathShadow, pool), req, &out)
+}
+
+// Shadow returns a pool's mirroring; its Percent is 0 when none is set.
+func (c *Client) Shadow(ctx context.Context, pool string) (Shadow, error) {
+	var out Shadow
+	return out, c.do(ctx, http.MethodGet, expand(PathShadow, pool), nil, &out)
+}
+
 func expand(path, pool string) string {
 	return strings.Replace(path, "{pool}", url.PathEscape(pool), 1)
 }
