@@ -264,3 +264,48 @@ func TestIntegrationK8sPrewarmScaledObject(t *testing.T) {
 		t.Errorf("second prewarm --restore: exit %d\n%s", code, out)
 	}
 }
+
+// A rollout under a prewarmed ScaledObject: the new colour starts at the
+// raised minReplicaCount, the ScaledObject then targets the new colour's
+// Deployment, and its raised floor and record survive the switch.
+func TestIntegrationK8sRolloutKeepsScaledObjectPrewarm(t *testing.T) {
+	cl, kc := start(t)
+	cl.SetPodCPU("", 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b := newBG(t, kc)
+	b.cfg = golden(t, "cpu") // CPU pods: two colours of 10 fit beside each other
+	a := &b.cfg.Autoscaling
+	a.Enabled, a.Engine, a.PrometheusURL, a.MinReplicas, a.MaxReplicas = true, config.EngineKEDA, config.DefaultPrometheusURL, 2, 20
+	a.CPUTarget, a.MemoryTarget, a.RequestsInFlight, a.QueueDepth = 70, 0, 0, 0
+	first, err := b.rollout(ctx, "registry.example.com/app:1", 2)
+	if err != nil {
+		t.Fatalf("first deploy: %v", err)
+	}
+	kedaStandIn(ctx, t, kc, b.cfg.Name)
+	if _, err := kc.Prewarm(ctx, b.cfg.Name, 10, time.Time{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := kc.WaitScaled(ctx, b.cfg.Name, 10, nil); err != nil {
+		t.Fatalf("prewarm: %v", err)
+	}
+
+	res, err := b.rollout(ctx, "registry.example.com/app:2", 2)
+	if err != nil {
+		t.Fatalf("rollout after prewarm: %v", err)
+	}
+	if res.Journal.To.Color == first.Journal.To.Color || res.Journal.To.Replicas < 10 {
+		t.Errorf("new colour %s started with %d replicas, want another colour than %s at the floor 10 or more", res.Journal.To.Color, res.Journal.To.Replicas, first.Journal.To.Color)
+	}
+	so, err := kc.Dynamic.Resource(k8s.ScaledObjects).Namespace(kc.Namespace).Get(ctx, b.cfg.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, _, _ := unstructured.NestedString(so.Object, "spec", "scaleTargetRef", "name")
+	if want := k8s.ColorName(b.cfg.Name, res.Journal.To.Color); target != want {
+		t.Errorf("ScaledObject targets %s after the switch, want %s", target, want)
+	}
+	if lo, hi, rec := scaledObjectBounds(ctx, t, kc, b.cfg.Name); lo != 10 || hi != 20 || !rec {
+		t.Errorf("ScaledObject after the rollout: %d–%d, record %v; want the floor 10 and the record kept", lo, hi, rec)
+	}
+}
