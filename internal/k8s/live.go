@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/rollout"
 )
 
@@ -59,33 +60,32 @@ func adopt(selected rollout.Color, instances []rollout.Instance) *rollout.Deploy
 // autoscaler's floor (HPA minReplicas or ScaledObject minReplicaCount, which a
 // prewarm raises). Without an autoscaler the file's count rules.
 func (p *Platform) floor(ctx context.Context, live *rollout.Deployment) (int, error) {
-	n := -1
-	for _, a := range []Autoscaler{{Kind: KindHPA, Name: p.name}, {Kind: KindScaledObject, Name: p.name}} {
-		f := a.floor()
-		o, err := p.c.Dynamic.Resource(f.gvr).Namespace(p.c.Namespace).Get(ctx, p.name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			continue
-		case apierrors.IsForbidden(err):
-			p.logf("cannot read %s (%v): the new colour starts at the serving colour's count", a, err)
-			if live != nil {
-				return live.Replicas, nil
-			}
-			return 0, nil
-		case err != nil:
-			return 0, fmt.Errorf("reading %s: %w", a, err)
-		}
-		lo, _, err := f.bounds(o)
-		if err != nil {
-			return 0, fmt.Errorf("reading the bounds of %s: %w", a, err)
-		}
-		// KEDA's HPA keeps at least one replica; below that KEDA itself activates.
-		n = max(1, int(lo))
-		break
+	// The file's engine says which kind to read, so a Role for an HPA needs
+	// no rights on KEDA's resources.
+	a := Autoscaler{Kind: KindHPA, Name: p.name}
+	if p.o.Config != nil && p.o.Config.Autoscaling.Engine == config.EngineKEDA {
+		a.Kind = KindScaledObject
 	}
-	if n < 0 {
+	f := a.floor()
+	o, err := p.c.Dynamic.Resource(f.gvr).Namespace(p.c.Namespace).Get(ctx, p.name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
 		return 0, nil
+	case apierrors.IsForbidden(err):
+		p.logf("cannot read %s (%v): the new colour starts at the serving colour's count", a, err)
+		if live != nil {
+			return live.Replicas, nil
+		}
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("reading %s: %w", a, err)
 	}
+	lo, _, err := f.bounds(o)
+	if err != nil {
+		return 0, fmt.Errorf("reading the bounds of %s: %w", a, err)
+	}
+	// KEDA's HPA keeps at least one replica; below that KEDA itself activates.
+	n := max(1, int(lo))
 	if live != nil {
 		n = max(n, live.Replicas)
 	}
