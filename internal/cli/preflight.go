@@ -229,10 +229,13 @@ func requirementsFromConfig(cfg *config.Config) (preflight.Requirements, error) 
 		if a.MemoryTarget > 0 {
 			req.Autoscaling.Metrics = append(req.Autoscaling.Metrics, "memory")
 		}
-		if a.RequestsInFlight > 0 {
+		// With engine keda the gateway's series reach the HPA through KEDA's
+		// external metrics, not the custom metrics API.
+		keda := a.Engine == config.EngineKEDA
+		if a.RequestsInFlight > 0 && !keda {
 			req.Autoscaling.Metrics = append(req.Autoscaling.Metrics, cfg.Preset().BusyMetric)
 		}
-		if a.RequestsPerSecond > 0 {
+		if a.RequestsPerSecond > 0 && !keda {
 			req.Autoscaling.Metrics = append(req.Autoscaling.Metrics, "http_requests_per_second")
 		}
 	}

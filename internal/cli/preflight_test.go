@@ -118,6 +118,16 @@ func TestRequirementsFromConfig(t *testing.T) {
 	if req.Model.TensorParallel != 4 || strings.Join(req.Autoscaling.Metrics, ",") != "cpu,memory" || req.Replicas != 5 || req.CUDAVersion != "12.1" {
 		t.Errorf("defaults: tp %d metrics %v replicas %d cuda %q", req.Model.TensorParallel, req.Autoscaling.Metrics, req.Replicas, req.CUDAVersion)
 	}
+
+	// With engine keda the gateway's metrics come through KEDA, not the custom metrics API.
+	cfg.Autoscaling.Engine = config.EngineKEDA
+	cfg.Autoscaling.RequestsPerSecond, cfg.Autoscaling.RequestsInFlight, cfg.Autoscaling.MemoryTarget = 50, 12, 0
+	if req, err = requirementsFromConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(req.Autoscaling.Metrics, ","); got != "cpu" {
+		t.Errorf("keda: metrics %q, want cpu only (no custom metrics API)", got)
+	}
 }
 
 func equalAny(a, b any) bool {

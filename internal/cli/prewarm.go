@@ -41,6 +41,10 @@ back and may be run any number of times. With --for or --until, a one-off
 CronJob (<name>-prewarm-restore, running the aideploy image) restores them when
 the peak ends, and removes itself; --restore before then removes it too.
 
+With autoscaling.engine keda the floor is the KEDA ScaledObject's
+minReplicaCount (and maxReplicaCount the ceiling): KEDA owns the HPA it
+creates (keda-hpa-<name>) and overwrites that HPA's bounds from them.
+
 --wait shows ready and pending pods until all are ready, and fails (exit 1) as
 soon as pods cannot be scheduled for lack of GPUs, saying how many are free.
 
@@ -68,7 +72,7 @@ serve. --restore drains them out of the pool and removes them.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&opts.Name, "name", "", "service (HPA) name (default: name of aideploy.yaml)")
+	fs.StringVar(&opts.Name, "name", "", "service (HPA or ScaledObject) name (default: name of aideploy.yaml)")
 	fs.IntVar(&opts.Replicas, "replicas", 0, "floor during the peak")
 	fs.BoolVar(&opts.Wait, "wait", false, "wait until the pods are ready; fail fast when capacity is missing")
 	fs.BoolVar(&opts.Restore, "restore", false, "put back the bounds recorded by the last prewarm")

@@ -12,12 +12,15 @@ import (
 
 // prewarmK8sResult is what prewarm on Kubernetes prints with --output json.
 type prewarmK8sResult struct {
-	HPA string `json:"hpa"`
+	// HPA names the HorizontalPodAutoscaler whose floor moved (autoscaling.engine hpa).
+	HPA string `json:"hpa,omitempty"`
+	// ScaledObject names KEDA's ScaledObject whose minReplicaCount moved (engine keda).
+	ScaledObject string `json:"scaledObject,omitempty"`
 	// Action is raised, restored, or none (--restore with nothing recorded).
 	Action string `json:"action"`
 	// Replicas is the floor prewarm set.
 	Replicas int `json:"replicas,omitempty"`
-	// Original holds the bounds before prewarm, as recorded on the HPA.
+	// Original holds the bounds before prewarm, as recorded on the autoscaler.
 	Original *k8s.PrewarmRecord `json:"original,omitempty"`
 	// RestoreAt is when the restore CronJob puts the floor back.
 	RestoreAt      *time.Time `json:"restoreAt,omitempty"`
@@ -27,7 +30,9 @@ type prewarmK8sResult struct {
 	Ready          int    `json:"ready,omitempty"`
 }
 
-// runPrewarmK8s raises or restores the floor of HPA name. The human lines
+// runPrewarmK8s raises or restores the floor of the autoscaler of service
+// name: its HPA, or KEDA's ScaledObject, which owns an HPA of its own and
+// overwrites that HPA's bounds, so its minReplicaCount is the floor. The human lines
 // go to standard output, or to standard error when --output asks for JSON or
 // YAML, which then comes alone on standard output.
 func runPrewarmK8s(ctx context.Context, o *prewarmOptions, name string) error {
@@ -39,7 +44,16 @@ func runPrewarmK8s(ctx context.Context, o *prewarmOptions, name string) error {
 	if o.f.Output != "table" {
 		say = o.f.IO.ErrOut
 	}
-	res := prewarmK8sResult{HPA: name}
+	a, err := kc.FindAutoscaler(ctx, name)
+	if err != nil {
+		return err
+	}
+	var res prewarmK8sResult
+	if a.Kind == k8s.KindScaledObject {
+		res.ScaledObject = name
+	} else {
+		res.HPA = name
+	}
 	report := func() error {
 		return printOutput(o.f.IO.Out, o.f.Output, res, func(io.Writer) error { return nil })
 	}
@@ -51,9 +65,10 @@ func runPrewarmK8s(ctx context.Context, o *prewarmOptions, name string) error {
 		res.Action, res.Original = "restored", rec
 		if rec == nil {
 			res.Action = "none"
-			fmt.Fprintf(say, "HPA %s has no prewarm to restore\n", name)
+			fmt.Fprintf(say, "%s has no prewarm to restore\n", a)
 		} else {
-			fmt.Fprintf(say, "HPA %s restored to minReplicas %d, maxReplicas %d\n", name, rec.MinReplicas, rec.MaxReplicas)
+			lo, hi := a.BoundFields()
+			fmt.Fprintf(say, "%s restored to %s %d, %s %d\n", a, lo, rec.MinReplicas, hi, rec.MaxReplicas)
 		}
 		cancelled, err := kc.CancelRestore(ctx, name)
 		if err != nil {
@@ -81,8 +96,8 @@ func runPrewarmK8s(ctx context.Context, o *prewarmOptions, name string) error {
 		return err
 	}
 	res.Action, res.Replicas, res.Original = "raised", o.Replicas, &rec
-	fmt.Fprintf(say, "HPA %s floor raised to %d (was %d, ceiling %d); aideploy prewarm --restore puts it back\n",
-		name, o.Replicas, rec.MinReplicas, max(rec.MaxReplicas, int32(o.Replicas)))
+	fmt.Fprintf(say, "%s floor raised to %d (was %d, ceiling %d); aideploy prewarm --restore puts it back\n",
+		a, o.Replicas, rec.MinReplicas, max(rec.MaxReplicas, int32(o.Replicas)))
 	if !until.IsZero() && o.ScheduleRestore {
 		image := o.RestoreImage
 		if image == "" {

@@ -37,7 +37,7 @@ type Config struct {
 	Resources Resources `yaml:"resources" json:"resources"`
 	// Replicas is the steady-state number of replicas.
 	Replicas int `yaml:"replicas" json:"replicas"`
-	// Autoscaling configures the HorizontalPodAutoscaler.
+	// Autoscaling configures the autoscaler: an HPA, or a KEDA ScaledObject.
 	Autoscaling Autoscaling `yaml:"autoscaling" json:"autoscaling"`
 	// Startup sizes the wait for slow model loads.
 	Startup Startup `yaml:"startup" json:"startup"`
@@ -113,10 +113,21 @@ type Resources struct {
 	SharedMemory units.ByteSize `yaml:"sharedMemory,omitempty" json:"sharedMemory,omitempty"`
 }
 
-// Autoscaling configures the HorizontalPodAutoscaler (autoscaling/v2).
+// Autoscaling configures the autoscaler of the model pods: a
+// HorizontalPodAutoscaler (autoscaling/v2), or a KEDA ScaledObject.
 type Autoscaling struct {
-	// Enabled renders an HPA.
+	// Enabled renders the autoscaler.
 	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Engine is what scales: hpa (a HorizontalPodAutoscaler on CPU, memory and
+	// custom Pods metrics) or keda (a KEDA ScaledObject whose Prometheus
+	// triggers read what the gateway sees of each replica: requests in flight,
+	// requests queued, time to first token). keda needs KEDA in the cluster, the
+	// gateway on Kubernetes and a Prometheus that scrapes it.
+	Engine string `yaml:"engine" json:"engine"`
+	// PrometheusURL is where KEDA's Prometheus scaler queries the gateway's
+	// metrics (engine keda); the default is the Service the Prometheus operator
+	// creates in the monitoring namespace.
+	PrometheusURL string `yaml:"prometheusURL,omitempty" json:"prometheusURL,omitempty"`
 	// MinReplicas is the floor; prewarm raises it for planned peaks.
 	MinReplicas int `yaml:"minReplicas" json:"minReplicas"`
 	// MaxReplicas is the ceiling.
@@ -133,12 +144,36 @@ type Autoscaling struct {
 	// RequestsInFlight is the average number of requests each pod's server may
 	// be running, on the preset's own gauge (vLLM vllm:num_requests_running,
 	// TGI tgi_batch_current_size) through a metrics adapter; 0 disables it.
+	// With engine keda the gateway counts them instead, for any server.
 	RequestsInFlight int `yaml:"requestsInFlight,omitempty" json:"requestsInFlight,omitempty"`
+	// QueueDepth is the average number of requests per replica that may wait in
+	// the gateway for a free upstream slot (engine keda); 0 disables it. It scales
+	// out when the gateway's adaptive limit holds requests back, so that requests
+	// in flight stay below their target while clients wait.
+	QueueDepth int `yaml:"queueDepth,omitempty" json:"queueDepth,omitempty"`
+	// TimeToFirstToken is the p95 time to first token, over 2 minutes, above
+	// which KEDA adds replicas in proportion (engine keda); 0 disables it. It
+	// depends on prompt lengths and the model, so it has no default: set it below
+	// the 10s of the AIDeploySlowFirstToken alert, e.g. 2s for chat.
+	TimeToFirstToken units.Duration `yaml:"timeToFirstToken,omitempty" json:"timeToFirstToken,omitempty"`
 	// ScaleUp behaviour.
 	ScaleUp ScalingRule `yaml:"scaleUp" json:"scaleUp"`
 	// ScaleDown behaviour.
 	ScaleDown ScalingRule `yaml:"scaleDown" json:"scaleDown"`
 }
+
+// The values of Autoscaling.Engine.
+const (
+	EngineHPA  = "hpa"
+	EngineKEDA = "keda"
+)
+
+// Engines lists the values of autoscaling.engine.
+var Engines = []string{EngineHPA, EngineKEDA}
+
+// DefaultPrometheusURL is autoscaling.prometheusURL when the file sets none:
+// the Service the Prometheus operator (kube-prometheus-stack) creates.
+const DefaultPrometheusURL = "http://prometheus-operated.monitoring.svc:9090"
 
 // ScalingRule is one direction of HPA behaviour.
 type ScalingRule struct {

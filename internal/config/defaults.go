@@ -54,6 +54,7 @@ func base() *Config {
 		Replicas:  3,
 		Autoscaling: Autoscaling{
 			Enabled:     true,
+			Engine:      EngineHPA,
 			MinReplicas: 2,
 			MaxReplicas: 20,
 			// Targets are derived from resources.gpus unless the file sets one.
@@ -145,21 +146,42 @@ func (c *Config) derive(written func(path string) bool) {
 	}
 	// Targets the file wrote stay as written, zeros included: what is off in
 	// the file is off in the output (validation refuses an HPA with none).
-	if a := &c.Autoscaling; !written("autoscaling.cpuTarget") && !written("autoscaling.memoryTarget") && !written("autoscaling.requestsPerSecond") && !written("autoscaling.requestsInFlight") &&
-		a.CPUTarget == 0 && a.MemoryTarget == 0 && a.RequestsPerSecond == 0 && a.RequestsInFlight == 0 {
-		switch {
-		case c.Resources.GPUs > 0 && p.BusyMetric != "":
-			// The server's own count of running requests says when its batch is
-			// full; a quarter of headroom scales out before requests queue.
-			a.RequestsInFlight = max(1, c.Model.Concurrency*3/4)
-		case c.Resources.GPUs > 0:
-			// GPU-aware by default: CPU and memory say nothing about a GPU that
-			// is saturated (the seed's HPA scaled CPU pods while the GPU choked).
-			// The seed's per-pod rate; preflight checks the custom metrics API it needs.
-			a.RequestsPerSecond = 100
-		default:
-			a.CPUTarget, a.MemoryTarget = 70, 80
+	c.Autoscaling.derive(c, written)
+	c.Gateway.SetDefaults()
+}
+
+// derive fills the autoscaling targets the file leaves to the preset, the
+// GPUs and the engine.
+func (a *Autoscaling) derive(c *Config, written func(path string) bool) {
+	p := c.Preset()
+	if a.Engine == EngineKEDA && a.PrometheusURL == "" {
+		a.PrometheusURL = DefaultPrometheusURL
+	}
+	for _, f := range []string{"cpuTarget", "memoryTarget", "requestsPerSecond", "requestsInFlight", "queueDepth", "timeToFirstToken"} {
+		if written("autoscaling." + f) {
+			return
 		}
 	}
-	c.Gateway.SetDefaults()
+	if a.CPUTarget != 0 || a.MemoryTarget != 0 || a.RequestsPerSecond != 0 || a.RequestsInFlight != 0 || a.QueueDepth != 0 || a.TimeToFirstToken != 0 {
+		return
+	}
+	switch {
+	case a.Engine == EngineKEDA:
+		// What a replica feels, as the gateway sees it for any server: its
+		// requests in flight with a quarter of headroom, and a queue of a
+		// quarter batch per replica when the gateway's limit holds requests back.
+		a.RequestsInFlight = max(1, c.Model.Concurrency*3/4)
+		a.QueueDepth = max(1, c.Model.Concurrency/4)
+	case c.Resources.GPUs > 0 && p.BusyMetric != "":
+		// The server's own count of running requests says when its batch is
+		// full; a quarter of headroom scales out before requests queue.
+		a.RequestsInFlight = max(1, c.Model.Concurrency*3/4)
+	case c.Resources.GPUs > 0:
+		// GPU-aware by default: CPU and memory say nothing about a GPU that
+		// is saturated (the seed's HPA scaled CPU pods while the GPU choked).
+		// The seed's per-pod rate; preflight checks the custom metrics API it needs.
+		a.RequestsPerSecond = 100
+	default:
+		a.CPUTarget, a.MemoryTarget = 70, 80
+	}
 }

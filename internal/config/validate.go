@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -49,7 +50,7 @@ func (c *Config) Validate(errs validate.Errors) {
 	c.Model.validate(errs.At("model"))
 	c.Resources.validate(errs.At("resources"))
 	errs.NonNegative("replicas", c.Replicas)
-	c.Autoscaling.validate(errs.At("autoscaling"), c.Preset().BusyMetric)
+	c.Autoscaling.validate(errs.At("autoscaling"), c.Preset().BusyMetric, c.Gateway.OnKubernetes())
 	if c.Startup.Budget <= 0 {
 		errs.Addf("startup.budget", "(%s) must be positive, e.g. 10m for a large model", c.Startup.Budget)
 	}
@@ -228,9 +229,30 @@ func (r Resources) validate(errs validate.Errors) {
 	errs.NonNegative("gpus", r.GPUs)
 }
 
-func (a Autoscaling) validate(errs validate.Errors, busyMetric string) {
+func (a Autoscaling) validate(errs validate.Errors, busyMetric string, gatewayOnK8s bool) {
 	if !a.Enabled {
 		return
+	}
+	errs.OneOf("engine", a.Engine, Engines...)
+	keda := a.Engine == EngineKEDA
+	if keda {
+		if !gatewayOnK8s {
+			errs.Addf("engine", "(keda) scales on the gateway's metrics, but gateway.enabled is false; enable the gateway or use engine hpa")
+		}
+		if u, err := url.Parse(a.PrometheusURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs.Addf("prometheusURL", "(%q) must be the http(s) URL of the Prometheus that scrapes the gateway, e.g. %s", a.PrometheusURL, DefaultPrometheusURL)
+		}
+	} else {
+		if a.QueueDepth != 0 {
+			errs.Addf("queueDepth", "(%d) is read from the gateway's metrics through KEDA; set autoscaling.engine: keda or remove it", a.QueueDepth)
+		}
+		if a.TimeToFirstToken != 0 {
+			errs.Addf("timeToFirstToken", "(%s) is read from the gateway's metrics through KEDA; set autoscaling.engine: keda or remove it", a.TimeToFirstToken)
+		}
+	}
+	errs.NonNegative("queueDepth", a.QueueDepth)
+	if a.TimeToFirstToken < 0 {
+		errs.Addf("timeToFirstToken", "(%s) must not be negative", a.TimeToFirstToken)
 	}
 	errs.Positive("minReplicas", a.MinReplicas)
 	if a.MaxReplicas < a.MinReplicas {
@@ -246,11 +268,11 @@ func (a Autoscaling) validate(errs validate.Errors, busyMetric string) {
 	}
 	errs.NonNegative("requestsPerSecond", a.RequestsPerSecond)
 	errs.NonNegative("requestsInFlight", a.RequestsInFlight)
-	if a.RequestsInFlight > 0 && busyMetric == "" {
-		errs.Addf("requestsInFlight", "(%d) needs a server that counts its running requests (vllm, tgi); use requestsPerSecond or cpuTarget", a.RequestsInFlight)
+	if a.RequestsInFlight > 0 && busyMetric == "" && !keda {
+		errs.Addf("requestsInFlight", "(%d) needs a server that counts its running requests (vllm, tgi), or autoscaling.engine: keda, which counts them at the gateway; use requestsPerSecond or cpuTarget", a.RequestsInFlight)
 	}
-	if a.CPUTarget == 0 && a.MemoryTarget == 0 && a.RequestsPerSecond == 0 && a.RequestsInFlight == 0 {
-		errs.Addf("cpuTarget", "is 0 and so are memoryTarget, requestsPerSecond and requestsInFlight; set at least one target or disable autoscaling")
+	if a.CPUTarget == 0 && a.MemoryTarget == 0 && a.RequestsPerSecond == 0 && a.RequestsInFlight == 0 && a.QueueDepth == 0 && a.TimeToFirstToken == 0 {
+		errs.Addf("cpuTarget", "is 0 and so are memoryTarget, requestsPerSecond, requestsInFlight, queueDepth and timeToFirstToken; set at least one target or disable autoscaling")
 	}
 	for _, r := range []struct {
 		path string

@@ -8,7 +8,9 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/k8s"
 	"github.com/aideploy/aideploy/internal/rollout"
 )
@@ -17,7 +19,7 @@ import (
 // in their blue/green form, and the dry run stores nothing.
 func TestIntegrationK8sApplyGoldenDryRun(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"cpu", "gpu1", "gpu4-rps"} {
+	for _, name := range []string{"cpu", "gpu1", "gpu4-rps", "keda"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			cfg := golden(t, name)
@@ -40,7 +42,12 @@ func TestIntegrationK8sApplyGoldenDryRun(t *testing.T) {
 				}
 			}
 			got := strings.Join(kinds, " ")
-			for _, want := range []string{"Deployment/" + cfg.Name + "-blue", "Service/" + cfg.Name, "Service/" + cfg.Name + "-preview"} {
+			wants := []string{"Deployment/" + cfg.Name + "-blue", "Service/" + cfg.Name, "Service/" + cfg.Name + "-preview"}
+			if cfg.Autoscaling.Engine == config.EngineKEDA {
+				// Checked by the API server against KEDA's own CRD (k8stest Options.KEDA).
+				wants = append(wants, "ScaledObject/"+cfg.Name)
+			}
+			for _, want := range wants {
 				if !strings.Contains(got, want) {
 					t.Errorf("applied %s, missing %s", got, want)
 				}
@@ -98,5 +105,48 @@ func TestIntegrationK8sApplyDiff(t *testing.T) {
 	}
 	if d.Spec.Selector.MatchLabels[k8s.LabelColor] != "blue" {
 		t.Errorf("selector %v has no colour", d.Spec.Selector.MatchLabels)
+	}
+}
+
+// KEDA's CRD really validates: a ScaledObject whose floor is above its
+// ceiling, or that names an unknown field, fails the server dry run that the
+// rendered one passes, so that pass is not the API server storing anything.
+func TestIntegrationK8sScaledObjectSchema(t *testing.T) {
+	t.Parallel()
+	cfg := golden(t, "keda")
+	_, kc := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	objs, err := k8s.Manifests(cfg, "aideploy.yaml", rollout.Blue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var so *unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == k8s.KindScaledObject {
+			so = o
+		}
+	}
+	if so == nil {
+		t.Fatal("no ScaledObject rendered for engine keda")
+	}
+	if _, err := kc.Apply(ctx, []*unstructured.Unstructured{so}, true); err != nil {
+		t.Fatalf("the rendered ScaledObject: %v", err)
+	}
+	for name, mutate := range map[string]func(o *unstructured.Unstructured){
+		"floor above ceiling": func(o *unstructured.Unstructured) {
+			_ = unstructured.SetNestedField(o.Object, int64(50), "spec", "minReplicaCount")
+		},
+		"unknown field": func(o *unstructured.Unstructured) {
+			_ = unstructured.SetNestedField(o.Object, int64(3), "spec", "minReplicas")
+		},
+	} {
+		bad := so.DeepCopy()
+		mutate(bad)
+		if _, err := kc.Apply(ctx, []*unstructured.Unstructured{bad}, true); err == nil {
+			t.Errorf("%s: the API server accepted it", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
 	}
 }

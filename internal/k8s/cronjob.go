@@ -73,6 +73,8 @@ func prewarmRBAC(svc string) (string, map[string]any, []map[string]any) {
 		{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": map[string]any{"name": sa, "labels": labels},
 			"rules": []any{
 				map[string]any{"apiGroups": []any{"autoscaling"}, "resources": []any{"horizontalpodautoscalers"}, "resourceNames": []any{svc}, "verbs": []any{"get", "update", "patch"}},
+				// With autoscaling.engine keda the floor is the ScaledObject's minReplicaCount.
+				map[string]any{"apiGroups": []any{ScaledObjects.Group}, "resources": []any{ScaledObjects.Resource}, "resourceNames": []any{svc}, "verbs": []any{"get", "update", "patch"}},
 				map[string]any{"apiGroups": []any{"apps"}, "resources": []any{"deployments"}, "verbs": []any{"get"}},
 				// Pods only: a Role cannot grant nodes (cluster-scoped), and prewarm --wait goes on without them.
 				map[string]any{"apiGroups": []any{""}, "resources": []any{"pods"}, "verbs": []any{"get", "list"}},

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/rollout"
 )
 
@@ -55,26 +56,36 @@ func adopt(selected rollout.Color, instances []rollout.Instance) *rollout.Deploy
 }
 
 // floor is the fewest replicas a new colour may start with: the serving
-// colour's live count when an autoscaler sizes it, and never below the HPA's
-// floor (which a prewarm raises). Without an HPA the file's count rules.
+// colour's live count when an autoscaler sizes it, and never below the
+// autoscaler's floor (HPA minReplicas or ScaledObject minReplicaCount, which a
+// prewarm raises). Without an autoscaler the file's count rules.
 func (p *Platform) floor(ctx context.Context, live *rollout.Deployment) (int, error) {
-	hpa, err := p.c.Clientset.AutoscalingV2().HorizontalPodAutoscalers(p.c.Namespace).Get(ctx, p.name, metav1.GetOptions{})
+	// The file's engine says which kind to read, so a Role for an HPA needs
+	// no rights on KEDA's resources.
+	a := Autoscaler{Kind: KindHPA, Name: p.name}
+	if p.o.Config != nil && p.o.Config.Autoscaling.Engine == config.EngineKEDA {
+		a.Kind = KindScaledObject
+	}
+	f := a.floor()
+	o, err := p.c.Dynamic.Resource(f.gvr).Namespace(p.c.Namespace).Get(ctx, p.name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		return 0, nil
 	case apierrors.IsForbidden(err):
-		p.logf("cannot read HPA %s (%v): the new colour starts at the serving colour's count", p.name, err)
+		p.logf("cannot read %s (%v): the new colour starts at the serving colour's count", a, err)
 		if live != nil {
 			return live.Replicas, nil
 		}
 		return 0, nil
 	case err != nil:
-		return 0, fmt.Errorf("reading HPA %s: %w", p.name, err)
+		return 0, fmt.Errorf("reading %s: %w", a, err)
 	}
-	n := 1
-	if hpa.Spec.MinReplicas != nil {
-		n = int(*hpa.Spec.MinReplicas)
+	lo, _, err := f.bounds(o)
+	if err != nil {
+		return 0, fmt.Errorf("reading the bounds of %s: %w", a, err)
 	}
+	// KEDA's HPA keeps at least one replica; below that KEDA itself activates.
+	n := max(1, int(lo))
 	if live != nil {
 		n = max(n, live.Replicas)
 	}

@@ -19,8 +19,11 @@ import (
 const totalGPUs = 10
 
 // The tests run in a network namespace of their own: the warm-up tests send
-// traffic to simulated pod and node addresses, which exist only there.
-func TestMain(m *testing.M) { k8stest.Main(m, k8stest.Options{GPUNodes: []int{4, 4, 2}, NetNS: true}) }
+// traffic to simulated pod and node addresses, which exist only there. KEDA's
+// ScaledObject CRD is installed for autoscaling.engine keda.
+func TestMain(m *testing.M) {
+	k8stest.Main(m, k8stest.Options{GPUNodes: []int{4, 4, 2}, NetNS: true, KEDA: true})
+}
 
 // golden loads one of the render package's golden configurations.
 func golden(t *testing.T, name string) *config.Config {

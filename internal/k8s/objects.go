@@ -21,7 +21,7 @@ const (
 	LabelColor        = "aideploy.dev/color"
 	AnnotationState   = "aideploy.dev/rollout"  // on the active Service: the journals, newest first
 	AnnotationRev     = "aideploy.dev/revision" // on a colour's Deployment: the deployment it runs
-	AnnotationPrewarm = "aideploy.dev/prewarm"  // on the HPA: the bounds before prewarm, and the window
+	AnnotationPrewarm = "aideploy.dev/prewarm"  // on the HPA or ScaledObject: the bounds before prewarm, and the window
 )
 
 // Decode reads the objects of rendered YAML files, skipping empty documents.
@@ -55,8 +55,8 @@ func PreviewName(svc string) string { return svc + "-preview" }
 // BlueGreen turns the rendered objects of service svc into their blue/green
 // form with c as the serving colour: the Deployment becomes <svc>-<c> with the
 // colour in its labels and selector, the Service selects c, a preview Service
-// is added, and the HPA targets the coloured Deployment. There is never a
-// colourless Deployment.
+// is added, and the autoscaler (HPA or ScaledObject) targets the coloured
+// Deployment. There is never a colourless Deployment.
 func BlueGreen(objs []*unstructured.Unstructured, svc string, c rollout.Color) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
 	for _, o := range objs {
@@ -74,9 +74,9 @@ func BlueGreen(objs []*unstructured.Unstructured, svc string, c rollout.Color) (
 			preview.SetName(PreviewName(o.GetName()))
 			out = append(out, o, preview)
 			continue
-		case "HorizontalPodAutoscaler":
+		case KindHPA, KindScaledObject:
 			if err := unstructured.SetNestedField(o.Object, ColorName(svc, c), "spec", "scaleTargetRef", "name"); err != nil {
-				return nil, fmt.Errorf("retargeting HPA %s: %w", o.GetName(), err)
+				return nil, fmt.Errorf("retargeting %s %s: %w", o.GetKind(), o.GetName(), err)
 			}
 		}
 		out = append(out, o)

@@ -13,8 +13,9 @@ import (
 	"k8s.io/client-go/util/retry"
 )
 
-// PrewarmRecord is what prewarm writes on the HPA, in the same update that
-// raises its bounds: the bounds to restore and the window.
+// PrewarmRecord is what prewarm writes on the autoscaler (the HPA or KEDA's
+// ScaledObject), in the same update that raises its bounds: the bounds to
+// restore and the window.
 type PrewarmRecord struct {
 	// MinReplicas is the floor before prewarm.
 	MinReplicas int32 `json:"minReplicas"`
@@ -30,38 +31,48 @@ type PrewarmRecord struct {
 
 // ReadPrewarm returns the prewarm record of an HPA, or nil.
 func ReadPrewarm(hpa *autoscalingv2.HorizontalPodAutoscaler) (*PrewarmRecord, error) {
-	s, ok := hpa.Annotations[AnnotationPrewarm]
+	return readPrewarm(hpa.Annotations, Autoscaler{Kind: KindHPA, Name: hpa.Name})
+}
+
+func readPrewarm(annotations map[string]string, a Autoscaler) (*PrewarmRecord, error) {
+	s, ok := annotations[AnnotationPrewarm]
 	if !ok {
 		return nil, nil
 	}
 	var r PrewarmRecord
 	if err := json.Unmarshal([]byte(s), &r); err != nil {
-		return nil, fmt.Errorf("reading annotation %s of HPA %s: %w; delete the annotation and set minReplicas by hand", AnnotationPrewarm, hpa.Name, err)
+		return nil, fmt.Errorf("reading annotation %s of %s: %w; delete the annotation and set %s by hand", AnnotationPrewarm, a, err, a.floor().min)
 	}
 	return &r, nil
 }
 
-// Prewarm raises the floor of HPA name to replicas (and its ceiling when it is
-// lower), recording the original bounds on the HPA in the same update, so a
-// killed run leaves either nothing or a restorable record. A second prewarm
-// keeps the first record's original bounds.
+// Prewarm raises the floor of the autoscaler of service name (its HPA, or
+// with autoscaling.engine keda its ScaledObject) to replicas, and its ceiling
+// when it is lower, recording the original bounds on the object in the same
+// update, so a killed run leaves either nothing or a restorable record. A
+// second prewarm keeps the first record's original bounds.
 func (c *Client) Prewarm(ctx context.Context, name string, replicas int32, until time.Time, now time.Time) (PrewarmRecord, error) {
 	var rec PrewarmRecord
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		hpas := c.Clientset.AutoscalingV2().HorizontalPodAutoscalers(c.Namespace)
-		hpa, err := hpas.Get(ctx, name, metav1.GetOptions{})
+	a, err := c.FindAutoscaler(ctx, name)
+	if err != nil {
+		return rec, err
+	}
+	f := a.floor()
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		ri := c.Dynamic.Resource(f.gvr).Namespace(c.Namespace)
+		o, err := ri.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return fmt.Errorf("reading HPA %s: %w", name, err)
+			return fmt.Errorf("reading %s: %w", a, err)
 		}
-		old, err := ReadPrewarm(hpa)
+		old, err := readPrewarm(o.GetAnnotations(), a)
 		if err != nil {
 			return err
 		}
-		min := int32(1)
-		if hpa.Spec.MinReplicas != nil {
-			min = *hpa.Spec.MinReplicas
+		lo, hi, err := f.bounds(o)
+		if err != nil {
+			return fmt.Errorf("reading the bounds of %s: %w", a, err)
 		}
-		rec = PrewarmRecord{MinReplicas: min, MaxReplicas: hpa.Spec.MaxReplicas, Replicas: replicas, Since: now.UTC(), Until: until.UTC()}
+		rec = PrewarmRecord{MinReplicas: lo, MaxReplicas: hi, Replicas: replicas, Since: now.UTC(), Until: until.UTC()}
 		if until.IsZero() {
 			rec.Until = time.Time{}
 		}
@@ -72,74 +83,80 @@ func (c *Client) Prewarm(ctx context.Context, name string, replicas int32, until
 		if err != nil {
 			return fmt.Errorf("recording prewarm: %w", err)
 		}
-		if hpa.Annotations == nil {
-			hpa.Annotations = map[string]string{}
-		}
-		hpa.Annotations[AnnotationPrewarm] = string(b)
-		floor := replicas
-		hpa.Spec.MinReplicas = &floor
-		hpa.Spec.MaxReplicas = max(rec.MaxReplicas, replicas)
-		_, err = hpas.Update(ctx, hpa, metav1.UpdateOptions{FieldManager: FieldManager})
-		return err
-	})
-	if err != nil {
-		return rec, fmt.Errorf("raising the floor of HPA %s: %w", name, err)
-	}
-	return rec, nil
-}
-
-// Restore puts back the bounds prewarm recorded on HPA name and drops the
-// record. It returns nil when there was nothing to restore.
-func (c *Client) Restore(ctx context.Context, name string) (*PrewarmRecord, error) {
-	var rec *PrewarmRecord
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		hpas := c.Clientset.AutoscalingV2().HorizontalPodAutoscalers(c.Namespace)
-		hpa, err := hpas.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("reading HPA %s: %w", name, err)
-		}
-		if rec, err = ReadPrewarm(hpa); err != nil || rec == nil {
+		o.SetAnnotations(with(o.GetAnnotations(), AnnotationPrewarm, string(b)))
+		if err := f.setBounds(o, replicas, max(rec.MaxReplicas, replicas)); err != nil {
 			return err
 		}
-		floor := rec.MinReplicas
-		hpa.Spec.MinReplicas = &floor
-		hpa.Spec.MaxReplicas = rec.MaxReplicas
-		delete(hpa.Annotations, AnnotationPrewarm)
-		_, err = hpas.Update(ctx, hpa, metav1.UpdateOptions{FieldManager: FieldManager})
+		_, err = ri.Update(ctx, o, metav1.UpdateOptions{FieldManager: FieldManager})
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("restoring HPA %s: %w", name, err)
+		return rec, fmt.Errorf("raising the floor of %s: %w", a, err)
 	}
 	return rec, nil
 }
 
-// CarryPrewarm keeps a prewarm in force across a re-apply of objs: an HPA
-// whose live object carries a prewarm record keeps its live floor and
-// ceiling instead of the file's, so neither `apply` nor a rollout's switch
-// undoes a prewarm mid-peak; `prewarm --restore` is what puts them back.
+// Restore puts back the bounds prewarm recorded on the autoscaler of service
+// name and drops the record. It returns nil when there was nothing to restore.
+func (c *Client) Restore(ctx context.Context, name string) (*PrewarmRecord, error) {
+	a, err := c.FindAutoscaler(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	f := a.floor()
+	var rec *PrewarmRecord
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		ri := c.Dynamic.Resource(f.gvr).Namespace(c.Namespace)
+		o, err := ri.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", a, err)
+		}
+		if rec, err = readPrewarm(o.GetAnnotations(), a); err != nil || rec == nil {
+			return err
+		}
+		if err := f.setBounds(o, rec.MinReplicas, rec.MaxReplicas); err != nil {
+			return err
+		}
+		ann := o.GetAnnotations()
+		delete(ann, AnnotationPrewarm)
+		o.SetAnnotations(ann)
+		_, err = ri.Update(ctx, o, metav1.UpdateOptions{FieldManager: FieldManager})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("restoring %s: %w", a, err)
+	}
+	return rec, nil
+}
+
+// CarryPrewarm keeps a prewarm in force across a re-apply of objs: an
+// autoscaler (HPA or ScaledObject) whose live object carries a prewarm record
+// keeps its live floor and ceiling instead of the file's, so neither `apply`
+// nor a rollout's switch undoes a prewarm mid-peak; `prewarm --restore` is
+// what puts them back.
 func (c *Client) CarryPrewarm(ctx context.Context, objs []*unstructured.Unstructured) error {
 	for _, o := range objs {
-		if o.GetKind() != "HorizontalPodAutoscaler" {
+		a := Autoscaler{Kind: o.GetKind(), Name: o.GetName()}
+		f := a.floor()
+		if f == nil {
 			continue
 		}
-		hpa, err := c.Clientset.AutoscalingV2().HorizontalPodAutoscalers(c.Namespace).Get(ctx, o.GetName(), metav1.GetOptions{})
+		live, err := c.Dynamic.Resource(f.gvr).Namespace(c.Namespace).Get(ctx, o.GetName(), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("reading HPA %s: %w", o.GetName(), err)
+			return fmt.Errorf("reading %s: %w", a, err)
 		}
-		rec, err := ReadPrewarm(hpa)
+		rec, err := readPrewarm(live.GetAnnotations(), a)
 		if err != nil || rec == nil {
 			return err
 		}
-		if hpa.Spec.MinReplicas != nil {
-			if err := unstructured.SetNestedField(o.Object, int64(*hpa.Spec.MinReplicas), "spec", "minReplicas"); err != nil {
-				return err
-			}
+		lo, hi, err := f.bounds(live)
+		if err != nil {
+			return fmt.Errorf("reading the bounds of %s: %w", a, err)
 		}
-		if err := unstructured.SetNestedField(o.Object, int64(hpa.Spec.MaxReplicas), "spec", "maxReplicas"); err != nil {
+		if err := f.setBounds(o, lo, hi); err != nil {
 			return err
 		}
 	}

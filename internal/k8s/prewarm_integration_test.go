@@ -2,6 +2,7 @@ package k8s_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -43,53 +44,51 @@ func hpaBounds(ctx context.Context, t *testing.T, kc *k8s.Client, name string) (
 	return *h.Spec.MinReplicas, h.Spec.MaxReplicas
 }
 
-// Prewarm 2 → 10 with 10 GPUs free: all ready; the HPA keeps 10 across its
-// syncs although CPU is low (a prewarm that only scaled the Deployment would
-// be undone); --restore brings back 2, twice.
+// prewarm --replicas 10 --wait on an HPA, 2 → 10 with 10 GPUs free: all
+// ready; the HPA keeps 10 over six of its syncs although CPU is low and it
+// may scale down at once (a prewarm that only scaled the Deployment would be
+// undone); --restore brings back 2, after which the same HPA scales down to
+// 2, so it was the floor that held them; restoring again changes nothing.
 func TestIntegrationK8sPrewarmReadyHoldsRestores(t *testing.T) {
 	cl, kc := start(t)
 	waitGPUsFree(t, kc)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	name := deployGPU1(ctx, t, cl, kc)
+	cfg := golden(t, "gpu1")
+	fastScaleDown(cfg)
+	// CPU alone (golden adds 70%): the test cluster serves no custom metrics,
+	// and an HPA with a metric it cannot read never scales down, so the
+	// requests-per-second metric would hold any count, floor or not.
+	cfg.Autoscaling.RequestsPerSecond = 0
+	deleteDeployments(t, kc)
+	cl.SetPodCPU("", 100)
+	if _, err := kc.Apply(ctx, runnable(t, cfg, rollout.Blue, nil), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := kc.WaitScaled(ctx, cfg.Name, 2, nil); err != nil {
+		t.Fatalf("waiting for the first 2 pods: %v", err)
+	}
+	name := cfg.Name
 
 	t0 := time.Now()
-	rec, err := kc.Prewarm(ctx, name, 10, time.Time{}, t0)
-	if err != nil {
-		t.Fatal(err)
+	run := commandLine(ctx, t, cl.Kubeconfig, kc, "gpu1", "rollout:\n  target: k8s\n")
+	out, errOut, code := run("prewarm", "--replicas", "10", "--wait", "--output", "json")
+	var res struct {
+		HPA      string `json:"hpa"`
+		Ready    int    `json:"ready"`
+		Original k8s.PrewarmRecord
 	}
-	if rec.MinReplicas != 2 || rec.MaxReplicas != 20 {
-		t.Errorf("recorded bounds %d–%d, want 2–20", rec.MinReplicas, rec.MaxReplicas)
+	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil {
+		t.Fatalf("prewarm --wait: exit %d, %v\n%s%s", code, err, out, errOut)
 	}
-	var last k8s.Progress
-	if err := kc.WaitScaled(ctx, name, 10, func(p k8s.Progress) { last = p }); err != nil {
-		t.Fatal(err)
+	if res.HPA != name || res.Ready != 10 || res.Original.MinReplicas != 2 || res.Original.MaxReplicas != 20 {
+		t.Errorf("prewarm --output json: %+v, want HPA %s 10 ready, recorded 2–20", res, name)
 	}
-	t.Logf("10/10 ready %s after prewarm; last progress %s", time.Since(t0).Round(100*time.Millisecond), last)
-	if last.Ready != 10 {
-		t.Errorf("last progress %s, want 10 ready", last)
+	if !strings.Contains(errOut, "HPA chat floor raised to 10 (was 2, ceiling 20)") || !strings.Contains(errOut, "10/10 ready") {
+		t.Errorf("prewarm lines:\n%s", errOut)
 	}
-
-	// HPA sync is 5s and downscale stabilization 15s on the test control plane:
-	// 25s cover it with low CPU.
-	deadline := time.Now().Add(25 * time.Second)
-	for time.Now().Before(deadline) {
-		d, err := kc.Clientset.AppsV1().Deployments(kc.Namespace).Get(ctx, name+"-blue", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if *d.Spec.Replicas != 10 {
-			t.Fatalf("the HPA moved the Deployment to %d replicas during prewarm", *d.Spec.Replicas)
-		}
-		time.Sleep(time.Second)
-	}
-	h, err := kc.Clientset.AutoscalingV2().HorizontalPodAutoscalers(kc.Namespace).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.Status.CurrentMetrics == nil || h.Status.LastScaleTime == nil {
-		t.Errorf("the HPA has no metrics (status %+v): the floor test proves nothing", h.Status)
-	}
+	t.Logf("10/10 ready %s after prewarm", time.Since(t0).Round(100*time.Millisecond))
+	holdsFloor(ctx, t, cl, kc, name, name+"-blue", 10)
 
 	for i := range 2 {
 		rec, err := kc.Restore(ctx, name)
@@ -103,6 +102,7 @@ func TestIntegrationK8sPrewarmReadyHoldsRestores(t *testing.T) {
 			t.Errorf("after restore %d: bounds %d–%d, want 2–20", i+1, lo, hi)
 		}
 	}
+	waitReplicas(ctx, t, kc, name+"-blue", 2, 90*time.Second)
 }
 
 // Prewarm 2 → 10 with 6 GPUs free: the reason and the numbers within 10s.

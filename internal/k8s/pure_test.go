@@ -71,6 +71,11 @@ apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata: {name: chat}
 spec: {scaleTargetRef: {kind: Deployment, name: chat}}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: chat}
+spec: {scaleTargetRef: {kind: Deployment, name: chat}}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +88,7 @@ spec: {scaleTargetRef: {kind: Deployment, name: chat}}
 	for _, o := range out {
 		got = append(got, o.GetKind()+"/"+o.GetName())
 	}
-	want := []string{"Deployment/chat-green", "Service/chat", "Service/chat-preview", "HorizontalPodAutoscaler/chat"}
+	want := []string{"Deployment/chat-green", "Service/chat", "Service/chat-preview", "HorizontalPodAutoscaler/chat", "ScaledObject/chat"}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
@@ -99,8 +104,10 @@ spec: {scaleTargetRef: {kind: Deployment, name: chat}}
 	if s := out[1].Object["spec"].(map[string]any)["selector"].(map[string]any); s[LabelColor] != "green" {
 		t.Errorf("Service selector %v, want colour green", s)
 	}
-	if n := out[3].Object["spec"].(map[string]any)["scaleTargetRef"].(map[string]any)["name"]; n != "chat-green" {
-		t.Errorf("HPA targets %v, want chat-green", n)
+	for _, o := range out[3:] {
+		if n := o.Object["spec"].(map[string]any)["scaleTargetRef"].(map[string]any)["name"]; n != "chat-green" {
+			t.Errorf("%s targets %v, want chat-green", o.GetKind(), n)
+		}
 	}
 	if objs[0].GetName() != "chat" {
 		t.Error("BlueGreen changed its input")

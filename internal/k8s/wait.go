@@ -6,6 +6,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // unschedulableGrace is how long pods may stay unschedulable for a reason
@@ -44,15 +45,23 @@ func (e *CapacityError) Error() string {
 	return s
 }
 
-// WaitScaled waits until the Deployment behind HPA name has want Ready pods,
-// reporting progress on every poll. It fails as soon as pods are unschedulable
-// for lack of GPUs, and after unschedulableGrace for any other reason.
-func (c *Client) WaitScaled(ctx context.Context, hpaName string, want int, report func(Progress)) error {
-	hpa, err := c.Clientset.AutoscalingV2().HorizontalPodAutoscalers(c.Namespace).Get(ctx, hpaName, metav1.GetOptions{})
+// WaitScaled waits until the Deployment behind the autoscaler (HPA or
+// ScaledObject) name has want Ready pods, reporting progress on every poll. It
+// fails as soon as pods are unschedulable for lack of GPUs, and after
+// unschedulableGrace for any other reason.
+func (c *Client) WaitScaled(ctx context.Context, name string, want int, report func(Progress)) error {
+	a, err := c.FindAutoscaler(ctx, name)
 	if err != nil {
-		return fmt.Errorf("reading HPA %s: %w", hpaName, err)
+		return err
 	}
-	deploy := hpa.Spec.ScaleTargetRef.Name
+	o, err := c.Dynamic.Resource(a.floor().gvr).Namespace(c.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", a, err)
+	}
+	deploy, _, err := unstructured.NestedString(o.Object, "spec", "scaleTargetRef", "name")
+	if err != nil || deploy == "" {
+		return fmt.Errorf("%s names no Deployment in spec.scaleTargetRef.name (%v); re-apply it with aideploy apply", a, err)
+	}
 	var since time.Time
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()

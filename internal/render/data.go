@@ -54,7 +54,10 @@ type renderData struct {
 	ComposeCPUs, ComposeCPULi string // decimal cores for compose
 
 	Replicas int
-	HPA      *hpaData
+	// HPA is the HorizontalPodAutoscaler (autoscaling.engine hpa), KEDA the
+	// ScaledObject (engine keda); at most one is set.
+	HPA  *hpaData
+	KEDA *kedaData
 
 	Server     string
 	Preset     config.Preset
@@ -94,14 +97,6 @@ type claimData struct {
 	Size         string
 	StorageClass string
 	AccessMode   string
-}
-
-type hpaData struct {
-	Min, Max, CPU, Memory, RPS          int
-	InFlight                            int
-	BusyMetric                          string // the server's gauge of running requests
-	UpWindow, UpPercent, UpPeriod       int64
-	DownWindow, DownPercent, DownPeriod int64
 }
 
 // envData is one variable, quoted for each target.
@@ -204,17 +199,8 @@ func newRenderData(cfg *config.Config, source, version string) (*renderData, err
 	if err := d.setResources(cfg.Resources); err != nil {
 		return nil, err
 	}
-	if a := cfg.Autoscaling; a.Enabled {
-		d.HPA = &hpaData{
-			Min: a.MinReplicas, Max: a.MaxReplicas, CPU: a.CPUTarget, Memory: a.MemoryTarget, RPS: a.RequestsPerSecond,
-			InFlight: a.RequestsInFlight, BusyMetric: d.Preset.BusyMetric,
-			UpWindow: a.ScaleUp.StabilizationWindow.Seconds(), UpPercent: int64(a.ScaleUp.Percent), UpPeriod: a.ScaleUp.Period.Seconds(),
-			DownWindow: a.ScaleDown.StabilizationWindow.Seconds(), DownPercent: int64(a.ScaleDown.Percent), DownPeriod: a.ScaleDown.Period.Seconds(),
-		}
-		if d.HPA.CPU == 0 && d.HPA.Memory == 0 && d.HPA.RPS == 0 && d.HPA.InFlight == 0 {
-			// The API server would fill in CPU 80%: never render an HPA without metrics.
-			return nil, fmt.Errorf("%w: autoscaling is enabled with no target; set autoscaling.cpuTarget, memoryTarget or requestsPerSecond, or disable autoscaling", ErrConfig)
-		}
+	if err := d.setAutoscaling(cfg); err != nil {
+		return nil, err
 	}
 
 	d.setModelVolume(cfg)

@@ -19,8 +19,9 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // goldenConfigs are the configurations under testdata: CPU only, one GPU,
 // four GPUs autoscaled on the requests-per-second custom metric (all three
 // custom servers), and one per preset: vLLM on two GPUs with a rendered claim
-// and an API key, TGI on scratch storage, Ollama on CPU without an HPA.
-var goldenConfigs = []string{"cpu", "gpu1", "gpu4-rps", "vllm", "tgi", "ollama"}
+// and an API key, TGI on scratch storage, Ollama on CPU without an HPA, and
+// vLLM scaled by KEDA on the gateway's in-flight, queue and time to first token.
+var goldenConfigs = []string{"cpu", "gpu1", "gpu4-rps", "vllm", "tgi", "ollama", "keda"}
 
 // testVersion stands in for the binary's version so goldens do not depend on -ldflags.
 const testVersion = "0.0.0-test"

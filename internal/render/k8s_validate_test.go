@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/aideploy/aideploy/internal/config"
@@ -24,6 +25,32 @@ type k8sObjects struct {
 	hpa     *autoscalingv2.HorizontalPodAutoscaler
 	pdb     *policyv1.PodDisruptionBudget
 	pvc     *corev1.PersistentVolumeClaim
+	keda    *scaledObject
+}
+
+// scaledObject is the part of KEDA's ScaledObject these checks read (KEDA's
+// Go types are not a dependency); the API server checks the whole object
+// against KEDA's CRD in the dry-run tests.
+type scaledObject struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   metav1.ObjectMeta `json:"metadata"`
+	Spec       struct {
+		ScaleTargetRef  struct{ APIVersion, Kind, Name string } `json:"scaleTargetRef"`
+		MinReplicaCount int32                                   `json:"minReplicaCount"`
+		MaxReplicaCount int32                                   `json:"maxReplicaCount"`
+		Advanced        struct {
+			HorizontalPodAutoscalerConfig struct {
+				Behavior autoscalingv2.HorizontalPodAutoscalerBehavior `json:"behavior"`
+			} `json:"horizontalPodAutoscalerConfig"`
+		} `json:"advanced"`
+		Triggers []struct {
+			Type       string            `json:"type"`
+			Name       string            `json:"name"`
+			MetricType string            `json:"metricType"`
+			Metadata   map[string]string `json:"metadata"`
+		} `json:"triggers"`
+	} `json:"spec"`
 }
 
 func decodeK8s(t *testing.T, files []File) k8sObjects {
@@ -51,6 +78,9 @@ func decodeK8s(t *testing.T, files []File) k8sObjects {
 		case "v1/PersistentVolumeClaim":
 			objs.pvc = &corev1.PersistentVolumeClaim{}
 			into = objs.pvc
+		case "keda.sh/v1alpha1/ScaledObject":
+			objs.keda = &scaledObject{}
+			into = objs.keda
 		case "policy/v1/PodDisruptionBudget":
 			objs.pdb = &policyv1.PodDisruptionBudget{}
 			into = objs.pdb
@@ -159,8 +189,12 @@ func TestKubernetesManifests(t *testing.T) {
 				}
 			}
 
-			if !cfg.Autoscaling.Enabled {
-				check(objs.hpa == nil, "HPA rendered while autoscaling is disabled")
+			if cfg.Autoscaling.Enabled && cfg.Autoscaling.Engine == config.EngineKEDA {
+				check(objs.hpa == nil, "an HPA rendered beside KEDA's ScaledObject, which owns one")
+				check(d.Spec.Replicas == nil, "replicas set although KEDA owns them")
+				checkScaledObject(t, objs.keda, cfg)
+			} else if !cfg.Autoscaling.Enabled {
+				check(objs.hpa == nil && objs.keda == nil, "autoscaler rendered while autoscaling is disabled")
 				check(d.Spec.Replicas != nil && int(*d.Spec.Replicas) == cfg.Replicas, "replicas %v, want %d", d.Spec.Replicas, cfg.Replicas)
 			} else {
 				check(objs.hpa != nil, "no HPA while autoscaling is enabled")

@@ -103,6 +103,7 @@ func outputs() []output {
 		{kind: Kubernetes, path: "k8s/hpa.yaml", tmpl: "k8s-hpa.yaml.tmpl", format: formatYAML, when: func(d *renderData) bool { return d.HPA != nil }},
 		{kind: Kubernetes, path: "k8s/pdb.yaml", tmpl: "k8s-pdb.yaml.tmpl", format: formatYAML},
 		{kind: Kubernetes, path: "k8s/pvc.yaml", tmpl: "k8s-pvc.yaml.tmpl", format: formatYAML, when: func(d *renderData) bool { return d.Claim != nil }},
+		{kind: Kubernetes, path: "k8s/scaledobject.yaml", tmpl: "k8s-keda.yaml.tmpl", format: formatYAML, when: func(d *renderData) bool { return d.KEDA != nil }},
 		{kind: Kubernetes, path: "k8s/service.yaml", tmpl: "k8s-service.yaml.tmpl", format: formatYAML},
 		{kind: Monitoring, path: "monitoring/alerts.yaml", tmpl: "alerts.yaml.tmpl", format: formatYAML},
 		{kind: Monitoring, path: "monitoring/grafana-dashboard.json", tmpl: "grafana-dashboard.json.tmpl", format: formatJSON},

@@ -30,14 +30,15 @@ func TestRenderKinds(t *testing.T) {
 		{"gpu1", []Kind{Kubernetes}, []string{"k8s/deployment.yaml", "k8s/hpa.yaml", "k8s/pdb.yaml", "k8s/pvc.yaml", "k8s/service.yaml"}},
 		{"gpu4-rps", []Kind{Kubernetes}, []string{"k8s/deployment.yaml", "k8s/hpa.yaml", "k8s/pdb.yaml", "k8s/service.yaml"}}, // an existing claim: none rendered
 		{"vllm", []Kind{Dockerfile}, nil}, // a preset builds nothing
-		{"tgi", []Kind{Kubernetes}, []string{"k8s/deployment.yaml", "k8s/hpa.yaml", "k8s/pdb.yaml", "k8s/service.yaml"}}, // emptyDir: no claim
-		{"cpu", []Kind{Kubernetes}, []string{"k8s/deployment.yaml", "k8s/pdb.yaml", "k8s/service.yaml"}},                 // autoscaling off: no HPA
+		{"tgi", []Kind{Kubernetes}, []string{"k8s/deployment.yaml", "k8s/hpa.yaml", "k8s/pdb.yaml", "k8s/service.yaml"}},                           // emptyDir: no claim
+		{"cpu", []Kind{Kubernetes}, []string{"k8s/deployment.yaml", "k8s/pdb.yaml", "k8s/service.yaml"}},                                           // autoscaling off: no HPA
+		{"keda", []Kind{Kubernetes}, []string{"k8s/deployment.yaml", "k8s/pdb.yaml", "k8s/pvc.yaml", "k8s/scaledobject.yaml", "k8s/service.yaml"}}, // KEDA owns the HPA
 		{"cpu", []Kind{KubernetesGateway}, []string{"k8s/gateway/configmap.yaml", "k8s/gateway/deployment.yaml", "k8s/gateway/hpa.yaml", "k8s/gateway/networkpolicy.yaml", "k8s/gateway/pdb.yaml", "k8s/gateway/redis.yaml", "k8s/gateway/service.yaml"}},
 		{"ollama", []Kind{KubernetesGateway}, nil}, // gateway.enabled: false
 		{"cpu", []Kind{Monitoring}, []string{"monitoring/alerts.yaml", "monitoring/grafana-dashboard.json", "monitoring/prometheus.yml"}},
-		{"gpu1", []Kind{All}, Paths(All)},
-		{"gpu1", nil, Paths()},
-		{"gpu1", []Kind{Dockerfile, All}, Paths(All)},
+		{"gpu1", []Kind{All}, hpaPaths(Paths(All))},
+		{"gpu1", nil, hpaPaths(Paths())},
+		{"gpu1", []Kind{Dockerfile, All}, hpaPaths(Paths(All))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.config+"/"+strings.Join(kindStrings(tt.kinds), ","), func(t *testing.T) {
@@ -48,6 +49,12 @@ func TestRenderKinds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hpaPaths drops KEDA's ScaledObject from paths: a configuration renders
+// either it or the HPA.
+func hpaPaths(paths []string) []string {
+	return slices.DeleteFunc(slices.Clone(paths), func(p string) bool { return p == "k8s/scaledobject.yaml" })
 }
 
 func kindStrings(ks []Kind) []string {

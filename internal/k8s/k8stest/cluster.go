@@ -38,6 +38,10 @@ type Options struct {
 	// network namespace of their own (see NetNSAddrs): for tests that send
 	// traffic to the addresses of simulated pods and nodes.
 	NetNS bool
+	// KEDA installs KEDA's ScaledObject CustomResourceDefinition, taken from
+	// KEDA's Go module (hack/keda-crd.sh): the API server validates
+	// ScaledObjects against it. KEDA's operator does not run.
+	KEDA bool
 }
 
 // Cluster is a running control plane as one test sees it.
@@ -92,6 +96,12 @@ func run(m *testing.M, opts Options) int {
 		if err := plane.build(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
+		}
+		if opts.KEDA {
+			if _, err := plane.fetchKEDA(context.Background()); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
 		}
 		if opts.NetNS {
 			return reexecInNetNS()
@@ -202,6 +212,11 @@ func (p *controlPlane) up() error {
 	p.metrics, err = startMetricsServer(ctx, cs)
 	if err != nil {
 		return fmt.Errorf("serving metrics.k8s.io: %w", err)
+	}
+	if p.opts.KEDA {
+		if err := p.installKEDA(ctx); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -45,6 +45,19 @@ type metricsServer struct {
 	mu sync.Mutex
 	// cpu holds milli-CPU by namespace, then by pod name; the pod "" is the namespace default.
 	cpu map[string]map[string]int64
+	// lists counts the pod metrics lists by namespace: the HPA controller
+	// makes one per HPA on each sync.
+	lists map[string]int
+}
+
+// MetricsLists returns how many times the metrics API was asked for the pod
+// metrics of the test's namespace, as the HPA controller does on each sync of
+// each HPA with a resource metric: a clock of controller time that a test can
+// wait on instead of the wall clock.
+func (c *Cluster) MetricsLists() int {
+	c.metrics.mu.Lock()
+	defer c.metrics.mu.Unlock()
+	return c.metrics.lists[c.Namespace]
 }
 
 // SetPodCPU makes the metrics API report milliCPU of CPU usage for the pod of
@@ -68,6 +81,7 @@ func (s *metricsServer) forget(ns string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.cpu, ns)
+	delete(s.lists, ns)
 }
 
 func (s *metricsServer) lookup(ns, pod string) (int64, bool) {
@@ -97,7 +111,7 @@ func startMetricsServer(ctx context.Context, cs kubernetes.Interface) (*metricsS
 	if err != nil {
 		return nil, fmt.Errorf("listening on loopback: %w", err)
 	}
-	s := &metricsServer{cs: cs, cpu: map[string]map[string]int64{}}
+	s := &metricsServer{cs: cs, cpu: map[string]map[string]int64{}, lists: map[string]int{}}
 	s.srv = &http.Server{
 		Handler:           s.routes(),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}},
@@ -186,6 +200,9 @@ func (s *metricsServer) discovery(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *metricsServer) listPods(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.lists[r.PathValue("ns")]++
+	s.mu.Unlock()
 	pods, err := s.cs.CoreV1().Pods(r.PathValue("ns")).List(r.Context(), metav1.ListOptions{
 		LabelSelector: r.URL.Query().Get("labelSelector"),
 		FieldSelector: r.URL.Query().Get("fieldSelector"),
