@@ -39,12 +39,20 @@ type Pool struct {
 	// adminChanged: the admin API changed the targets, weights or drain
 	// state, which then outlive a configuration reload (see Adopt).
 	adminChanged atomic.Bool
+	// spec is what the targets are made of: the configured ones, or what the
+	// admin API set last, dns+ ones expanded by ResolveDNS (dns.go). specGen
+	// counts its changes, so that a resolution begun before one is dropped.
+	// Both are guarded by mu.
+	spec    []TargetConfig
+	specGen uint64
+	// resolver is what WatchDNS was given, for Replace to expand dns+ targets with.
+	resolver atomic.Pointer[resolverRef]
 }
 
 // NewPool builds a pool; Run starts its health checks.
 func NewPool(cfg PoolConfig, to Timeouts, bf BreakerFactory) (*Pool, error) {
 	cfg.SetDefaults()
-	p := &Pool{cfg: cfg, timeout: to, bf: bf, wake: make(chan struct{}, wakeBuffer)}
+	p := &Pool{cfg: cfg, timeout: to, bf: bf, wake: make(chan struct{}, wakeBuffer), spec: slices.Clone(cfg.Targets)}
 	ts := make([]*Target, 0, len(cfg.Targets))
 	for _, tc := range cfg.Targets {
 		if IsDNSTarget(tc.URL) {
