@@ -327,8 +327,22 @@ func (p *Platform) warmPod(ctx context.Context, d rollout.Deployment, pod string
 	}
 }
 
-// Switch points the active Service at colour to and the HPA at its Deployment.
+// Switch sends traffic to colour to. With the gateway (gateway.enabled and
+// its Deployment applied) every gateway pod's default pool moves to to's
+// headless Service, health-gated and drained, and the gateway's ConfigMap
+// follows; see switchGateway. Then, in either mode, the active Service
+// selects to and the HPA scales to's Deployment: without the gateway that
+// selector is the switch.
 func (p *Platform) Switch(ctx context.Context, to rollout.Deployment, from *rollout.Deployment) error {
+	mode, err := p.trafficMode(ctx)
+	if err != nil {
+		return err
+	}
+	if mode.Mode == TrafficGateway {
+		if err := p.switchGateway(ctx, to); err != nil {
+			return err
+		}
+	}
 	objs, err := p.manifests(to.Color, nil)
 	if err != nil {
 		return err
@@ -353,8 +367,17 @@ func (p *Platform) Switch(ctx context.Context, to rollout.Deployment, from *roll
 	return nil
 }
 
-// Stats reports the pods of the active colour: how many are not Ready.
-func (p *Platform) Stats(ctx context.Context, _ time.Duration) (rollout.Stats, error) {
+// Stats reads, through the gateway, what the serving colour's pods answered
+// over the window in every gateway pod. Without the gateway there are no
+// figures of requests: it counts the pods of the active colour that are not Ready.
+func (p *Platform) Stats(ctx context.Context, window time.Duration) (rollout.Stats, error) {
+	mode, err := p.trafficMode(ctx)
+	if err != nil {
+		return rollout.Stats{}, err
+	}
+	if mode.Mode == TrafficGateway {
+		return p.gatewayStats(ctx, window)
+	}
 	var st rollout.Stats
 	c := p.active
 	if c == "" {
@@ -379,9 +402,20 @@ func (p *Platform) Stats(ctx context.Context, _ time.Duration) (rollout.Stats, e
 	return st, nil
 }
 
-// Drain returns at once: the Service no longer sends d new requests, and
-// each pod's terminationGracePeriodSeconds lets long generations finish.
-func (p *Platform) Drain(context.Context, rollout.Deployment, time.Duration) error { return nil }
+// Drain waits, with the gateway, until no gateway pod has requests in flight
+// to d's pods. Without it, it returns at once: the Service no longer sends d
+// new requests, and each pod's terminationGracePeriodSeconds lets long
+// generations finish.
+func (p *Platform) Drain(ctx context.Context, d rollout.Deployment, timeout time.Duration) error {
+	mode, err := p.trafficMode(ctx)
+	if err != nil {
+		return err
+	}
+	if mode.Mode == TrafficGateway {
+		return p.drainGateway(ctx, d, timeout)
+	}
+	return nil
+}
 
 // Stop scales d's Deployment to zero, keeping it for a rollback.
 func (p *Platform) Stop(ctx context.Context, d rollout.Deployment) error {
