@@ -3,7 +3,6 @@ package k8s
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -141,29 +140,16 @@ func GatewayTarget(cfg *config.Config, c rollout.Color) string {
 	return "dns+http://" + HeadlessName(cfg.Name, c) + ":" + strconv.Itoa(cfg.Port)
 }
 
-// gatewayObjectsServing renders the gateway's objects for the colour that
-// serves now (blue before any rollout).
-func (c *Client) gatewayObjectsServing(ctx context.Context, cfg *config.Config, source string) ([]*unstructured.Unstructured, error) {
+// GatewayServingManifests renders the gateway's objects of cfg (nil when the
+// gateway is off) with its ConfigMap sending traffic to the colour that serves
+// now (blue before any rollout), so that apply never switches traffic back.
+func (c *Client) GatewayServingManifests(ctx context.Context, cfg *config.Config, source string) ([]*unstructured.Unstructured, error) {
+	if !cfg.Gateway.OnKubernetes() {
+		return nil, nil
+	}
 	color, err := c.ActiveColor(ctx, cfg.Name)
 	if err != nil {
 		return nil, err
 	}
 	return GatewayManifests(cfg, source, color)
-}
-
-// sortByApplyOrder puts ConfigMaps and Services before the workloads that
-// read them, so that a first apply starts gateway pods with their config.
-func sortByApplyOrder(objs []*unstructured.Unstructured) {
-	rank := map[string]int{"ConfigMap": 0, "Service": 1, "StatefulSet": 2, "Deployment": 3}
-	sort.SliceStable(objs, func(a, b int) bool {
-		ra, ok := rank[objs[a].GetKind()]
-		if !ok {
-			ra = 4
-		}
-		rb, ok := rank[objs[b].GetKind()]
-		if !ok {
-			rb = 4
-		}
-		return ra < rb
-	})
 }

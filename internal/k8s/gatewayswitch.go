@@ -11,12 +11,12 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/aideploy/aideploy/internal/gateway/adminapi"
 	"github.com/aideploy/aideploy/internal/rollout"
@@ -210,7 +210,9 @@ func (p *Platform) switchGateway(ctx context.Context, to rollout.Deployment) err
 	if err != nil {
 		return err
 	}
-	cm := pick(objs, func(o *unstructured.Unstructured) bool { return o.GetKind() == "ConfigMap" && o.GetName() == GatewayName(p.name) })
+	cm := pick(objs, func(o *unstructured.Unstructured) bool {
+		return o.GetKind() == "ConfigMap" && o.GetName() == GatewayName(p.name)
+	})
 	if _, err := p.c.Apply(ctx, cm, false); err != nil {
 		return fmt.Errorf("pointing the gateway's ConfigMap at %s (the running pods switched already): %w", to, err)
 	}
