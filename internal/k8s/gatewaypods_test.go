@@ -304,17 +304,16 @@ func startVersionedModels(ctx context.Context, t *testing.T, kc *k8s.Client, svc
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	serving := map[string]served{} // by address
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		for _, s := range serving {
-			_ = s.srv.Close()
-		}
-	})
+	t.Cleanup(func() { cancel(); wg.Wait() })
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		serving := map[string]served{} // by address
+		defer func() {
+			for _, s := range serving {
+				_ = s.srv.Close()
+			}
+		}()
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for {

@@ -101,7 +101,8 @@ func TestIntegrationK8sGatewayRollout(t *testing.T) {
 	switched := make(chan time.Time, 4)
 	b.mu.Lock()
 	b.onEvent = func(e rollout.Event) {
-		if e.Step == rollout.StepSwitch && e.Kind == rollout.EventDone {
+		// From the start of the switch: the gateway pods swap before the step ends.
+		if e.Step == rollout.StepSwitch && e.Kind == rollout.EventStart {
 			switched <- e.Time
 		}
 	}

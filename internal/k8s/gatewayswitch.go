@@ -54,11 +54,7 @@ func (p *Platform) trafficMode(ctx context.Context) (TrafficView, error) {
 // Authorization header for itself.
 func (p *Platform) gatewayPods(ctx context.Context) ([]gatewayPod, error) {
 	name := GatewayName(p.name)
-	dep, err := p.c.Clientset.AppsV1().Deployments(p.c.Namespace).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("reading the gateway's Deployment %s: %w", name, err)
-	}
-	token, err := p.adminToken(ctx, dep.Spec.Template.Spec.Containers)
+	token, err := p.gatewayToken(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +87,29 @@ func (p *Platform) gatewayPods(ctx context.Context) ([]gatewayPod, error) {
 			name, p.c.Namespace, LabelName, name)
 	}
 	return out, nil
+}
+
+// gatewayToken reads the admin token once per platform: the watch window
+// reads the gateway's figures twice a second.
+func (p *Platform) gatewayToken(ctx context.Context) (string, error) {
+	p.mu.Lock()
+	tok := p.token
+	p.mu.Unlock()
+	if tok != "" {
+		return tok, nil
+	}
+	name := GatewayName(p.name)
+	dep, err := p.c.Clientset.AppsV1().Deployments(p.c.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("reading the gateway's Deployment %s: %w", name, err)
+	}
+	if tok, err = p.adminToken(ctx, dep.Spec.Template.Spec.Containers); err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	p.token = tok
+	p.mu.Unlock()
+	return tok, nil
 }
 
 // adminToken reads the admin token the gateway container gets through AIDEPLOY_ADMIN_TOKEN.

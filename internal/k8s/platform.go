@@ -59,6 +59,8 @@ type Platform struct {
 	traffic *TrafficView
 	// proxy reaches the gateway pods through the API server, made once.
 	proxy *http.Client
+	// token is the gateway's admin token, read once.
+	token string
 }
 
 var _ rollout.Platform = (*Platform)(nil)

@@ -18,7 +18,9 @@ func (e *WatchError) Error() string { return e.Reason }
 // as soon as the error rate or p99 crosses its threshold.
 func (r *Runner) watch(ctx context.Context) (string, error) {
 	window := r.Config.Watch.Window.D()
-	poll := min(max(window/10, 100*time.Millisecond), time.Second)
+	// At most half a second between reads: every read later than the first
+	// failures is that much more traffic on a colour that fails.
+	poll := min(max(window/10, 100*time.Millisecond), 500*time.Millisecond)
 	start := r.now()
 	var last Stats
 	var lastErr error
