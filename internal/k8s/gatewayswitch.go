@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -180,6 +181,11 @@ func (p *Platform) switchGateway(ctx context.Context, to rollout.Deployment) err
 	if err != nil {
 		return err
 	}
+	hc := p.o.Config.Rollout.HealthCheck
+	gate := max(3*hc.Timeout.D(), 10*time.Second)
+	if err := p.waitEndpoints(ctx, to, gate); err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, gp := range pods {
 		g.Go(func() error {
@@ -193,10 +199,9 @@ func (p *Platform) switchGateway(ctx context.Context, to rollout.Deployment) err
 		return fmt.Errorf("preparing the switch to %s, nothing switched: %w", to, err)
 	}
 	target := GatewayTarget(p.o.Config, to.Color)
-	hc := p.o.Config.Rollout.HealthCheck
 	req := adminapi.ReplaceTargets{
 		Targets:       []adminapi.Target{{URL: target, Weight: 1}},
-		HealthTimeout: units.Duration(max(3*hc.Timeout.D(), 10*time.Second)),
+		HealthTimeout: units.Duration(gate),
 		Drain:         true,
 		DrainTimeout:  p.o.Config.Rollout.DrainTimeout,
 	}
@@ -222,7 +227,11 @@ func (p *Platform) switchGateway(ctx context.Context, to rollout.Deployment) err
 	}
 	if err := g.Wait(); err != nil {
 		sort.Strings(switched)
-		return fmt.Errorf("switching the gateway to %s (%d of %d pods switched: %s): %w", target, len(switched), len(pods), strings.Join(switched, ", "), err)
+		which := ""
+		if len(switched) > 0 {
+			which = ": " + strings.Join(switched, ", ")
+		}
+		return fmt.Errorf("switching the gateway to %s (%d of %d pods switched%s): %w", target, len(switched), len(pods), which, err)
 	}
 	p.logf("gateway: %d pod(s) send the default pool to %s (swaps %s apart, drained)", len(pods), target, last.Sub(first).Round(time.Millisecond))
 	objs, err := GatewayManifests(p.o.Config, p.o.Source, to.Color)
@@ -348,4 +357,72 @@ func (p *Platform) drainGateway(ctx context.Context, d rollout.Deployment, timeo
 		})
 	}
 	return g.Wait()
+}
+
+// waitEndpoints waits until d's headless Service lists every ready pod of d
+// as a ready endpoint: the gateway pods resolve the Service's name, and the
+// endpoint controller writes a pod that just became ready a moment later.
+func (p *Platform) waitEndpoints(ctx context.Context, d rollout.Deployment, timeout time.Duration) error {
+	svc := HeadlessName(p.name, d.Color)
+	sel := LabelName + "=" + p.name + "," + LabelColor + "=" + string(d.Color)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		want, have, err := p.endpoints(ctx, svc, sel, d.Revision)
+		if err == nil && len(want) > 0 && countMissing(want, have) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("waiting for Service %s to list the pods of %s: %w", svc, d, err)
+			}
+			return fmt.Errorf("Service %s lists %d of the %d ready pods of %s as ready endpoints after %s; check that it exists (aideploy apply applies k8s/gateway) and selects the pods",
+				svc, len(want)-countMissing(want, have), len(want), d, timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+// endpoints returns the addresses of d's ready pods and those of svc's ready endpoints.
+func (p *Platform) endpoints(ctx context.Context, svc, sel string, rev int) (want, have map[string]bool, err error) {
+	pods, err := p.c.Clientset.CoreV1().Pods(p.c.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, nil, err
+	}
+	want = map[string]bool{}
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		if pod.DeletionTimestamp == nil && podReady(pod) && pod.Status.PodIP != "" && pod.Annotations[AnnotationRev] == strconv.Itoa(rev) {
+			want[pod.Status.PodIP] = true
+		}
+	}
+	slices, err := p.c.Clientset.DiscoveryV1().EndpointSlices(p.c.Namespace).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + svc})
+	if err != nil {
+		return nil, nil, err
+	}
+	have = map[string]bool{}
+	for _, s := range slices.Items {
+		for _, ep := range s.Endpoints {
+			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+				continue
+			}
+			for _, a := range ep.Addresses {
+				have[a] = true
+			}
+		}
+	}
+	return want, have, nil
+}
+
+func countMissing(want, have map[string]bool) int {
+	n := 0
+	for ip := range want {
+		if !have[ip] {
+			n++
+		}
+	}
+	return n
 }
