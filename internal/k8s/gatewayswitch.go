@@ -208,6 +208,9 @@ func (p *Platform) switchGateway(ctx context.Context, to rollout.Deployment) err
 	var mu sync.Mutex
 	var switched []string
 	var first, last time.Time
+	p.mu.Lock()
+	p.flipped = time.Now()
+	p.mu.Unlock()
 	g, gctx = errgroup.WithContext(ctx)
 	for _, gp := range pods {
 		g.Go(func() error {
@@ -250,8 +253,15 @@ func (p *Platform) switchGateway(ctx context.Context, to rollout.Deployment) err
 // gatewayStats sums what every gateway pod saw of the targets now in its
 // default pool (the serving colour's pods) over the window: requests and
 // errors added up, the worst pod's p99. Draining targets, the colour that
-// left, count neither as targets nor in the figures.
+// left, count neither as targets nor in the figures. The window reaches back
+// to this platform's last swap: the watch starts once the switch step ends,
+// and what the colour answered from the swap on counts too.
 func (p *Platform) gatewayStats(ctx context.Context, window time.Duration) (rollout.Stats, error) {
+	p.mu.Lock()
+	if !p.flipped.IsZero() {
+		window = max(window, time.Since(p.flipped))
+	}
+	p.mu.Unlock()
 	pods, err := p.gatewayPods(ctx)
 	if err != nil {
 		return rollout.Stats{}, err

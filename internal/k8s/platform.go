@@ -61,6 +61,8 @@ type Platform struct {
 	proxy *http.Client
 	// token is the gateway's admin token, read once.
 	token string
+	// flipped is when the last switch began swapping the gateway pods' targets.
+	flipped time.Time
 }
 
 var _ rollout.Platform = (*Platform)(nil)
