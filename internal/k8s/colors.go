@@ -3,10 +3,12 @@ package k8s
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -327,22 +329,40 @@ func (p *Platform) warmPod(ctx context.Context, d rollout.Deployment, pod string
 	}
 }
 
-// Switch sends traffic to colour to. With the gateway (gateway.enabled and
-// its Deployment applied) every gateway pod's default pool moves to to's
-// headless Service, health-gated and drained, and the gateway's ConfigMap
-// follows; see switchGateway. Then, in either mode, the active Service
+// Switch sends traffic to colour to. In either mode the active Service
 // selects to and the HPA scales to's Deployment: without the gateway that
-// selector is the switch.
+// selector is the switch. With the gateway (gateway.enabled and its
+// Deployment applied) the switch is prepared first (see prepareGateway);
+// then every gateway pod's default pool moves to to's headless Service,
+// health-gated and drained, while the gateway's ConfigMap, the Service and
+// the HPA follow to beside it: the traffic moves as soon as it can, which
+// is what a switch back from a failing colour needs most.
 func (p *Platform) Switch(ctx context.Context, to rollout.Deployment, from *rollout.Deployment) error {
 	mode, err := p.trafficMode(ctx)
 	if err != nil {
 		return err
 	}
-	if mode.Mode == TrafficGateway {
-		if err := p.switchGateway(ctx, to); err != nil {
-			return err
-		}
+	if mode.Mode != TrafficGateway {
+		return p.switchSelector(ctx, to)
 	}
+	pods, gate, err := p.prepareGateway(ctx, to)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	var flipErr error
+	wg.Add(1)
+	go func() { defer wg.Done(); flipErr = p.flipGateway(ctx, to, pods, gate) }()
+	err = p.pointGatewayConfig(ctx, to)
+	if err == nil {
+		err = p.switchSelector(ctx, to)
+	}
+	wg.Wait()
+	return errors.Join(flipErr, err)
+}
+
+// switchSelector points the active Service at colour to and the HPA at its Deployment.
+func (p *Platform) switchSelector(ctx context.Context, to rollout.Deployment) error {
 	objs, err := p.manifests(to.Color, nil)
 	if err != nil {
 		return err

@@ -167,24 +167,30 @@ func containerPort(cs []corev1.Container, name string) int32 {
 	return 0
 }
 
-// switchGateway points the default pool of every ready gateway pod at colour
-// to's headless Service. Every pod is asked first whether it answers (the
-// pod proxy, the token, the pool), so that a pod that cannot be reached stops
-// the switch before any pod moved; then all switch at once, each one atomically
-// once it has health-checked every pod of to, draining what leaves its pool.
-// Between the first and the last pod's swap (the time one health check takes,
-// milliseconds) a client whose requests land on different gateway pods may
-// get answers of both colours; each gateway pod itself moves once. The
-// ConfigMap then names to, for gateway pods that start later.
-func (p *Platform) switchGateway(ctx context.Context, to rollout.Deployment) error {
+// A switch through the gateway points the default pool of every ready
+// gateway pod at colour to's headless Service. prepareGateway first waits
+// until that Service lists every ready pod of to, and asks every gateway pod
+// whether it answers (the pod proxy, the token, the pool), so that a pod that
+// cannot be reached stops the switch before anything moved. flipGateway then
+// swaps all gateway pods at once, each atomically once it has health-checked
+// every pod of to, draining what leaves its pool, while Switch points the
+// gateway's ConfigMap at to (for gateway pods that start later) and moves the
+// Service selector and the HPA. Between the first and the last pod's swap
+// (the time one health check takes, milliseconds) a client whose requests
+// land on different gateway pods may get answers of both colours; each
+// gateway pod itself moves once.
+
+// prepareGateway readies a switch to to and returns the gateway pods and the
+// health gate's timeout.
+func (p *Platform) prepareGateway(ctx context.Context, to rollout.Deployment) ([]gatewayPod, time.Duration, error) {
 	pods, err := p.gatewayPods(ctx)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	hc := p.o.Config.Rollout.HealthCheck
 	gate := max(3*hc.Timeout.D(), 10*time.Second)
 	if err := p.waitEndpoints(ctx, to, gate); err != nil {
-		return err
+		return nil, 0, err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, gp := range pods {
@@ -196,8 +202,28 @@ func (p *Platform) switchGateway(ctx context.Context, to rollout.Deployment) err
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return fmt.Errorf("preparing the switch to %s, nothing switched: %w", to, err)
+		return nil, 0, fmt.Errorf("preparing the switch to %s, nothing switched: %w", to, err)
 	}
+	return pods, gate, nil
+}
+
+// pointGatewayConfig makes the gateway's ConfigMap send the default pool to to.
+func (p *Platform) pointGatewayConfig(ctx context.Context, to rollout.Deployment) error {
+	objs, err := GatewayManifests(p.o.Config, p.o.Source, to.Color)
+	if err != nil {
+		return err
+	}
+	cm := pick(objs, func(o *unstructured.Unstructured) bool {
+		return o.GetKind() == "ConfigMap" && o.GetName() == GatewayName(p.name)
+	})
+	if _, err := p.c.Apply(ctx, cm, false); err != nil {
+		return fmt.Errorf("pointing the gateway's ConfigMap at %s: %w", to, err)
+	}
+	return nil
+}
+
+// flipGateway swaps every gateway pod's default pool to to at once.
+func (p *Platform) flipGateway(ctx context.Context, to rollout.Deployment, pods []gatewayPod, gate time.Duration) error {
 	target := GatewayTarget(p.o.Config, to.Color)
 	req := adminapi.ReplaceTargets{
 		Targets:       []adminapi.Target{{URL: target, Weight: 1}},
@@ -211,7 +237,7 @@ func (p *Platform) switchGateway(ctx context.Context, to rollout.Deployment) err
 	p.mu.Lock()
 	p.flipped = time.Now()
 	p.mu.Unlock()
-	g, gctx = errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	for _, gp := range pods {
 		g.Go(func() error {
 			if _, err := gp.admin.ReplaceTargets(gctx, adminapi.DefaultPool, req); err != nil {
@@ -237,16 +263,6 @@ func (p *Platform) switchGateway(ctx context.Context, to rollout.Deployment) err
 		return fmt.Errorf("switching the gateway to %s (%d of %d pods switched%s): %w", target, len(switched), len(pods), which, err)
 	}
 	p.logf("gateway: %d pod(s) send the default pool to %s (swaps %s apart, drained)", len(pods), target, last.Sub(first).Round(time.Millisecond))
-	objs, err := GatewayManifests(p.o.Config, p.o.Source, to.Color)
-	if err != nil {
-		return err
-	}
-	cm := pick(objs, func(o *unstructured.Unstructured) bool {
-		return o.GetKind() == "ConfigMap" && o.GetName() == GatewayName(p.name)
-	})
-	if _, err := p.c.Apply(ctx, cm, false); err != nil {
-		return fmt.Errorf("pointing the gateway's ConfigMap at %s (the running pods switched already): %w", to, err)
-	}
 	return nil
 }
 
@@ -254,14 +270,19 @@ func (p *Platform) switchGateway(ctx context.Context, to rollout.Deployment) err
 // default pool (the serving colour's pods) over the window: requests and
 // errors added up, the worst pod's p99. Draining targets, the colour that
 // left, count neither as targets nor in the figures. The window reaches back
-// to this platform's last swap: the watch starts once the switch step ends,
-// and what the colour answered from the swap on counts too.
+// to this platform's last swap, since the watch starts once the switch step
+// ends and what the colour answered from the swap on counts too, plus one
+// second: the gateway counts by wall-clock second and a window of 0.6 s
+// would read only the current one. The targets in the pool are the new
+// colour's, which took no traffic before the swap, so the second added
+// brings in nothing of another colour.
 func (p *Platform) gatewayStats(ctx context.Context, window time.Duration) (rollout.Stats, error) {
 	p.mu.Lock()
 	if !p.flipped.IsZero() {
 		window = max(window, time.Since(p.flipped))
 	}
 	p.mu.Unlock()
+	window += time.Second
 	pods, err := p.gatewayPods(ctx)
 	if err != nil {
 		return rollout.Stats{}, err
