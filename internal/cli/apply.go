@@ -40,7 +40,13 @@ without a colour. --dry-run=server has the API server validate and default
 everything without storing it; --diff shows what would change. A field another
 manager changed (an operator's kubectl edit) is not overwritten: apply names
 such fields and changes nothing, unless --force-conflicts is given. The serving
-colour keeps its live replica count and a prewarmed autoscaler its floor.`,
+colour keeps its live replica count and a prewarmed autoscaler its floor.
+
+With the gateway (gateway.enabled, the default) apply also applies k8s/gateway:
+the gateway's Deployment, Service, HPA, PDB, NetworkPolicy, the ConfigMap with
+its configuration (its default pool sent to the serving colour), the headless
+Service of each colour and Redis. The admin token Secret is not rendered:
+create it once, as the Deployment's comment says.`,
 		Example: `  aideploy apply --target k8s --dry-run=server --diff
   aideploy apply --target k8s -n serving`,
 		Args: noArgs,
@@ -82,6 +88,11 @@ func runApply(ctx context.Context, o *applyOptions) error {
 	if err != nil {
 		return err
 	}
+	gw, err := kc.GatewayServingManifests(ctx, cfg, sourceName(o.f.ConfigPath, "."))
+	if err != nil {
+		return err
+	}
+	objs = append(objs, gw...)
 	dry := o.DryRun == "server"
 	changes, err := kc.ApplyRespecting(ctx, objs, dry, o.ForceConflicts)
 	var ce *k8s.ConflictError

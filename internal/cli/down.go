@@ -45,10 +45,12 @@ On Docker (the default) it removes every container of the service: both
 colours, kept revisions, its lock and history. With --target k8s it deletes
 what aideploy made in the namespace: the Services, both colours' Deployments,
 the autoscaler, the disruption budget,
-prewarm CronJobs with their ServiceAccount and Role, the rollout history and
-the rollout Lease. Objects are picked by the labels app.kubernetes.io/name
-and app.kubernetes.io/managed-by=aideploy, so nothing else in the namespace
-is touched. It then waits, up to --timeout, until the service's pods are
+prewarm CronJobs with their ServiceAccount and Role, the gateway's objects
+(Deployment, Services, ConfigMap, HPA, PDB, NetworkPolicy) and its Redis, the
+rollout history and the rollout Lease. Objects are picked by the labels
+app.kubernetes.io/name (app.kubernetes.io/part-of for the gateway's) and
+app.kubernetes.io/managed-by=aideploy, so nothing else in the namespace is
+touched; the gateway's admin token Secret, which you created, stays. It then waits, up to --timeout, until the service's pods are
 gone and their GPUs free for the next deploy; --wait=false returns at once
 and says how many pods are still terminating.`,
 		Example: `  aideploy down --yes

@@ -25,7 +25,7 @@ func runKubeStatus(ctx context.Context, o *statusOptions, t *deployTarget) error
 			return UsageErrorf("--watch draws the table; drop --output %s", o.f.Output)
 		}
 		err := watchStatus(ctx, o.f.IO.Out, o.f.IO.IsTerminal(), watchInterval, func(ctx context.Context) (string, error) {
-			v, err := kc.ReadStatus(ctx, t.cfg.Name)
+			v, err := readKubeStatus(ctx, kc, t)
 			if err != nil {
 				return "", err
 			}
@@ -38,7 +38,7 @@ func runKubeStatus(ctx context.Context, o *statusOptions, t *deployTarget) error
 		}
 		return err
 	}
-	v, err := kc.ReadStatus(ctx, t.cfg.Name)
+	v, err := readKubeStatus(ctx, kc, t)
 	if err != nil {
 		return err
 	}
@@ -46,6 +46,20 @@ func runKubeStatus(ctx context.Context, o *statusOptions, t *deployTarget) error
 		k8s.PrintStatus(w, v)
 		return nil
 	})
+}
+
+// readKubeStatus reads the service's objects and how traffic reaches them.
+func readKubeStatus(ctx context.Context, kc *k8s.Client, t *deployTarget) (k8s.StatusView, error) {
+	v, err := kc.ReadStatus(ctx, t.cfg.Name)
+	if err != nil {
+		return v, err
+	}
+	tr, err := kc.ReadTraffic(ctx, t.cfg.Name, t.cfg.Gateway.OnKubernetes())
+	if err != nil {
+		return v, err
+	}
+	v.Traffic = &tr
+	return v, nil
 }
 
 // watchStatus redraws what frame returns whenever it changes, polling every

@@ -3,10 +3,12 @@ package k8s
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -327,8 +329,40 @@ func (p *Platform) warmPod(ctx context.Context, d rollout.Deployment, pod string
 	}
 }
 
-// Switch points the active Service at colour to and the HPA at its Deployment.
+// Switch sends traffic to colour to. In either mode the active Service
+// selects to and the HPA scales to's Deployment: without the gateway that
+// selector is the switch. With the gateway (gateway.enabled and its
+// Deployment applied) the switch is prepared first (see prepareGateway);
+// then every gateway pod's default pool moves to to's headless Service,
+// health-gated and drained, while the gateway's ConfigMap, the Service and
+// the HPA follow to beside it: the traffic moves as soon as it can, which
+// is what a switch back from a failing colour needs most.
 func (p *Platform) Switch(ctx context.Context, to rollout.Deployment, from *rollout.Deployment) error {
+	mode, err := p.trafficMode(ctx)
+	if err != nil {
+		return err
+	}
+	if mode.Mode != TrafficGateway {
+		return p.switchSelector(ctx, to)
+	}
+	pods, gate, err := p.prepareGateway(ctx, to)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	var flipErr error
+	wg.Add(1)
+	go func() { defer wg.Done(); flipErr = p.flipGateway(ctx, to, pods, gate) }()
+	err = p.pointGatewayConfig(ctx, to)
+	if err == nil {
+		err = p.switchSelector(ctx, to)
+	}
+	wg.Wait()
+	return errors.Join(flipErr, err)
+}
+
+// switchSelector points the active Service at colour to and the HPA at its Deployment.
+func (p *Platform) switchSelector(ctx context.Context, to rollout.Deployment) error {
 	objs, err := p.manifests(to.Color, nil)
 	if err != nil {
 		return err
@@ -353,8 +387,17 @@ func (p *Platform) Switch(ctx context.Context, to rollout.Deployment, from *roll
 	return nil
 }
 
-// Stats reports the pods of the active colour: how many are not Ready.
-func (p *Platform) Stats(ctx context.Context, _ time.Duration) (rollout.Stats, error) {
+// Stats reads, through the gateway, what the serving colour's pods answered
+// over the window in every gateway pod. Without the gateway there are no
+// figures of requests: it counts the pods of the active colour that are not Ready.
+func (p *Platform) Stats(ctx context.Context, window time.Duration) (rollout.Stats, error) {
+	mode, err := p.trafficMode(ctx)
+	if err != nil {
+		return rollout.Stats{}, err
+	}
+	if mode.Mode == TrafficGateway {
+		return p.gatewayStats(ctx, window)
+	}
 	var st rollout.Stats
 	c := p.active
 	if c == "" {
@@ -379,9 +422,20 @@ func (p *Platform) Stats(ctx context.Context, _ time.Duration) (rollout.Stats, e
 	return st, nil
 }
 
-// Drain returns at once: the Service no longer sends d new requests, and
-// each pod's terminationGracePeriodSeconds lets long generations finish.
-func (p *Platform) Drain(context.Context, rollout.Deployment, time.Duration) error { return nil }
+// Drain waits, with the gateway, until no gateway pod has requests in flight
+// to d's pods. Without it, it returns at once: the Service no longer sends d
+// new requests, and each pod's terminationGracePeriodSeconds lets long
+// generations finish.
+func (p *Platform) Drain(ctx context.Context, d rollout.Deployment, timeout time.Duration) error {
+	mode, err := p.trafficMode(ctx)
+	if err != nil {
+		return err
+	}
+	if mode.Mode == TrafficGateway {
+		return p.drainGateway(ctx, d, timeout)
+	}
+	return nil
+}
 
 // Stop scales d's Deployment to zero, keeping it for a rollback.
 func (p *Platform) Stop(ctx context.Context, d rollout.Deployment) error {

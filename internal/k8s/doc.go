@@ -1,4 +1,5 @@
 // Package k8s runs a service on Kubernetes: server-side apply of the rendered
-// objects, blue/green colours behind an active and a preview Service, prewarm
-// through the HPA's floor, and the status tree, all on client-go.
+// objects, blue/green colours switched through the gateway's pods (or, without
+// the gateway, behind an active and a preview Service), prewarm through the
+// HPA's floor, and the status tree, all on client-go.
 package k8s

@@ -38,10 +38,12 @@ func (p *Platform) LockHolder(ctx context.Context) (*rollout.Holder, bool, error
 // removes them: traffic first, then the workloads, then their bookkeeping.
 var downKinds = []schema.GroupVersionResource{
 	{Version: "v1", Resource: "services"},
+	{Group: "networking.k8s.io", Version: "v1", Resource: "networkpolicies"},
 	{Group: "batch", Version: "v1", Resource: "cronjobs"},
 	{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"},
 	{Group: "policy", Version: "v1", Resource: "poddisruptionbudgets"},
 	{Group: "apps", Version: "v1", Resource: "deployments"},
+	{Group: "apps", Version: "v1", Resource: "statefulsets"},
 	{Version: "v1", Resource: "configmaps"},
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"},
 	{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
@@ -51,27 +53,37 @@ var downKinds = []schema.GroupVersionResource{
 // Down deletes every object aideploy made for the service in the namespace:
 // the Services, both colours' Deployments (their pods go in the background,
 // as kubectl delete does), the autoscaler, the disruption budget, prewarm
-// CronJobs with their ServiceAccount and Role, the rollout history and the
-// rollout Lease. It picks objects by
-// the labels app.kubernetes.io/name and app.kubernetes.io/managed-by=aideploy,
-// so what others made beside them stays. It returns how many it deleted.
+// CronJobs with their ServiceAccount and Role, the gateway's objects and its
+// Redis, the rollout history and the rollout Lease. It picks objects by
+// the labels app.kubernetes.io/name (app.kubernetes.io/part-of for the
+// gateway's) and app.kubernetes.io/managed-by=aideploy, so what others made
+// beside them stays; the admin token Secret, which the operator made, stays
+// too. It returns how many it deleted.
 func (p *Platform) Down(ctx context.Context) (int, error) {
-	sel := LabelName + "=" + p.name + ",app.kubernetes.io/managed-by=" + FieldManager
+	managed := ",app.kubernetes.io/managed-by=" + FieldManager
+	selectors := []string{LabelName + "=" + p.name + managed, LabelPartOf + "=" + p.name + managed}
 	background := metav1.DeletePropagationBackground
 	del := metav1.DeleteOptions{PropagationPolicy: &background}
 	n := 0
 	for _, gvr := range downKinds {
 		ri := p.c.Dynamic.Resource(gvr).Namespace(p.c.Namespace)
-		list, err := ri.List(ctx, metav1.ListOptions{LabelSelector: sel})
-		if err != nil {
-			return n, fmt.Errorf("listing the %s of %s: %w", gvr.Resource, p.name, err)
-		}
-		for _, o := range list.Items {
-			if err := ri.Delete(ctx, o.GetName(), del); err != nil && !apierrors.IsNotFound(err) {
-				return n, fmt.Errorf("deleting %s %s: %w", o.GetKind(), o.GetName(), err)
+		done := map[string]bool{}
+		for _, sel := range selectors {
+			list, err := ri.List(ctx, metav1.ListOptions{LabelSelector: sel})
+			if err != nil {
+				return n, fmt.Errorf("listing the %s of %s: %w", gvr.Resource, p.name, err)
 			}
-			p.logf("deleted %s/%s", o.GetKind(), o.GetName())
-			n++
+			for _, o := range list.Items {
+				if done[o.GetName()] {
+					continue
+				}
+				done[o.GetName()] = true
+				if err := ri.Delete(ctx, o.GetName(), del); err != nil && !apierrors.IsNotFound(err) {
+					return n, fmt.Errorf("deleting %s %s: %w", o.GetKind(), o.GetName(), err)
+				}
+				p.logf("deleted %s/%s", o.GetKind(), o.GetName())
+				n++
+			}
 		}
 	}
 	err := p.c.Clientset.CoordinationV1().Leases(p.c.Namespace).Delete(ctx, p.lockName(), metav1.DeleteOptions{})

@@ -58,6 +58,19 @@ func TestIntegrationK8sDown(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The gateway's objects, as apply makes them, and the operator's admin Secret.
+	gw, err := kc.GatewayServingManifests(ctx, b.cfg, "aideploy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.Apply(ctx, gw, false); err != nil {
+		t.Fatal(err)
+	}
+	adminSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: k8s.GatewayName(b.cfg.Name) + "-admin"}, StringData: map[string]string{"token": "t"}}
+	if _, err := kc.Clientset.CoreV1().Secrets(kc.Namespace).Create(ctx, adminSecret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
 	holder := b.runner(os.Getpid()).Holder
 	holder.Op, holder.Image, holder.Since = rollout.OpRollout, "registry.example.com/app:3", time.Now()
 	p := k8s.NewPlatform(kc, k8s.Options{Config: b.cfg})
@@ -83,9 +96,13 @@ func TestIntegrationK8sDown(t *testing.T) {
 		t.Fatalf("down: exit %d\n%s", code, out)
 	}
 	// 2 Deployments, 2 Services, PDB, 2 CronJobs, ServiceAccount, Role,
-	// RoleBinding, the history ConfigMap and the Lease (cpu has no HPA).
-	if res.Service != b.cfg.Name || res.Target != "k8s" || res.Removed != 12 {
-		t.Errorf("down said %+v, want 12 objects of %s on k8s", res, b.cfg.Name)
+	// RoleBinding, the history ConfigMap and the Lease (cpu has no HPA), and
+	// the gateway's objects.
+	if want := 12 + len(gw); res.Service != b.cfg.Name || res.Target != "k8s" || res.Removed != want {
+		t.Errorf("down said %+v, want %d objects of %s on k8s", res, want, b.cfg.Name)
+	}
+	if len(gw) < 10 {
+		t.Errorf("the gateway has %d objects, want its Deployment, ConfigMap, HPA, PDB, NetworkPolicy, 3 Services and Redis' Service and StatefulSet", len(gw))
 	}
 	pods, err := kc.Clientset.CoreV1().Pods(kc.Namespace).List(ctx, metav1.ListOptions{LabelSelector: k8s.LabelName + "=" + b.cfg.Name})
 	if err != nil {
@@ -102,6 +119,19 @@ func TestIntegrationK8sDown(t *testing.T) {
 	}
 	if _, err := kc.Clientset.CoreV1().ConfigMaps(kc.Namespace).Get(ctx, other.Name, metav1.GetOptions{}); err != nil {
 		t.Errorf("down deleted a ConfigMap aideploy did not make: %v", err)
+	}
+	for _, o := range gw {
+		m, err := kc.Mapper.RESTMapping(o.GroupVersionKind().GroupKind(), o.GroupVersionKind().Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live, err := kc.Dynamic.Resource(m.Resource).Namespace(kc.Namespace).Get(ctx, o.GetName(), metav1.GetOptions{})
+		if err == nil && live.GetDeletionTimestamp() == nil {
+			t.Errorf("down left the gateway's %s/%s", o.GetKind(), o.GetName())
+		}
+	}
+	if _, err := kc.Clientset.CoreV1().Secrets(kc.Namespace).Get(ctx, adminSecret.Name, metav1.GetOptions{}); err != nil {
+		t.Errorf("down deleted the admin token Secret the operator made: %v", err)
 	}
 	out, _, code = run("down", "--target", "k8s", "--yes")
 	if code != 0 || !strings.Contains(out, "removed 0 object(s) of "+b.cfg.Name) {

@@ -2,6 +2,7 @@ package k8s_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,8 +21,12 @@ const totalGPUs = 10
 
 // The tests run in a network namespace of their own: the warm-up tests send
 // traffic to simulated pod and node addresses, which exist only there. KEDA's
-// ScaledObject CRD is installed for autoscaling.engine keda.
+// ScaledObject CRD is installed for autoscaling.engine keda. A copy of the
+// binary started as a gateway pod (envGatewayPod) runs the gateway instead.
 func TestMain(m *testing.M) {
+	if path := os.Getenv(envGatewayPod); path != "" {
+		os.Exit(runGatewayPod(path))
+	}
 	k8stest.Main(m, k8stest.Options{GPUNodes: []int{4, 4, 2}, NetNS: true, KEDA: true})
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -51,6 +53,16 @@ type Platform struct {
 	active rollout.Color
 	// stopRenew ends the renewal of the Lease this platform holds, and waits for it; nil when none runs.
 	stopRenew func()
+
+	mu sync.Mutex // guards what follows
+	// traffic is how traffic moves (gateway or Service selector), read once.
+	traffic *TrafficView
+	// proxy reaches the gateway pods through the API server, made once.
+	proxy *http.Client
+	// token is the gateway's admin token, read once.
+	token string
+	// flipped is when the last switch began swapping the gateway pods' targets.
+	flipped time.Time
 }
 
 var _ rollout.Platform = (*Platform)(nil)

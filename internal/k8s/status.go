@@ -16,13 +16,15 @@ import (
 
 // StatusView is what `aideploy status --target k8s` shows, read once.
 type StatusView struct {
-	Service   string         `json:"service"`
-	Namespace string         `json:"namespace"`
-	Active    rollout.Color  `json:"active,omitempty"`
-	Preview   rollout.Color  `json:"preview,omitempty"`
-	Colors    []ColorView    `json:"colors"`
-	HPA       *HPAView       `json:"hpa,omitempty"`
-	Prewarm   *PrewarmRecord `json:"prewarm,omitempty"`
+	Service   string        `json:"service"`
+	Namespace string        `json:"namespace"`
+	Active    rollout.Color `json:"active,omitempty"`
+	Preview   rollout.Color `json:"preview,omitempty"`
+	Colors    []ColorView   `json:"colors"`
+	// Traffic says how a rollout moves traffic: through the gateway or by the Service selector.
+	Traffic *TrafficView   `json:"traffic,omitempty"`
+	HPA     *HPAView       `json:"hpa,omitempty"`
+	Prewarm *PrewarmRecord `json:"prewarm,omitempty"`
 	// Restorer is the CronJob that puts the prewarmed floor back, if any,
 	// and RestoreAt when, if known.
 	Restorer  string     `json:"restorer,omitempty"`
@@ -173,6 +175,9 @@ func PrintStatus(w io.Writer, v StatusView) {
 	fmt.Fprintf(w, "Namespace:  %s\n", v.Namespace)
 	fmt.Fprintf(w, "Active:     %s\n", orNone(string(v.Active)))
 	fmt.Fprintf(w, "Preview:    %s\n", orNone(string(v.Preview)))
+	if v.Traffic != nil {
+		fmt.Fprintf(w, "Traffic:    %s\n", v.Traffic)
+	}
 	if h := v.HPA; h != nil {
 		fmt.Fprintf(w, "HPA:        %s, floor %d, ceiling %d, current %d, desired %d\n", h.Target, h.Min, h.Max, h.Current, h.Desired)
 	}

@@ -24,6 +24,7 @@ func TestPrintStatus(t *testing.T) {
 				},
 			}}},
 		},
+		Traffic:  &TrafficView{Mode: TrafficGateway, Gateway: "chat-gateway", Pods: 3, Ready: 2},
 		HPA:      &HPAView{Target: "chat-green", Min: 10, Max: 20, Current: 2, Desired: 10},
 		Prewarm:  &PrewarmRecord{MinReplicas: 2, MaxReplicas: 20, Replicas: 10, Since: since, Until: since.Add(3 * time.Hour)},
 		Restorer: "chat-prewarm-restore", RestoreAt: &due,
@@ -35,6 +36,7 @@ func TestPrintStatus(t *testing.T) {
 Namespace:  serving
 Active:     green
 Preview:    green
+Traffic:    gateway (3 pods, 2 ready)
 HPA:        chat-green, floor 10, ceiling 20, current 2, desired 10
 Prewarm:    floor 10 since 2026-12-24 09:00 UTC, until 2026-12-24 12:00 UTC (then 2–20); CronJob chat-prewarm-restore restores it at 2026-12-24 12:01 UTC
 Last:       rollout to green r2 (chat:2) succeeded

@@ -184,6 +184,14 @@ func TestRun(t *testing.T) {
 			wantErr: "no target of the new colour takes traffic (2 of 2", wantStatus: StatusRolledBack, wantActive: 1, running: []int{1},
 		},
 		{
+			name: "errors that got the targets ejected are named by their rate",
+			seed: func(f *fakePlatform) { f.deployed(blue1) },
+			req:  green2v2,
+			expect: seq(upTo("Switch green r2"),
+				expect{call: "Stats", stats: Stats{Requests: 40, Errors: 40, Targets: 2, Unhealthy: 2}}, "Switch blue r1", "Remove green r2", "Unlock"),
+			wantErr: "error rate 100.0% (40 of 40 requests", wantStatus: StatusRolledBack, wantActive: 1, running: []int{1},
+		},
+		{
 			name: "few requests do not make an error rate",
 			seed: func(f *fakePlatform) { f.deployed(blue1) },
 			req:  green2v2,

@@ -18,7 +18,9 @@ func (e *WatchError) Error() string { return e.Reason }
 // as soon as the error rate or p99 crosses its threshold.
 func (r *Runner) watch(ctx context.Context) (string, error) {
 	window := r.Config.Watch.Window.D()
-	poll := min(max(window/10, 100*time.Millisecond), time.Second)
+	// At most half a second between reads: every read later than the first
+	// failures is that much more traffic on a colour that fails.
+	poll := min(max(window/10, 100*time.Millisecond), 500*time.Millisecond)
 	start := r.now()
 	var last Stats
 	var lastErr error
@@ -47,18 +49,20 @@ func (r *Runner) watch(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%d requests, %d errors, p99 %s over %s", last.Requests, last.Errors, round(last.P99), window), nil
 }
 
-// verdict names the threshold st crosses, or returns "".
+// verdict names the threshold st crosses, or returns "". The error rate
+// comes first: a colour that answers errors has its breakers opened by the
+// gateway soon after, and the cause is what the operator needs to read.
 func (r *Runner) verdict(st Stats, over time.Duration) string {
 	w := r.Config.Watch
-	if st.Targets > 0 && st.Unhealthy >= st.Targets {
-		return fmt.Sprintf("no target of the new colour takes traffic (%d of %d unhealthy or ejected by the gateway)", st.Unhealthy, st.Targets)
-	}
 	if st.Requests > 0 && st.Requests >= int64(w.MinRequests) {
 		rate := float64(st.Errors) / float64(st.Requests)
 		if rate > w.MaxErrorRate {
 			return fmt.Sprintf("error rate %.1f%% (%d of %d requests in %s) is above watch.maxErrorRate %.1f%%",
 				rate*100, st.Errors, st.Requests, round(over), w.MaxErrorRate*100)
 		}
+	}
+	if st.Targets > 0 && st.Unhealthy >= st.Targets {
+		return fmt.Sprintf("no target of the new colour takes traffic (%d of %d unhealthy or ejected by the gateway)", st.Unhealthy, st.Targets)
 	}
 	if w.MaxP99 > 0 && st.P99 > w.MaxP99.D() {
 		return fmt.Sprintf("p99 latency %s (over %s) is above watch.maxP99 %s", round(st.P99), round(over), w.MaxP99)

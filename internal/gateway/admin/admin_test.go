@@ -37,6 +37,13 @@ func TestAdminAPI(t *testing.T) {
 	if _, err := (&adminapi.Client{BaseURL: srv.URL, Token: "wrong"}).Pools(ctx); !errors.As(err, &se) || se.Code != 401 {
 		t.Fatalf("wrong token: %v", err)
 	}
+	// The token header of the Kubernetes pod proxy path, right and wrong.
+	if _, err := (&adminapi.Client{BaseURL: srv.URL, Token: "wrong", TokenInHeader: true}).Pools(ctx); !errors.As(err, &se) || se.Code != 401 {
+		t.Fatalf("wrong token in %s: %v", adminapi.TokenHeader, err)
+	}
+	if _, err := (&adminapi.Client{BaseURL: srv.URL, Token: "s3cret", TokenInHeader: true}).Pools(ctx); err != nil {
+		t.Fatalf("token in %s: %v", adminapi.TokenHeader, err)
+	}
 	c := &adminapi.Client{BaseURL: srv.URL, Token: "s3cret"}
 	ps, err := c.Pools(ctx)
 	if err != nil || len(ps) != 1 || ps[0].Targets[0].URL != healthy.URL || !ps[0].Targets[0].Healthy {

@@ -12,11 +12,18 @@ import (
 	"time"
 )
 
+// TokenHeader carries the admin token where Authorization cannot: the
+// Kubernetes API server's pod proxy, through which a rollout reaches each
+// gateway pod, authenticates the caller by that header and drops it.
+const TokenHeader = "X-Aideploy-Admin-Token"
+
 // Client talks to one gateway's admin listener.
 type Client struct {
 	BaseURL string       // e.g. http://127.0.0.1:8081
 	Token   string       // bearer token
 	HTTP    *http.Client // nil means a client with a 2-minute timeout (drains can be long)
+	// TokenInHeader sends Token in TokenHeader instead of Authorization.
+	TokenInHeader bool
 }
 
 // Pools lists every pool.
@@ -98,7 +105,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return err
 	}
-	if c.Token != "" {
+	switch {
+	case c.Token != "" && c.TokenInHeader:
+		req.Header.Set(TokenHeader, c.Token)
+	case c.Token != "":
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	if in != nil {

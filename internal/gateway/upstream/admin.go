@@ -20,8 +20,13 @@ func (e *HealthGateError) Error() string { return e.Err.Error() }
 func (e *HealthGateError) Unwrap() error { return e.Err }
 
 // Replace swaps the pool's targets for req.Targets once every new one is
-// healthy. Targets present before and after keep their state and in-flight
-// requests. On a failed health gate nothing changes.
+// healthy. A dns+ target (dns+http://NAME:PORT) stands for every address NAME
+// resolves to now, each health-gated like a listed target, and is resolved
+// again every DNSInterval from then on, as a configured one is: a rollout
+// points the pool at the new colour's headless Service and the pool follows
+// its pods. Targets present before and after keep their state and in-flight
+// requests. On a failed health gate, or a name that resolves to nothing,
+// nothing changes.
 func (p *Pool) Replace(ctx context.Context, req adminapi.ReplaceTargets) (adminapi.Pool, error) {
 	if len(req.Targets) == 0 {
 		return adminapi.Pool{}, errors.New("a pool needs at least one target")
@@ -32,28 +37,41 @@ func (p *Pool) Replace(ctx context.Context, req adminapi.ReplaceTargets) (admina
 			return adminapi.Pool{}, err
 		}
 	}
-	old := p.Targets()
-	byURL := make(map[string]*Target, len(old))
-	for _, t := range old {
-		byURL[t.url] = t
-	}
-	next := make([]*Target, 0, len(req.Targets))
-	var fresh []*Target
+	spec := make([]TargetConfig, 0, len(req.Targets))
 	seen := map[string]bool{}
 	for _, at := range req.Targets {
 		if seen[at.URL] {
 			return adminapi.Pool{}, fmt.Errorf("target %s is listed twice", at.URL)
 		}
 		seen[at.URL] = true
-		if t, ok := byURL[at.URL]; ok {
+		if IsDNSTarget(at.URL) {
+			if _, err := ParseDNSTarget(at.URL); err != nil {
+				return adminapi.Pool{}, err
+			}
+		}
+		spec = append(spec, TargetConfig{URL: at.URL, Weight: at.Weight, Group: at.Group})
+	}
+	want, err := expandDNS(ctx, p.resolverOf(), spec)
+	if err != nil {
+		return adminapi.Pool{}, &HealthGateError{Err: err}
+	}
+	old := p.Targets()
+	byURL := make(map[string]*Target, len(old))
+	for _, t := range old {
+		byURL[t.url] = t
+	}
+	next := make([]*Target, 0, len(want))
+	var fresh []*Target
+	for _, tc := range want {
+		if t, ok := byURL[tc.URL]; ok {
 			next = append(next, t)
 			continue
 		}
-		t, err := newTarget(TargetConfig{URL: at.URL, Weight: at.Weight}, p.timeout, p.bf)
+		t, err := newTarget(TargetConfig{URL: tc.URL, Weight: tc.Weight}, p.timeout, p.bf)
 		if err != nil {
 			return adminapi.Pool{}, err
 		}
-		t.setGroup(at.Group)
+		t.setGroup(tc.Group)
 		next = append(next, t)
 		fresh = append(fresh, t)
 	}
@@ -66,7 +84,7 @@ func (p *Pool) Replace(ctx context.Context, req adminapi.ReplaceTargets) (admina
 	for _, t := range fresh {
 		g.Go(func() error { return p.waitHealthy(gctx, t) })
 	}
-	err := g.Wait()
+	err = g.Wait()
 	cancel()
 	if err != nil {
 		for _, t := range fresh {
@@ -76,16 +94,29 @@ func (p *Pool) Replace(ctx context.Context, req adminapi.ReplaceTargets) (admina
 	}
 	p.seedLimits(p, fresh)
 	p.mu.Lock()
-	for i, at := range req.Targets {
-		w := at.Weight
+	for i, tc := range want {
+		w := tc.Weight
 		if w <= 0 {
 			w = 1
 		}
 		next[i].weight.Store(int64(w))
 		next[i].draining.Store(false)
-		next[i].setGroup(at.Group)
+		next[i].setGroup(tc.Group)
+	}
+	// What leaves is judged against the list as it is now: a resolution may
+	// have changed it while the new targets were health-checked.
+	kept := make(map[*Target]bool, len(next))
+	for _, t := range next {
+		kept[t] = true
+	}
+	var gone []*Target
+	for _, t := range p.Targets() {
+		if !kept[t] {
+			gone = append(gone, t)
+		}
 	}
 	p.targets.Store(&next)
+	p.spec, p.specGen = spec, p.specGen+1
 	if req.Split != nil {
 		p.storeSplit(*req.Split)
 	}
@@ -93,12 +124,6 @@ func (p *Pool) Replace(ctx context.Context, req adminapi.ReplaceTargets) (admina
 	p.adminChanged.Store(true)
 	p.mu.Unlock()
 
-	var gone []*Target
-	for _, t := range old {
-		if !seen[t.url] {
-			gone = append(gone, t)
-		}
-	}
 	if req.Drain {
 		dt := req.DrainTimeout.D()
 		if dt <= 0 {
@@ -150,9 +175,10 @@ func (p *Pool) AdminChanged() bool { return p.adminChanged.Load() }
 
 // Adopt gives a freshly built pool the targets of prev, the pool of the same
 // name in the gateway it replaces, with their weights and drain state, in
-// place of the targets its configuration lists. A reload uses it for pools
-// the admin API changed: a rollout switches traffic through the admin API,
-// and re-reading the file must not switch it back to a retired colour.
+// place of the targets its configuration lists, and what prev resolves them
+// from (the dns+ targets the admin API set). A reload uses it for pools the
+// admin API changed: a rollout switches traffic through the admin API, and
+// re-reading the file must not switch it back to a retired colour.
 // The targets are rebuilt with this pool's timeouts and breakers; their
 // groups, the split, the shadow and the per-group figures carry over.
 func (p *Pool) Adopt(prev *Pool) error {
@@ -177,10 +203,15 @@ func (p *Pool) Adopt(prev *Pool) error {
 	p.gmu.Lock()
 	p.grings = rings
 	p.gmu.Unlock()
+	spec, _ := prev.specNow()
+	if r := prev.resolver.Load(); r != nil && p.resolver.Load() == nil {
+		p.resolver.Store(r)
+	}
 	p.mu.Lock()
 	p.targets.Store(&ts)
 	p.split.Store(prev.split.Load())
 	p.shadow.Store(prev.shadow.Load())
+	p.spec, p.specGen = spec, p.specGen+1
 	p.adminChanged.Store(true)
 	p.mu.Unlock()
 	return nil

@@ -41,6 +41,9 @@ type TargetConfig struct {
 	// CAFile is a PEM file of the CAs an https:// target's certificate is checked against
 	// instead of the system's (a private CA); read when the pool is built.
 	CAFile string `yaml:"caFile,omitempty" json:"caFile,omitempty"`
+	// Group is the version the target belongs to, set by the admin API (a
+	// rollout's colour); a dns+ target's addresses keep it. Not in the file.
+	Group string `yaml:"-" json:"-"`
 }
 
 // HealthCheck configures active probing.

@@ -85,26 +85,48 @@ type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
-// HasDNSTargets says whether the pool has targets to resolve.
+// resolverRef holds the Resolver WatchDNS was given.
+type resolverRef struct{ r Resolver }
+
+// resolverOf is the resolver of WatchDNS, or the system's before it runs.
+func (p *Pool) resolverOf() Resolver {
+	if ref := p.resolver.Load(); ref != nil {
+		return ref.r
+	}
+	return net.DefaultResolver
+}
+
+// specNow returns the pool's target spec and its generation.
+func (p *Pool) specNow() ([]TargetConfig, uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.spec, p.specGen
+}
+
+// HasDNSTargets says whether the pool has targets to resolve: configured
+// ones, or ones the admin API set.
 func (p *Pool) HasDNSTargets() bool {
-	return slices.ContainsFunc(p.cfg.Targets, func(tc TargetConfig) bool { return IsDNSTarget(tc.URL) })
+	spec, _ := p.specNow()
+	return slices.ContainsFunc(spec, func(tc TargetConfig) bool { return IsDNSTarget(tc.URL) })
 }
 
 // WatchDNS resolves the pool's dns+ targets now and every interval until ctx
 // ends, and makes the pool's targets its fixed targets plus one per address.
-// A failed lookup (a timeout, SERVFAIL, an answer that does not parse) or an
-// empty answer keeps the last targets and is logged: a pool that lost every
-// target would refuse every request, while a pod that is really gone fails
-// its health checks and is ejected anyway.
+// The targets it resolves are the configured ones until the admin API sets
+// others (a rollout's switch to another colour's headless Service), then
+// those. A failed lookup (a timeout, SERVFAIL, an answer that does not parse)
+// or an empty answer keeps the last targets and is logged: a pool that lost
+// every target would refuse every request, while a pod that is really gone
+// fails its health checks and is ejected anyway.
 func (p *Pool) WatchDNS(ctx context.Context, r Resolver, interval time.Duration, log *slog.Logger) {
-	if !p.HasDNSTargets() {
-		return
-	}
+	p.resolver.Store(&resolverRef{r: r})
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		if err := p.ResolveDNS(ctx, r); err != nil && ctx.Err() == nil {
-			log.Warn("resolving upstream targets; keeping the current ones", "pool", p.cfg.Name, "err", err)
+		if p.HasDNSTargets() {
+			if err := p.ResolveDNS(ctx, r); err != nil && ctx.Err() == nil {
+				log.Warn("resolving upstream targets; keeping the current ones", "pool", p.cfg.Name, "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -115,45 +137,66 @@ func (p *Pool) WatchDNS(ctx context.Context, r Resolver, interval time.Duration,
 }
 
 // ResolveDNS resolves the pool's dns+ targets once and applies the result. On
-// an error nothing changes.
+// an error nothing changes, nor when the admin API set other targets meanwhile.
 func (p *Pool) ResolveDNS(ctx context.Context, r Resolver) error {
+	spec, gen := p.specNow()
+	if !slices.ContainsFunc(spec, func(tc TargetConfig) bool { return IsDNSTarget(tc.URL) }) {
+		return nil
+	}
+	next, err := expandDNS(ctx, r, spec)
+	if err != nil {
+		return err
+	}
+	return p.setTargets(next, gen)
+}
+
+// expandDNS resolves every dns+ target of tcs into one target per address,
+// sorted, with the dns+ target's weight; other targets are kept as they are,
+// and a URL listed twice once. A name without addresses is an error.
+func expandDNS(ctx context.Context, r Resolver, tcs []TargetConfig) ([]TargetConfig, error) {
 	var next []TargetConfig
-	for _, tc := range p.cfg.Targets {
-		if !IsDNSTarget(tc.URL) {
+	seen := map[string]bool{}
+	add := func(tc TargetConfig) {
+		if !seen[tc.URL] {
+			seen[tc.URL] = true
 			next = append(next, tc)
+		}
+	}
+	for _, tc := range tcs {
+		if !IsDNSTarget(tc.URL) {
+			add(tc)
 			continue
 		}
 		d, err := ParseDNSTarget(tc.URL)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		lctx, cancel := context.WithTimeout(ctx, dnsLookupTimeout)
 		addrs, err := r.LookupNetIP(lctx, "ip", d.Host)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("looking up %s: %w", d.Host, err)
+			return nil, fmt.Errorf("looking up %s: %w", d.Host, err)
 		}
 		if len(addrs) == 0 {
-			return fmt.Errorf("looking up %s: no addresses", d.Host)
+			return nil, fmt.Errorf("looking up %s: no addresses", d.Host)
 		}
 		slices.SortFunc(addrs, func(a, b netip.Addr) int { return a.Compare(b) })
-		addrs = slices.Compact(addrs)
-		for _, a := range addrs {
-			next = append(next, TargetConfig{URL: d.URL(a), Weight: tc.Weight, CAFile: tc.CAFile})
+		for _, a := range slices.Compact(addrs) {
+			add(TargetConfig{URL: d.URL(a), Weight: tc.Weight, CAFile: tc.CAFile, Group: tc.Group})
 		}
 	}
-	return p.setTargets(next)
+	return next, nil
 }
 
 // setTargets makes tcs the pool's targets without a health gate (the health
-// checks judge new ones as they judge every target). Targets present before
-// and after keep their state and in-flight requests; the admin API's changes
-// win: once it has set the targets, DNS no longer does.
-func (p *Pool) setTargets(tcs []TargetConfig) error {
+// checks judge new ones as they judge every target), unless the spec changed
+// since generation gen was read. Targets present before and after keep their
+// state (weight, drain) and in-flight requests.
+func (p *Pool) setTargets(tcs []TargetConfig, gen uint64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.adminChanged.Load() {
-		return nil
+	if gen != p.specGen {
+		return nil // the admin API set other targets while this resolved
 	}
 	old := p.Targets()
 	byURL := make(map[string]*Target, len(old))
@@ -173,6 +216,7 @@ func (p *Pool) setTargets(tcs []TargetConfig) error {
 			errs = append(errs, err)
 			continue
 		}
+		t.setGroup(tc.Group)
 		next = append(next, t)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -198,12 +242,13 @@ func (p *Pool) setTargets(tcs []TargetConfig) error {
 // resolution. The targets are rebuilt with p's timeouts and breakers; the next
 // resolution corrects them.
 func (p *Pool) KeepResolved(prev *Pool) error {
+	spec, gen := p.specNow()
 	if !p.HasDNSTargets() || prev.AdminChanged() {
 		return nil
 	}
 	var dts []DNSTarget
 	var next []TargetConfig
-	for _, tc := range p.cfg.Targets {
+	for _, tc := range spec {
 		if d, err := ParseDNSTarget(tc.URL); err == nil {
 			dts = append(dts, d)
 		} else {
@@ -221,7 +266,7 @@ func (p *Pool) KeepResolved(prev *Pool) error {
 		seen[t.url] = true
 		next = append(next, TargetConfig{URL: t.url, Weight: int(t.weight.Load())})
 	}
-	return p.setTargets(next)
+	return p.setTargets(next, gen)
 }
 
 // expanded says whether raw is one of the URLs d expands to: same scheme, port

@@ -48,12 +48,20 @@ type Pool struct {
 	gfast  sync.Map                // groupKey → *groupRing: grings for lock-free lookups
 	// mirrors is the mirrored requests in flight, bounded by maxMirrors.
 	mirrors atomic.Int64
+	// spec is what the targets are made of: the configured ones, or what the
+	// admin API set last, dns+ ones expanded by ResolveDNS (dns.go). specGen
+	// counts its changes, so that a resolution begun before one is dropped.
+	// Both are guarded by mu.
+	spec    []TargetConfig
+	specGen uint64
+	// resolver is what WatchDNS was given, for Replace to expand dns+ targets with.
+	resolver atomic.Pointer[resolverRef]
 }
 
 // NewPool builds a pool; Run starts its health checks.
 func NewPool(cfg PoolConfig, to Timeouts, bf BreakerFactory) (*Pool, error) {
 	cfg.SetDefaults()
-	p := &Pool{cfg: cfg, timeout: to, bf: bf, wake: make(chan struct{}, wakeBuffer)}
+	p := &Pool{cfg: cfg, timeout: to, bf: bf, wake: make(chan struct{}, wakeBuffer), spec: slices.Clone(cfg.Targets)}
 	ts := make([]*Target, 0, len(cfg.Targets))
 	for _, tc := range cfg.Targets {
 		if IsDNSTarget(tc.URL) {
