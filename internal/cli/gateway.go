@@ -89,6 +89,9 @@ type upstreamPool struct {
 	// and 0 when the adaptive limit has to find it. Ollama queues everything
 	// past its slots without bound, so its exact capacity is the right limit.
 	slots int
+	// queue is the queue in front of those slots (upstream.SlotQueue); zero,
+	// the automatic queue, with the adaptive limit.
+	queue upstream.Queue
 }
 
 // load returns the gateway section of the configuration file, or the defaults
@@ -112,6 +115,7 @@ func (opts *gatewayServeOptions) load() (cfg gateway.Config, pool upstreamPool, 
 	}
 	if c.Server == config.ServerOllama {
 		pool.slots = c.Model.Concurrency
+		pool.queue = upstream.SlotQueue(c.Model.Concurrency, c.Replicas)
 	}
 	return c.Gateway, pool, nil
 }
@@ -152,7 +156,7 @@ func gatewayConfig(opts *gatewayServeOptions) (gateway.Config, error) {
 		if i < 0 {
 			hc := upstream.DefaultHealthCheck()
 			hc.Path = up.health
-			cfg.Pools = append(cfg.Pools, upstream.PoolConfig{Name: "default", HealthCheck: hc, MaxInflight: up.slots})
+			cfg.Pools = append(cfg.Pools, upstream.PoolConfig{Name: "default", HealthCheck: hc, MaxInflight: up.slots, Queue: up.queue})
 			i = len(cfg.Pools) - 1
 		}
 		cfg.Pools[i].Targets = targets

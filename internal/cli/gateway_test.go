@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aideploy/aideploy/internal/gateway/upstream"
 	"github.com/aideploy/aideploy/internal/iostreams"
 )
 
@@ -99,16 +100,21 @@ func TestGatewayServeReadsTheGatewaySection(t *testing.T) {
 // A pool made from --upstream checks a path the preset's server has: compose's
 // gateway of an Ollama project (which has no /health) would never see a
 // healthy target otherwise. Ollama's slots, which the preset sets, are its
-// limit: past them Ollama queues without bound.
+// limit: past them Ollama queues without bound, so the gateway's queue takes
+// the place of Ollama's, bounded (upstream.SlotQueue: a batch per replica).
 func TestGatewayServeUpstreamChecksThePresetsPath(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name, yaml, want string
 		slots            int
+		queue            upstream.Queue
 	}{
-		{"ollama", "server: ollama\nmodel:\n  concurrency: 6\n", "/api/version", 6},
-		{"vllm", "server: vllm\nmodel:\n  name: Qwen/Qwen2.5-0.5B-Instruct\n", "/health", 0},
-		{"custom keeps the gateway's default", "image: example/model:1.0\n", "/health", 0},
+		{"ollama", "server: ollama\nreplicas: 2\nmodel:\n  concurrency: 6\n", "/api/version", 6,
+			upstream.Queue{Size: 12, Timeout: upstream.DefaultSlotQueueTimeout}},
+		{"vllm", "server: vllm\nmodel:\n  name: Qwen/Qwen2.5-0.5B-Instruct\n", "/health", 0,
+			upstream.Queue{Timeout: upstream.DefaultQueueTimeout}},
+		{"custom keeps the gateway's default", "image: example/model:1.0\n", "/health", 0,
+			upstream.Queue{Timeout: upstream.DefaultQueueTimeout}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,8 +130,8 @@ func TestGatewayServeUpstreamChecksThePresetsPath(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(cfg.Pools) != 1 || cfg.Pools[0].HealthCheck.Path != tt.want || cfg.Pools[0].MaxInflight != tt.slots {
-				t.Errorf("pools %+v: want the health path %s and a limit of %d (0: adaptive)", cfg.Pools, tt.want, tt.slots)
+			if len(cfg.Pools) != 1 || cfg.Pools[0].HealthCheck.Path != tt.want || cfg.Pools[0].MaxInflight != tt.slots || cfg.Pools[0].Queue != tt.queue {
+				t.Errorf("pools %+v: want the health path %s, a limit of %d (0: adaptive) and the queue %+v", cfg.Pools, tt.want, tt.slots, tt.queue)
 			}
 		})
 	}

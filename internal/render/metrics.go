@@ -4,10 +4,12 @@ import "github.com/aideploy/aideploy/internal/config"
 
 // The metrics the rendered dashboards and alerts query, by who exports them.
 // Tests check every rendered query against these lists, and the lists against
-// what each exporter really serves: the gateway is scraped in process, the
-// model servers' names come from testdata/metrics/<server>.txt (each with its
-// source), DCGM's from testdata/metrics/dcgm.txt. Histograms are listed by
-// base name and queried through their _bucket, _sum and _count series.
+// what each exporter really serves: the gateway is scraped in process, and
+// so is a real Ollama (which serves none); vLLM's and TGI's names come from
+// testdata/metrics/<server>.txt, copied from their documentation (each cites
+// it); DCGM's from a copy of the exporter's own default-counters.csv.
+// Histograms are listed by base name and queried through their _bucket, _sum
+// and _count series.
 
 // GatewayMetrics are aideploy's gateway's, under the job <name>-gateway.
 var GatewayMetrics = []string{

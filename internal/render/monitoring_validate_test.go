@@ -89,7 +89,38 @@ type exporters struct {
 }
 
 func loadExporters(t *testing.T, gateway metricSet, server string) exporters {
-	return exporters{gateway: gateway, server: readMetricList(t, server), dcgm: readMetricList(t, "dcgm"), gpu: readMetricList(t, "aideploy-gpu")}
+	return exporters{gateway: gateway, server: readMetricList(t, server), dcgm: readDCGMCounters(t), gpu: readMetricList(t, "aideploy-gpu")}
+}
+
+// dcgmCounters is NVIDIA's DCGM exporter's etc/default-counters.csv: the
+// metrics it serves unless told otherwise.
+const dcgmCounters = "testdata/metrics/dcgm-default-counters.csv"
+
+// readDCGMCounters reads dcgmCounters as the exporter reads it: '#' starts a
+// comment (a counter commented out is not served), else the first
+// comma-separated field is the DCGM field, which names the metric.
+func readDCGMCounters(t *testing.T) metricSet {
+	t.Helper()
+	data, err := os.ReadFile(dcgmCounters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := metricSet{}
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		field, _, ok := strings.Cut(line, ",")
+		if field = strings.TrimSpace(field); !ok || !strings.HasPrefix(field, "DCGM_FI_") {
+			t.Fatalf("%s: %q is not a line of the exporter's format (DCGM field, type, help)", dcgmCounters, line)
+		}
+		set[field] = true
+	}
+	if len(set) == 0 {
+		t.Fatalf("%s lists no counter", dcgmCounters)
+	}
+	return set
 }
 
 // check reports a selector whose metric its job's exporter does not serve.
@@ -97,7 +128,7 @@ func (e exporters) check(cfg *config.Config, sel selector) string {
 	switch {
 	case strings.HasPrefix(sel.metric, "DCGM_"):
 		if !e.dcgm.has(sel.metric) {
-			return "DCGM's exporter does not serve it (testdata/metrics/dcgm.txt)"
+			return "DCGM's exporter does not serve it by default (" + dcgmCounters + ")"
 		}
 	case e.gpu.has(sel.metric):
 		// aideploy gpu-metrics, the alternative to DCGM.

@@ -117,6 +117,30 @@ func DefaultHealthCheck() HealthCheck {
 // at once and never as a client's timeout.
 const DefaultQueueTimeout = units.Duration(time.Second)
 
+// DefaultSlotQueueTimeout is how long a request may wait for a slot of a
+// model server whose limit is its own slots (see SlotQueue): ten seconds, a
+// few answers of an LLM that takes seconds each. The server would have kept
+// the request in its own queue for as long as it took; the gateway bounds
+// that wait and answers a 503 with Retry-After past it.
+const DefaultSlotQueueTimeout = units.Duration(10 * time.Second)
+
+// SlotQueue is the queue in front of replicas replicas of a model server that
+// runs slots requests at once and queues the rest itself, without a time
+// bound (Ollama: OLLAMA_NUM_PARALLEL, past which it queues up to 512), when
+// the pool's limit is those slots. Every request past the slots would have
+// waited in the server; the gateway keeps them instead, bounded: one more
+// batch per replica (slots × replicas) may wait, and a full queue drains in
+// about one answer's time, since every slot frees once per answer; past it a
+// request gets a fast 503. The adaptive limit's automatic queue (a quarter
+// of the slots, 1s) is sized from latencies it measures, which a fixed limit
+// does not: with the Ollama preset's 16 slots it left 8 places for two
+// replicas, and a rollout under 56 completions a second turned half of them
+// away as fast 503s at once. A deeper queue (512, Ollama's own) only turned
+// the fast 503s into ones after the 10s wait when the host ran short.
+func SlotQueue(slots, replicas int) Queue {
+	return Queue{Size: max(1, slots) * max(1, replicas), Timeout: DefaultSlotQueueTimeout}
+}
+
 // SetDefaults fills zero fields.
 func (c *PoolConfig) SetDefaults() {
 	if c.Name == "" {

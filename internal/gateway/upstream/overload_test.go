@@ -166,3 +166,73 @@ func TestQueueWaitFollowsLatency(t *testing.T) {
 		})
 	}
 }
+
+// A pool limited to a model server's slots (the Ollama preset's) keeps its
+// overload protection with SlotQueue: past the slots one more batch per
+// replica waits, a request past that is refused at once, and a waiting one
+// gets the next free slot, well before its timeout.
+func TestSlotQueueIsBoundedAndShedsFast(t *testing.T) {
+	t.Parallel()
+	const slots, replicas = 3, 2
+	q := SlotQueue(slots, replicas)
+	if q.Size != slots*replicas || q.Timeout != DefaultSlotQueueTimeout {
+		t.Fatalf("SlotQueue(%d, %d) = %+v, want one batch per replica (%d) waiting at most %s", slots, replicas, q, slots*replicas, DefaultSlotQueueTimeout)
+	}
+	// Bounded by what the gateway already grants a model to start an answer.
+	if q.Timeout > DefaultTimeouts().ResponseHeader {
+		t.Errorf("a slot may be waited for %s, longer than the model may take to answer (%s)", q.Timeout, DefaultTimeouts().ResponseHeader)
+	}
+	cfg := PoolConfig{MaxInflight: slots, Queue: q,
+		Targets: []TargetConfig{{URL: "http://127.0.0.1:1"}, {URL: "http://127.0.0.1:2"}}}
+	cfg.SetDefaults()
+	p, err := NewPool(cfg, DefaultTimeouts(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []Lease
+	for range slots * replicas {
+		l, err := p.Acquire(t.Context())
+		if err != nil {
+			t.Fatalf("lease %d of %d: %v", len(held)+1, slots*replicas, err)
+		}
+		held = append(held, l)
+	}
+	// Fill the queue; each waiter reports when it got a slot.
+	got := make(chan error, q.Size)
+	for range q.Size {
+		go func() {
+			l, err := p.Acquire(t.Context())
+			if err == nil {
+				l.Done(Outcome{Status: 200})
+			}
+			got <- err
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Queued() != int64(q.Size) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests queued", p.Queued(), q.Size)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	if _, err := p.Acquire(t.Context()); !errors.Is(err, ErrSaturated) {
+		t.Errorf("acquire past the slots and the queue: %v, want ErrSaturated", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("a request past a full queue was refused after %s, want at once", d)
+	}
+	// Slots free one by one (answers ending): every queued request gets one.
+	start = time.Now()
+	for _, l := range held {
+		l.Done(Outcome{Status: 200})
+	}
+	for range q.Size {
+		if err := <-got; err != nil {
+			t.Errorf("a queued request: %v, want the slot an answer freed", err)
+		}
+	}
+	if d := time.Since(start); d > q.Timeout.D()/2 {
+		t.Errorf("queued requests got their slots after %s, want as soon as they freed", d)
+	}
+}
