@@ -75,6 +75,19 @@ func startChatLoad(t testing.TB, addr string, rate int) *chatLoad {
 	return l
 }
 
+// answeredBy counts the answers so far from version v.
+func (l *chatLoad) answeredBy(v string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, a := range l.answers {
+		if a.version == v {
+			n++
+		}
+	}
+	return n
+}
+
 func (l *chatLoad) finish() []answer {
 	l.stop()
 	<-l.done
@@ -131,6 +144,85 @@ func loadRate(as []answer) float64 {
 	return float64(len(as)) / last.Sub(first).Seconds()
 }
 
+// degraded reads the gateway's answers given without an upstream, by reason
+// (ai_gateway_degraded_total), and the targets' limits, to tell why a request
+// was refused.
+func (e *env) degraded() string {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, e.admin.BaseURL+"/metrics", nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp, err := e.admin.HTTP.Do(req)
+	if err != nil {
+		return "metrics: " + err.Error()
+	}
+	defer resp.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "ai_gateway_degraded_total") || strings.HasPrefix(l, "ai_gateway_upstream_fallbacks_total") {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
+}
+
+// poolWatch samples the gateway pool's targets every 100 ms while a case runs:
+// how often every target of a colour was at its limit and the longest queue,
+// which tell a saturated gateway from a slow model when a request is refused.
+type poolWatch struct {
+	stop                 context.CancelFunc
+	done                 chan struct{}
+	samples, full, peakQ int64
+	lowestLimit          int64
+}
+
+func (e *env) watchPool() *poolWatch {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &poolWatch{stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if p, err := e.admin.Pool(ctx, "default"); err == nil {
+				w.samples++
+				w.peakQ = max(w.peakQ, p.Queued)
+				atLimit := map[string]bool{}
+				for _, t := range p.Targets {
+					if t.Limit > 0 && (w.lowestLimit == 0 || t.Limit < w.lowestLimit) {
+						w.lowestLimit = t.Limit
+					}
+					full, seen := atLimit[t.Group]
+					atLimit[t.Group] = (full || !seen) && t.Limit > 0 && t.Inflight >= t.Limit
+				}
+				for _, full := range atLimit {
+					if full {
+						w.full++
+						break
+					}
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return w
+}
+
+func (w *poolWatch) String() string {
+	w.stop()
+	<-w.done
+	return fmt.Sprintf("a colour's targets all at their limit in %d of %d samples, longest queue %d, lowest limit %d", w.full, w.samples, w.peakQ, w.lowestLimit)
+}
+
 // event waits until an event's message contains msg, or fails the test after limit.
 func (e *env) event(msg string, limit time.Duration) rollout.Event {
 	e.t.Helper()
@@ -154,7 +246,9 @@ func (e *env) event(msg string, limit time.Duration) rollout.Event {
 }
 
 // TestIntegrationDockerCanary runs the canary on the real engine, through the
-// real gateway, under at least 100 requests a second (one stream in two): a
+// real gateway, under at least 100 requests a second (110 sent a second, one
+// stream in two; the rate is measured from the first request to the last
+// answer): a
 // good version is promoted through every step without a failed request, a
 // version twice as slow to its first token and one that answers half as long
 // are aborted at the first step with the metric named.
@@ -186,7 +280,8 @@ func TestIntegrationDockerCanary(t *testing.T) {
 			if _, err := e.run(rollout.Request{Op: rollout.OpRollout, Image: v1, Replicas: 3}); err != nil {
 				t.Fatalf("first deploy: %v", err)
 			}
-			l := startChatLoad(t, e.addr, 100)
+			w := e.watchPool()
+			l := startChatLoad(t, e.addr, 110)
 			start := time.Now()
 			_, err := e.run(rollout.Request{Op: rollout.OpRollout, Image: v2})
 			took := time.Since(start)
@@ -199,7 +294,7 @@ func TestIntegrationDockerCanary(t *testing.T) {
 			for _, a := range as {
 				byVersion[a.version]++
 			}
-			t.Logf("%d requests at %.0f/s over %s; answered by %v", len(as), rate, took.Round(100*time.Millisecond), byVersion)
+			t.Logf("%d requests at %.0f/s over %s; answered by %v; gateway degraded answers: %s; %s", len(as), rate, took.Round(100*time.Millisecond), byVersion, e.degraded(), w)
 			if rate < 100 {
 				t.Logf("note: the load reached only %.0f requests a second on this machine", rate)
 			}

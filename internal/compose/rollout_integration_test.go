@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aideploy/aideploy/internal/gateway/adminapi"
 	"github.com/aideploy/aideploy/internal/rollout"
 	"github.com/aideploy/aideploy/internal/units"
 )
@@ -18,6 +19,7 @@ type env struct {
 	t      testing.TB
 	p      *Platform
 	addr   string // gateway listen address
+	admin  *adminapi.Client
 	mu     sync.Mutex
 	events []rollout.Event
 	config rollout.Config
@@ -27,7 +29,7 @@ func newEnv(t testing.TB, change func(*rollout.Config)) *env {
 	t.Helper()
 	c := dockerClient(t)
 	addr, admin := startTestGateway(t)
-	e := &env{t: t, addr: addr}
+	e := &env{t: t, addr: addr, admin: admin}
 	e.p = testPlatform(t, c, func(o *Options) {
 		o.Gateway = admin
 		o.Rollout.StartupBudget = units.Duration(time.Minute)
