@@ -83,3 +83,18 @@ func fineIntQuantile(h *[fineBuckets]uint64, q float64) float64 {
 	}
 	return math.Floor(fineUpper(i, 1) + 1e-9)
 }
+
+// lowRank is the rank (as a share of the answers) of the one-sided 95% lower
+// confidence bound of h's q-quantile: of n answers, the number below the true
+// q-quantile is binomial(n, q), so the answer at rank n·q − 1.645·√(n·q·(1−q))
+// is below it 95 times in 100 (the normal approximation; distribution-free).
+func lowRank(h *[fineBuckets]uint64, q float64) float64 {
+	var n float64
+	for _, c := range h {
+		n += float64(c)
+	}
+	if n == 0 {
+		return q
+	}
+	return max(n*q-1.645*math.Sqrt(n*q*(1-q)), 1) / n
+}

@@ -209,9 +209,11 @@ func (p *Pool) groupStats(now time.Time, window time.Duration) []adminapi.GroupS
 		gs := adminapi.GroupStats{
 			Group: keys[i].name, Shadow: keys[i].shadow,
 			Requests: s.req, Errors: s.errs, Dropped: s.drop, FellBack: s.fell,
-			TTFTP95Seconds:  fineQuantile(&ttft, 0.95, ttftBase),
-			TPOTP95Seconds:  fineQuantile(&tpot, 0.95, tpotBase),
-			OutputTokensP50: fineIntQuantile(&tok, 0.5),
+			TTFTP95Seconds:    fineQuantile(&ttft, 0.95, ttftBase),
+			TPOTP95Seconds:    fineQuantile(&tpot, 0.95, tpotBase),
+			TTFTP95LowSeconds: fineQuantile(&ttft, lowRank(&ttft, 0.95), ttftBase),
+			TPOTP95LowSeconds: fineQuantile(&tpot, lowRank(&tpot, 0.95), tpotBase),
+			OutputTokensP50:   fineIntQuantile(&tok, 0.5),
 		}
 		if s.answers > 0 {
 			gs.OutputTokensMean = float64(s.tokens) / float64(s.answers)
