@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aideploy/aideploy/internal/gateway"
 	"github.com/aideploy/aideploy/internal/gateway/adminapi"
 	"github.com/aideploy/aideploy/internal/rollout"
 	"github.com/aideploy/aideploy/internal/units"
@@ -27,8 +28,14 @@ type env struct {
 
 func newEnv(t testing.TB, change func(*rollout.Config)) *env {
 	t.Helper()
+	return newEnvWith(t, nil, change)
+}
+
+// newEnvWith is newEnv with gw applied to the gateway's configuration.
+func newEnvWith(t testing.TB, gw func(*gateway.Config), change func(*rollout.Config)) *env {
+	t.Helper()
 	c := dockerClient(t)
-	addr, admin := startTestGateway(t)
+	addr, admin := startTestGatewayWith(t, gw)
 	e := &env{t: t, addr: addr, admin: admin}
 	e.p = testPlatform(t, c, func(o *Options) {
 		o.Gateway = admin
