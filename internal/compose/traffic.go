@@ -233,13 +233,14 @@ func (p *Platform) Stats(ctx context.Context, window time.Duration) (rollout.Sta
 	if err != nil {
 		return rollout.Stats{}, fmt.Errorf("reading gateway stats: %w", err)
 	}
-	out := rollout.Stats{Requests: s.Requests, Errors: s.Errors, P99: time.Duration(s.P99Seconds * float64(time.Second))}
+	out := rollout.Stats{Requests: s.Requests, Errors: s.Errors, P99: seconds(s.P99Seconds)}
 	// Requests refused because every target is ejected never reach a target, so
 	// the pool's figures miss them: the targets' state tells.
 	pool, err := gw.Pool(ctx, p.opts.Pool)
 	if err != nil {
 		return rollout.Stats{}, fmt.Errorf("reading gateway pool %s: %w", p.opts.Pool, err)
 	}
+	out.TTFTP95 = seconds(s.TTFTP95Seconds(pool.ServingGroups()))
 	// The previous version, there as the fallback, takes no traffic of its own.
 	for _, t := range servingTargets(pool) {
 		if t.Draining {
@@ -252,6 +253,8 @@ func (p *Platform) Stats(ctx context.Context, window time.Duration) (rollout.Sta
 	}
 	return out, nil
 }
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // Healthy probes each endpoint's health path once.
 func (p *Platform) Healthy(ctx context.Context, eps []Endpoint) []bool {

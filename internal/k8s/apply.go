@@ -50,6 +50,9 @@ func (c *Client) ApplyRespecting(ctx context.Context, objs []*unstructured.Unstr
 	if force {
 		return c.apply(ctx, objs, dryRun, true)
 	}
+	if err := c.checkKinds(objs); err != nil {
+		return nil, err
+	}
 	var conflicts []string
 	for _, o := range objs {
 		if _, err := c.applyOne(ctx, o, true, false); err != nil {
@@ -99,6 +102,9 @@ func conflictFields(err error) ([]string, bool) {
 }
 
 func (c *Client) apply(ctx context.Context, objs []*unstructured.Unstructured, dryRun, force bool) ([]Change, error) {
+	if err := c.checkKinds(objs); err != nil {
+		return nil, err
+	}
 	var changes []Change
 	for _, o := range objs {
 		ch, err := c.applyOne(ctx, o, dryRun, force)
@@ -113,9 +119,9 @@ func (c *Client) apply(ctx context.Context, objs []*unstructured.Unstructured, d
 func (c *Client) applyOne(ctx context.Context, o *unstructured.Unstructured, dryRun, force bool) (Change, error) {
 	gvk := o.GroupVersionKind()
 	ch := Change{Kind: gvk.Kind, Name: o.GetName()}
-	m, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	m, err := c.mapping(o)
 	if err != nil {
-		return ch, fmt.Errorf("finding the API of %s: %w", gvk, err)
+		return ch, err
 	}
 	ri := c.Dynamic.Resource(m.Resource)
 	var res interface {
@@ -202,4 +208,31 @@ func comparable(o *unstructured.Unstructured, owned map[string]any) (string, err
 		return "", fmt.Errorf("showing %s %s: %w", o.GetKind(), o.GetName(), err)
 	}
 	return string(b), nil
+}
+
+// checkKinds fails, before anything is applied, when the cluster does not
+// serve the kind of one of objs.
+func (c *Client) checkKinds(objs []*unstructured.Unstructured) error {
+	for _, o := range objs {
+		if _, err := c.mapping(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mapping finds the API resource of o's kind. A cluster without KEDA has no
+// ScaledObject kind, which autoscaling.engine keda renders: the error says so.
+func (c *Client) mapping(o *unstructured.Unstructured) (*meta.RESTMapping, error) {
+	gvk := o.GroupVersionKind()
+	m, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	switch {
+	case err == nil:
+		return m, nil
+	case meta.IsNoMatchError(err) && gvk.Group == ScaledObjects.Group && gvk.Kind == KindScaledObject:
+		return nil, fmt.Errorf("KEDA is not installed in the cluster (no ScaledObject CRD): install KEDA or set autoscaling.engine: hpa in aideploy.yaml (%w)", err)
+	case meta.IsNoMatchError(err):
+		return nil, fmt.Errorf("the cluster does not serve %s: install what provides it, or leave it out of aideploy.yaml (%w)", gvk, err)
+	}
+	return nil, fmt.Errorf("finding the API of %s: %w", gvk, err)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -40,6 +41,9 @@ var downKinds = []schema.GroupVersionResource{
 	{Version: "v1", Resource: "services"},
 	{Group: "networking.k8s.io", Version: "v1", Resource: "networkpolicies"},
 	{Group: "batch", Version: "v1", Resource: "cronjobs"},
+	// Before the HPAs: KEDA would remake its keda-hpa-<name>, which carries
+	// the ScaledObject's labels, while the ScaledObject is there.
+	ScaledObjects,
 	{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"},
 	{Group: "policy", Version: "v1", Resource: "poddisruptionbudgets"},
 	{Group: "apps", Version: "v1", Resource: "deployments"},
@@ -50,15 +54,20 @@ var downKinds = []schema.GroupVersionResource{
 	{Version: "v1", Resource: "serviceaccounts"},
 }
 
+// optionalKinds are the downKinds a cluster may not serve: a cluster
+// without KEDA has no ScaledObjects to delete.
+var optionalKinds = map[schema.GroupVersionResource]bool{ScaledObjects: true}
+
 // Down deletes every object aideploy made for the service in the namespace:
 // the Services, both colours' Deployments (their pods go in the background,
-// as kubectl delete does), the autoscaler, the disruption budget, prewarm
-// CronJobs with their ServiceAccount and Role, the gateway's objects and its
-// Redis, the rollout history and the rollout Lease. It picks objects by
-// the labels app.kubernetes.io/name (app.kubernetes.io/part-of for the
-// gateway's) and app.kubernetes.io/managed-by=aideploy, so what others made
-// beside them stays; the admin token Secret, which the operator made, stays
-// too. It returns how many it deleted.
+// as kubectl delete does), the autoscaler (HPA or KEDA ScaledObject), the
+// disruption budget, prewarm CronJobs with their ServiceAccount and Role,
+// the gateway's objects and its Redis, the rollout history and the rollout
+// Lease. It picks objects by the labels app.kubernetes.io/name
+// (app.kubernetes.io/part-of for the gateway's) and
+// app.kubernetes.io/managed-by=aideploy, so what others made beside them
+// stays; the admin token Secret, which the operator made, stays too. It
+// returns how many it deleted.
 func (p *Platform) Down(ctx context.Context) (int, error) {
 	managed := ",app.kubernetes.io/managed-by=" + FieldManager
 	selectors := []string{LabelName + "=" + p.name + managed, LabelPartOf + "=" + p.name + managed}
@@ -70,6 +79,9 @@ func (p *Platform) Down(ctx context.Context) (int, error) {
 		done := map[string]bool{}
 		for _, sel := range selectors {
 			list, err := ri.List(ctx, metav1.ListOptions{LabelSelector: sel})
+			if optionalKinds[gvr] && (apierrors.IsNotFound(err) || meta.IsNoMatchError(err)) {
+				break // the cluster does not serve the kind: nothing of it to delete
+			}
 			if err != nil {
 				return n, fmt.Errorf("listing the %s of %s: %w", gvr.Resource, p.name, err)
 			}

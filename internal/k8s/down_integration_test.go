@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/aideploy/aideploy/internal/k8s"
@@ -18,8 +19,9 @@ import (
 )
 
 // down --target k8s refuses while a live rollout holds the lock, then deletes
-// everything aideploy made for the service (both colours, Services, HPA, PDB,
-// prewarm CronJobs and their RBAC, history, Lease) and nothing else, and
+// everything aideploy made for the service (both colours, Services, HPA or
+// KEDA ScaledObject, PDB, prewarm CronJobs and their RBAC, history, Lease)
+// and nothing else, and
 // returns only once the service's pods are gone, their GPUs free.
 func TestIntegrationK8sDown(t *testing.T) {
 	t.Parallel()
@@ -50,6 +52,25 @@ func TestIntegrationK8sDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := kc.Apply(ctx, cronObjs, false); err != nil {
+		t.Fatal(err)
+	}
+	// The ScaledObject apply makes with autoscaling.engine keda, for this service.
+	kedaCfg := golden(t, "keda")
+	kedaCfg.Name = b.cfg.Name
+	kedaObjs, err := k8s.Manifests(kedaCfg, "aideploy.yaml", rollout.Green)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scaledObject []*unstructured.Unstructured
+	for _, o := range kedaObjs {
+		if o.GetKind() == k8s.KindScaledObject {
+			scaledObject = append(scaledObject, o)
+		}
+	}
+	if len(scaledObject) != 1 {
+		t.Fatalf("the keda preset renders %d ScaledObjects, want 1", len(scaledObject))
+	}
+	if _, err := kc.Apply(ctx, scaledObject, false); err != nil {
 		t.Fatal(err)
 	}
 	// A bystander with the service's name label, not made by aideploy.
@@ -96,9 +117,9 @@ func TestIntegrationK8sDown(t *testing.T) {
 		t.Fatalf("down: exit %d\n%s", code, out)
 	}
 	// 2 Deployments, 2 Services, PDB, 2 CronJobs, ServiceAccount, Role,
-	// RoleBinding, the history ConfigMap and the Lease (cpu has no HPA), and
-	// the gateway's objects.
-	if want := 12 + len(gw); res.Service != b.cfg.Name || res.Target != "k8s" || res.Removed != want {
+	// RoleBinding, the history ConfigMap and the Lease (cpu has no HPA), the
+	// ScaledObject, and the gateway's objects.
+	if want := 13 + len(gw); res.Service != b.cfg.Name || res.Target != "k8s" || res.Removed != want {
 		t.Errorf("down said %+v, want %d objects of %s on k8s", res, want, b.cfg.Name)
 	}
 	if len(gw) < 10 {
@@ -116,6 +137,9 @@ func TestIntegrationK8sDown(t *testing.T) {
 	}
 	if _, err := kc.Clientset.CoordinationV1().Leases(kc.Namespace).Get(ctx, b.cfg.Name+"-rollout", metav1.GetOptions{}); err == nil {
 		t.Error("the rollout Lease is still there")
+	}
+	if _, err := kc.Dynamic.Resource(k8s.ScaledObjects).Namespace(kc.Namespace).Get(ctx, b.cfg.Name, metav1.GetOptions{}); err == nil {
+		t.Error("the ScaledObject is still there")
 	}
 	if _, err := kc.Clientset.CoreV1().ConfigMaps(kc.Namespace).Get(ctx, other.Name, metav1.GetOptions{}); err != nil {
 		t.Errorf("down deleted a ConfigMap aideploy did not make: %v", err)
@@ -149,6 +173,7 @@ func owned(ctx context.Context, t *testing.T, kc *k8s.Client, svc string) []stri
 		{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"}, {Group: "policy", Version: "v1", Resource: "poddisruptionbudgets"},
 		{Group: "batch", Version: "v1", Resource: "cronjobs"}, {Version: "v1", Resource: "configmaps"},
 		{Version: "v1", Resource: "serviceaccounts"}, {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
+		k8s.ScaledObjects,
 	} {
 		list, err := kc.Dynamic.Resource(gvr).Namespace(kc.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 		if err != nil {

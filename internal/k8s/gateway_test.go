@@ -122,21 +122,25 @@ func equalObjects(a, b map[string]any) bool {
 }
 
 // The figures of a gateway pod are those of the targets that serve: the
-// colour that left (draining) counts neither in requests nor as a target.
+// colour that left (draining) counts neither in requests nor as a target,
+// nor in the time to first token.
 func TestPoolStatsCountsServingTargets(t *testing.T) {
 	t.Parallel()
 	pool := adminapi.Pool{Targets: []adminapi.Target{
-		{URL: "http://10.2.0.5:8000", Healthy: true},
-		{URL: "http://10.2.0.6:8000", Healthy: true, Breaker: "open"},
-		{URL: "http://10.2.0.2:8000", Healthy: true, Draining: true},
+		{URL: "http://10.2.0.5:8000", Healthy: true, Group: "green"},
+		{URL: "http://10.2.0.6:8000", Healthy: true, Breaker: "open", Group: "green"},
+		{URL: "http://10.2.0.2:8000", Healthy: true, Draining: true, Group: "blue"},
 	}}
 	st := adminapi.Stats{Requests: 1000, Errors: 500, ByTarget: []adminapi.TargetStats{
 		{URL: "http://10.2.0.5:8000", Requests: 40, Errors: 2, P99Seconds: 0.2},
 		{URL: "http://10.2.0.6:8000", Requests: 30, Errors: 30, P99Seconds: 0.05},
 		{URL: "http://10.2.0.2:8000", Requests: 900, Errors: 0, P99Seconds: 3},
+	}, ByGroup: []adminapi.GroupStats{
+		{Group: "green", Requests: 70, TTFTP95Seconds: 0.04},
+		{Group: "blue", Requests: 900, TTFTP95Seconds: 2.5},
 	}}
 	got := poolStats(pool, st)
-	want := rollout.Stats{Requests: 70, Errors: 32, P99: 200 * time.Millisecond, Targets: 2, Unhealthy: 1}
+	want := rollout.Stats{Requests: 70, Errors: 32, P99: 200 * time.Millisecond, TTFTP95: 40 * time.Millisecond, Targets: 2, Unhealthy: 1}
 	if got != want {
 		t.Errorf("poolStats = %+v, want %+v", got, want)
 	}

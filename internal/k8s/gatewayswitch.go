@@ -310,6 +310,7 @@ func (p *Platform) gatewayStats(ctx context.Context, window time.Duration) (roll
 		out.Requests += s.Requests
 		out.Errors += s.Errors
 		out.P99 = max(out.P99, s.P99)
+		out.TTFTP95 = max(out.TTFTP95, s.TTFTP95) // the worst gateway pod's
 		out.Targets += s.Targets
 		out.Unhealthy += s.Unhealthy
 	}
@@ -338,6 +339,7 @@ func poolStats(pool adminapi.Pool, st adminapi.Stats) rollout.Stats {
 		out.Errors += t.Errors
 		out.P99 = max(out.P99, time.Duration(t.P99Seconds*float64(time.Second)))
 	}
+	out.TTFTP95 = time.Duration(st.TTFTP95Seconds(pool.ServingGroups()) * float64(time.Second))
 	return out
 }
 

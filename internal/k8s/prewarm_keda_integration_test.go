@@ -239,6 +239,20 @@ func TestIntegrationK8sPrewarmScaledObject(t *testing.T) {
 	deploy := k8s.ColorName(cfg.Name, rollout.Blue)
 	holdsFloor(ctx, t, cl, kc, "keda-hpa-"+cfg.Name, deploy, 10)
 
+	// status shows the ScaledObject as the autoscaler, with the raised floor.
+	out, _, code = run("status")
+	for _, want := range []string{
+		"KEDA:       ScaledObject chat on chat-blue, floor 10, ceiling 12, current 10, desired 10 (HPA keda-hpa-chat)",
+		"Prewarm:    floor 10 since ", "until aideploy prewarm --restore (then 2–12)",
+	} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("status: exit %d, lacks %q\n%s", code, want, out)
+		}
+	}
+	if strings.Contains(out, "HPA:") {
+		t.Errorf("status shows an HPA line for KEDA's HPA:\n%s", out)
+	}
+
 	// apply (and a rollout's switch) carries the raised floor over the file's.
 	again := runnable(t, cfg, rollout.Blue, nil)
 	if err := kc.CarryPrewarm(ctx, again); err != nil {

@@ -22,9 +22,11 @@ type StatusView struct {
 	Preview   rollout.Color `json:"preview,omitempty"`
 	Colors    []ColorView   `json:"colors"`
 	// Traffic says how a rollout moves traffic: through the gateway or by the Service selector.
-	Traffic *TrafficView   `json:"traffic,omitempty"`
-	HPA     *HPAView       `json:"hpa,omitempty"`
-	Prewarm *PrewarmRecord `json:"prewarm,omitempty"`
+	Traffic *TrafficView `json:"traffic,omitempty"`
+	HPA     *HPAView     `json:"hpa,omitempty"`
+	// ScaledObject is the autoscaler instead of HPA with autoscaling.engine keda.
+	ScaledObject *ScaledObjectView `json:"scaledObject,omitempty"`
+	Prewarm      *PrewarmRecord    `json:"prewarm,omitempty"`
 	// Restorer is the CronJob that puts the prewarmed floor back, if any,
 	// and RestoreAt when, if known.
 	Restorer  string     `json:"restorer,omitempty"`
@@ -143,10 +145,8 @@ func (c *Client) ReadStatus(ctx context.Context, svc string) (StatusView, error)
 		v.Colors = append(v.Colors, cv)
 	}
 	hpa, err := c.Clientset.AutoscalingV2().HorizontalPodAutoscalers(c.Namespace).Get(ctx, svc, metav1.GetOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return v, fmt.Errorf("reading HPA %s: %w", svc, err)
-	}
-	if err == nil {
+	switch {
+	case err == nil:
 		h := &HPAView{Target: hpa.Spec.ScaleTargetRef.Name, Max: hpa.Spec.MaxReplicas, Current: hpa.Status.CurrentReplicas, Desired: hpa.Status.DesiredReplicas, Min: 1}
 		if hpa.Spec.MinReplicas != nil {
 			h.Min = *hpa.Spec.MinReplicas
@@ -155,15 +155,22 @@ func (c *Client) ReadStatus(ctx context.Context, svc string) (StatusView, error)
 		if v.Prewarm, err = ReadPrewarm(hpa); err != nil {
 			return v, err
 		}
-		if v.Prewarm != nil {
-			v.Restorer, v.RestoreAt, err = c.restorer(ctx, svc)
-			switch {
-			case apierrors.IsForbidden(err):
-				// Without the right to list CronJobs, status says nothing of the restore.
-				v.restoreUnknown = true
-			case err != nil:
-				return v, err
-			}
+	case apierrors.IsNotFound(err):
+		// With autoscaling.engine keda the autoscaler is KEDA's ScaledObject.
+		if v.ScaledObject, v.Prewarm, err = c.readScaledObject(ctx, svc); err != nil {
+			return v, err
+		}
+	default:
+		return v, fmt.Errorf("reading HPA %s: %w", svc, err)
+	}
+	if v.Prewarm != nil {
+		v.Restorer, v.RestoreAt, err = c.restorer(ctx, svc)
+		switch {
+		case apierrors.IsForbidden(err):
+			// Without the right to list CronJobs, status says nothing of the restore.
+			v.restoreUnknown = true
+		case err != nil:
+			return v, err
 		}
 	}
 	return v, nil
@@ -180,6 +187,9 @@ func PrintStatus(w io.Writer, v StatusView) {
 	}
 	if h := v.HPA; h != nil {
 		fmt.Fprintf(w, "HPA:        %s, floor %d, ceiling %d, current %d, desired %d\n", h.Target, h.Min, h.Max, h.Current, h.Desired)
+	}
+	if so := v.ScaledObject; so != nil {
+		fmt.Fprintf(w, "KEDA:       %s\n", so)
 	}
 	if p := v.Prewarm; p != nil {
 		until := "until aideploy prewarm --restore"

@@ -97,6 +97,9 @@ type Watch struct {
 	MaxErrorRate float64 `yaml:"maxErrorRate" json:"maxErrorRate"`
 	// MaxP99 is the highest 99th-percentile latency before switching back; 0 means no limit.
 	MaxP99 units.Duration `yaml:"maxP99,omitempty" json:"maxP99,omitempty"`
+	// MaxTTFT is the highest 95th-percentile time to first token of the new
+	// version's answers, as the gateway measures them, before switching back; 0 means no limit.
+	MaxTTFT units.Duration `yaml:"maxTTFT,omitempty" json:"maxTTFT,omitempty"`
 	// MinRequests is how many requests the window needs before the error rate counts.
 	MinRequests int `yaml:"minRequests" json:"minRequests"`
 }
@@ -167,6 +170,7 @@ func (c Config) Validate(errs validate.Errors) {
 		w.Addf("maxErrorRate", "(%g) must be between 0 and 1, e.g. 0.05 for 5%%", c.Watch.MaxErrorRate)
 	}
 	nonNegative(w, "maxP99", c.Watch.MaxP99)
+	nonNegative(w, "maxTTFT", c.Watch.MaxTTFT)
 	w.NonNegative("minRequests", c.Watch.MinRequests)
 	errs.Positive("keepRevisions", c.KeepRevisions)
 	errs.OneOf("retireMode", c.RetireMode, RetireAuto, RetireStop, RetirePause)

@@ -28,6 +28,7 @@ func TestConfigValidate(t *testing.T) {
 		{"warm-up path only when enabled", func(c *Config) { c.Warmup.Enabled, c.Warmup.Path = false, "" }, nil},
 		{"warm-up path", func(c *Config) { c.Warmup.Path = "" }, []string{"warmup.path"}},
 		{"error rate above 1", func(c *Config) { c.Watch.MaxErrorRate = 5 }, []string{"watch.maxErrorRate"}},
+		{"negative latency limits", func(c *Config) { c.Watch.MaxP99, c.Watch.MaxTTFT = -1, -1 }, []string{"watch.maxP99", "watch.maxTTFT"}},
 		{"negative delays", func(c *Config) {
 			c.DrainTimeout, c.ScaleDownDelay, c.Watch.Window = -1, -1, -1
 		}, []string{"drainTimeout", "scaleDownDelay", "watch.window"}},
@@ -68,12 +69,12 @@ func TestConfigValidate(t *testing.T) {
 
 func TestConfigYAMLRoundTrip(t *testing.T) {
 	t.Parallel()
-	in := "strategy: bluegreen\ntarget: docker\nhealthCheck: {path: /ready, interval: 2s, timeout: 3s}\nstartupBudget: 15m\ndrainTimeout: 5m\nwatch: {window: 1m, maxErrorRate: 0.01, maxP99: 800ms}\nkeepRevisions: 3\n"
+	in := "strategy: bluegreen\ntarget: docker\nhealthCheck: {path: /ready, interval: 2s, timeout: 3s}\nstartupBudget: 15m\ndrainTimeout: 5m\nwatch: {window: 1m, maxErrorRate: 0.01, maxP99: 800ms, maxTTFT: 400ms}\nkeepRevisions: 3\n"
 	c := Default()
 	if err := yaml.Unmarshal([]byte(in), &c); err != nil {
 		t.Fatal(err)
 	}
-	if c.StartupBudget.D() != 15*time.Minute || c.HealthCheck.Path != "/ready" || c.Watch.MaxP99.D() != 800*time.Millisecond || c.KeepRevisions != 3 {
+	if c.StartupBudget.D() != 15*time.Minute || c.HealthCheck.Path != "/ready" || c.Watch.MaxP99.D() != 800*time.Millisecond || c.Watch.MaxTTFT.D() != 400*time.Millisecond || c.KeepRevisions != 3 {
 		t.Errorf("decoded %+v", c)
 	}
 	if !c.Warmup.Enabled || c.ScaleDownDelay.D() != 30*time.Second {
@@ -83,7 +84,7 @@ func TestConfigYAMLRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"startupBudget":"15m"`, `"healthCheck":{"path":"/ready"`, `"maxP99":"800ms"`} {
+	for _, want := range []string{`"startupBudget":"15m"`, `"healthCheck":{"path":"/ready"`, `"maxP99":"800ms"`, `"maxTTFT":"400ms"`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("json %s lacks %s", b, want)
 		}

@@ -122,9 +122,12 @@ func (s State) Instance(rev int) (Instance, bool) {
 
 // Stats is traffic through the service over a recent window.
 type Stats struct {
-	Requests  int64
-	Errors    int64
-	P99       time.Duration
+	Requests int64
+	Errors   int64
+	P99      time.Duration
+	// TTFTP95 is the 95th-percentile time to first token of the serving
+	// version's answers (first byte for non-streams); 0 when unknown.
+	TTFTP95   time.Duration
 	Targets   int // targets behind the switch
 	Unhealthy int // of them, how many take no traffic (failed health checks, ejected, breaker open)
 }

@@ -21,6 +21,7 @@ func testConfig() Config {
 	c.Watch.Window = units.Duration(3 * time.Second) // ten polls
 	c.Watch.MinRequests = 10
 	c.Watch.MaxP99 = units.Duration(2 * time.Second)
+	c.Watch.MaxTTFT = units.Duration(time.Second)
 	return c
 }
 
@@ -174,6 +175,22 @@ func TestRun(t *testing.T) {
 			expect: seq(upTo("Switch green r2"),
 				expect{call: "Stats", stats: Stats{Requests: 50, P99: 3 * time.Second}}, "Switch blue r1", "Remove green r2", "Unlock"),
 			wantErr: "p99 latency 3s", wantStatus: StatusRolledBack, wantActive: 1, running: []int{1},
+		},
+		{
+			name: "time to first token in the watch window switches back",
+			seed: func(f *fakePlatform) { f.deployed(blue1) },
+			req:  green2v2,
+			expect: seq(upTo("Switch green r2"), healthy(2),
+				expect{call: "Stats", stats: Stats{Requests: 300, P99: 1900 * time.Millisecond, TTFTP95: 1500 * time.Millisecond}}, "Switch blue r1", "Remove green r2", "Unlock"),
+			wantErr: "time to first token p95 1.5s (over 900ms) is above watch.maxTTFT 1s", wantStatus: StatusRolledBack, wantActive: 1, running: []int{1},
+		},
+		{
+			name: "time to first token at the limit passes",
+			seed: func(f *fakePlatform) { f.deployed(blue1) },
+			req:  green2v2,
+			expect: seq(upTo("Switch green r2"), expect{call: "Stats", stats: Stats{Requests: 100, TTFTP95: time.Second}}, healthy(9),
+				"Drain blue r1", "Stop blue r1", "Unlock"),
+			wantStatus: StatusSucceeded, wantActive: 2, running: []int{2},
 		},
 		{
 			name: "every target ejected switches back",

@@ -15,7 +15,7 @@ type WatchError struct {
 func (e *WatchError) Error() string { return e.Reason }
 
 // watch polls traffic figures through the window after the switch and fails
-// as soon as the error rate or p99 crosses its threshold.
+// as soon as the error rate, p99 or time to first token crosses its threshold.
 func (r *Runner) watch(ctx context.Context) (string, error) {
 	window := r.Config.Watch.Window.D()
 	// At most half a second between reads: every read later than the first
@@ -46,7 +46,11 @@ func (r *Runner) watch(ctx context.Context) (string, error) {
 	if !read {
 		return "", fmt.Errorf("no traffic figures could be read during the watch window: %w", lastErr)
 	}
-	return fmt.Sprintf("%d requests, %d errors, p99 %s over %s", last.Requests, last.Errors, round(last.P99), window), nil
+	line := fmt.Sprintf("%d requests, %d errors, p99 %s", last.Requests, last.Errors, round(last.P99))
+	if last.TTFTP95 > 0 {
+		line += fmt.Sprintf(", TTFT p95 %s", round(last.TTFTP95))
+	}
+	return line + " over " + window.String(), nil
 }
 
 // verdict names the threshold st crosses, or returns "". The error rate
@@ -66,6 +70,9 @@ func (r *Runner) verdict(st Stats, over time.Duration) string {
 	}
 	if w.MaxP99 > 0 && st.P99 > w.MaxP99.D() {
 		return fmt.Sprintf("p99 latency %s (over %s) is above watch.maxP99 %s", round(st.P99), round(over), w.MaxP99)
+	}
+	if w.MaxTTFT > 0 && st.TTFTP95 > w.MaxTTFT.D() {
+		return fmt.Sprintf("time to first token p95 %s (over %s) is above watch.maxTTFT %s", round(st.TTFTP95), round(over), w.MaxTTFT)
 	}
 	return ""
 }
