@@ -126,19 +126,23 @@ const DefaultSlotQueueTimeout = units.Duration(10 * time.Second)
 
 // SlotQueue is the queue in front of replicas replicas of a model server that
 // runs slots requests at once and queues the rest itself, without a time
-// bound (Ollama: OLLAMA_NUM_PARALLEL, past which it queues up to 512), when
-// the pool's limit is those slots. Every request past the slots would have
-// waited in the server; the gateway keeps them instead, bounded: one more
-// batch per replica (slots × replicas) may wait, and a full queue drains in
-// about one answer's time, since every slot frees once per answer; past it a
-// request gets a fast 503. The adaptive limit's automatic queue (a quarter
-// of the slots, 1s) is sized from latencies it measures, which a fixed limit
-// does not: with the Ollama preset's 16 slots it left 8 places for two
-// replicas, and a rollout under 56 completions a second turned half of them
-// away as fast 503s at once. A deeper queue (512, Ollama's own) only turned
-// the fast 503s into ones after the 10s wait when the host ran short.
+// bound (Ollama: OLLAMA_NUM_PARALLEL, past which it queues up to
+// OLLAMA_MAX_QUEUE, 512), when the pool's limit is those slots. Every request
+// past the slots would have waited in the server; the gateway keeps them
+// instead, with the server's own bound (512, or one batch per replica when
+// that is more) and a time bound (DefaultSlotQueueTimeout); past either a
+// request gets a 503 with Retry-After. The adaptive limit's automatic queue
+// (a quarter of the slots, 1s) is sized from latencies it measures, which a
+// fixed limit does not. Measured with the Ollama preset (16 slots, 2
+// replicas) on a 2-core host under 50-60 completions a second, rolled out
+// from v1 to v2 (v2's start takes CPU from v1): a queue of 8 turned 50% away,
+// one batch per replica (32) 2-16%, 512 none once the host was not also
+// running other work.
+// ollamaMaxQueue is Ollama's own default bound on waiting requests (OLLAMA_MAX_QUEUE).
+const ollamaMaxQueue = 512
+
 func SlotQueue(slots, replicas int) Queue {
-	return Queue{Size: max(1, slots) * max(1, replicas), Timeout: DefaultSlotQueueTimeout}
+	return Queue{Size: max(ollamaMaxQueue, max(1, slots)*max(1, replicas)), Timeout: DefaultSlotQueueTimeout}
 }
 
 // SetDefaults fills zero fields.

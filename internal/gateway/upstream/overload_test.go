@@ -175,9 +175,14 @@ func TestSlotQueueIsBoundedAndShedsFast(t *testing.T) {
 	t.Parallel()
 	const slots, replicas = 3, 2
 	q := SlotQueue(slots, replicas)
-	if q.Size != slots*replicas || q.Timeout != DefaultSlotQueueTimeout {
-		t.Fatalf("SlotQueue(%d, %d) = %+v, want one batch per replica (%d) waiting at most %s", slots, replicas, q, slots*replicas, DefaultSlotQueueTimeout)
+	if q.Size != ollamaMaxQueue || q.Timeout != DefaultSlotQueueTimeout {
+		t.Fatalf("SlotQueue(%d, %d) = %+v, want Ollama's own bound (%d) waiting at most %s", slots, replicas, q, ollamaMaxQueue, DefaultSlotQueueTimeout)
 	}
+	if big := SlotQueue(64, 16); big.Size != 64*16 {
+		t.Errorf("SlotQueue(64, 16) = %+v, want one batch per replica (%d) when that is more", big, 64*16)
+	}
+	// The rest of the test fills a small queue.
+	q.Size = slots * replicas
 	// Bounded by what the gateway already grants a model to start an answer.
 	if q.Timeout > DefaultTimeouts().ResponseHeader {
 		t.Errorf("a slot may be waited for %s, longer than the model may take to answer (%s)", q.Timeout, DefaultTimeouts().ResponseHeader)
