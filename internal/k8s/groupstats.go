@@ -1,0 +1,96 @@
+package k8s
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/aideploy/aideploy/internal/gateway/adminapi"
+	"github.com/aideploy/aideploy/internal/rollout"
+)
+
+// GroupStats reads each colour's figures over the window from every gateway
+// pod and merges them (see MergeGroupStats).
+func (p *Platform) GroupStats(ctx context.Context, window time.Duration) ([]rollout.GroupStats, error) {
+	pods, err := p.splitGateway(ctx)
+	if err != nil {
+		return nil, err
+	}
+	per := make([]adminapi.Stats, len(pods))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, gp := range pods {
+		g.Go(func() error {
+			st, err := gp.admin.Stats(gctx, adminapi.DefaultPool, window)
+			if err != nil {
+				return fmt.Errorf("reading the stats of gateway pod %s: %w", gp.name, err)
+			}
+			per[i] = st
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return MergeGroupStats(per), nil
+}
+
+// MergeGroupStats adds up what several gateway pods measured of each group
+// (and of each group's mirror apart): requests, errors, drops and finish
+// reasons are summed; the p95s (TTFT, TPOT) are the worst pod's among the
+// pods that saw the group, since percentiles of separate pods cannot be
+// added and the worst one errs towards a rollback; tokens per second and
+// the answer lengths are the pods' figures weighted by their requests (the
+// merged p50 of the lengths is so an estimate).
+func MergeGroupStats(per []adminapi.Stats) []rollout.GroupStats {
+	type key struct {
+		group  string
+		shadow bool
+	}
+	secs := func(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
+	merged := map[key]*rollout.GroupStats{}
+	weight := map[key]float64{} // requests behind the weighted means
+	for _, st := range per {
+		for _, g := range st.ByGroup {
+			k := key{g.Group, g.Shadow}
+			m := merged[k]
+			if m == nil {
+				m = &rollout.GroupStats{Color: rollout.Color(g.Group), Shadow: g.Shadow}
+				merged[k] = m
+			}
+			m.Requests += g.Requests
+			m.Errors += g.Errors
+			m.Dropped += g.Dropped
+			for r, n := range g.FinishReasons {
+				if m.FinishReasons == nil {
+					m.FinishReasons = map[string]int64{}
+				}
+				m.FinishReasons[r] += n
+			}
+			if g.Requests == 0 {
+				continue
+			}
+			m.TTFTP95 = max(m.TTFTP95, secs(g.TTFTP95Seconds))
+			m.TPOTP95 = max(m.TPOTP95, secs(g.TPOTP95Seconds))
+			w, n := weight[k], float64(g.Requests)
+			mean := func(old, v float64) float64 { return (old*w + v*n) / (w + n) }
+			m.TokensPerSecond = mean(m.TokensPerSecond, g.TokensPerSecond)
+			m.OutputTokensP50 = mean(m.OutputTokensP50, g.OutputTokensP50)
+			m.OutputTokensMean = mean(m.OutputTokensMean, g.OutputTokensMean)
+			weight[k] = w + n
+		}
+	}
+	out := make([]rollout.GroupStats, 0, len(merged))
+	for _, m := range merged {
+		out = append(out, *m)
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].Color != out[b].Color {
+			return out[a].Color < out[b].Color
+		}
+		return !out[a].Shadow && out[b].Shadow
+	})
+	return out
+}
