@@ -52,10 +52,16 @@ func TestSplitRefusedWithoutGateway(t *testing.T) {
 		t.Errorf("SplitRefusal with gateway.enabled = %v, want nil", err)
 	}
 	calls := map[string]func() error{
-		"Join":       func() error { return p.Join(ctx, rollout.Deployment{Color: rollout.Green}, rollout.Deployment{Color: rollout.Blue}) },
-		"SetSplit":   func() error { return p.SetSplit(ctx, map[rollout.Color]int{rollout.Blue: 90, rollout.Green: 10}, "", rollout.Blue) },
-		"SetShadow":  func() error { return p.SetShadow(ctx, rollout.Green, 10) },
-		"Keep":       func() error { return p.Keep(ctx, rollout.Deployment{Color: rollout.Blue}, rollout.Deployment{Color: rollout.Green}) },
+		"Join": func() error {
+			return p.Join(ctx, rollout.Deployment{Color: rollout.Green}, rollout.Deployment{Color: rollout.Blue})
+		},
+		"SetSplit": func() error {
+			return p.SetSplit(ctx, map[rollout.Color]int{rollout.Blue: 90, rollout.Green: 10}, "", rollout.Blue)
+		},
+		"SetShadow": func() error { return p.SetShadow(ctx, rollout.Green, 10) },
+		"Keep": func() error {
+			return p.Keep(ctx, rollout.Deployment{Color: rollout.Blue}, rollout.Deployment{Color: rollout.Green})
+		},
 		"GroupStats": func() error { _, err := p.GroupStats(ctx, time.Second); return err },
 	}
 	for name, call := range calls {
