@@ -42,29 +42,39 @@ var (
 var errSelectorSplit = errors.New("canary and shadow rollouts on Kubernetes run through the gateway, which shares requests between the versions and measures each; " +
 	"with gateway.enabled: false traffic moves by the Service selector, which can do neither: set gateway.enabled: true and run aideploy apply, or use --strategy bluegreen")
 
-// SplitRefusal refuses canary and shadow before a rollout starts when the
-// gateway is off: the Service selector cannot split traffic.
-func (p *Platform) SplitRefusal() error {
+// SplitRefusal refuses canary and shadow before a rollout changes anything
+// when traffic moves by the Service selector: the gateway is off, or not
+// applied.
+func (p *Platform) SplitRefusal(ctx context.Context) error {
 	if !p.o.Config.Gateway.OnKubernetes() {
 		return errSelectorSplit
 	}
-	return nil
+	_, err := p.splitMode(ctx)
+	return err
 }
 
 // splitGateway returns the ready gateway pods, or why canary and shadow
 // cannot run here.
 func (p *Platform) splitGateway(ctx context.Context) ([]gatewayPod, error) {
+	if _, err := p.splitMode(ctx); err != nil {
+		return nil, err
+	}
+	return p.gatewayPods(ctx)
+}
+
+// splitMode reads how traffic moves, and refuses the Service selector.
+func (p *Platform) splitMode(ctx context.Context) (TrafficView, error) {
 	mode, err := p.trafficMode(ctx)
 	if err != nil {
-		return nil, err
+		return mode, err
 	}
 	if mode.Mode != TrafficGateway {
 		if mode.Note != "" {
-			return nil, fmt.Errorf("%w (%s)", errSelectorSplit, mode.Note)
+			return mode, fmt.Errorf("%w (%s)", errSelectorSplit, mode.Note)
 		}
-		return nil, errSelectorSplit
+		return mode, errSelectorSplit
 	}
-	return p.gatewayPods(ctx)
+	return mode, nil
 }
 
 // splitPods returns the ready gateway pods, each of which answered for the

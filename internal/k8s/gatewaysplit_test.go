@@ -48,9 +48,6 @@ func TestSplitRefusedWithoutGateway(t *testing.T) {
 	ctx := context.Background()
 	cfg := gatewayConfig(t)
 	p := NewPlatform(&Client{Namespace: "serving", Clientset: fake.NewClientset()}, Options{Config: cfg})
-	if err := p.SplitRefusal(); err != nil {
-		t.Errorf("SplitRefusal with gateway.enabled = %v, want nil", err)
-	}
 	calls := map[string]func() error{
 		"Join": func() error {
 			return p.Join(ctx, rollout.Deployment{Color: rollout.Green}, rollout.Deployment{Color: rollout.Blue})
@@ -62,7 +59,8 @@ func TestSplitRefusedWithoutGateway(t *testing.T) {
 		"Keep": func() error {
 			return p.Keep(ctx, rollout.Deployment{Color: rollout.Blue}, rollout.Deployment{Color: rollout.Green})
 		},
-		"GroupStats": func() error { _, err := p.GroupStats(ctx, time.Second); return err },
+		"GroupStats":   func() error { _, err := p.GroupStats(ctx, time.Second); return err },
+		"SplitRefusal": func() error { return p.SplitRefusal(ctx) },
 	}
 	for name, call := range calls {
 		err := call()
@@ -75,7 +73,7 @@ func TestSplitRefusedWithoutGateway(t *testing.T) {
 	no := false
 	off.Gateway.Enabled = &no
 	p = NewPlatform(&Client{Namespace: "serving", Clientset: fake.NewClientset()}, Options{Config: &off})
-	if err := p.SplitRefusal(); !errors.Is(err, errSelectorSplit) || !strings.Contains(err.Error(), "--strategy bluegreen") {
+	if err := p.SplitRefusal(ctx); !errors.Is(err, errSelectorSplit) || !strings.Contains(err.Error(), "--strategy bluegreen") {
 		t.Errorf("SplitRefusal with gateway.enabled: false = %v, want the refusal", err)
 	}
 	if err := p.SetSplit(ctx, map[rollout.Color]int{rollout.Blue: 100}, "", rollout.Blue); !errors.Is(err, errSelectorSplit) {

@@ -11,7 +11,7 @@ import (
 // without its gateway.
 type refusingSplit struct{ *fakePlatform }
 
-func (refusingSplit) SplitRefusal() error {
+func (refusingSplit) SplitRefusal(context.Context) error {
 	return errors.New("no gateway here; use --strategy bluegreen")
 }
 
