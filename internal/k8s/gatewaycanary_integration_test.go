@@ -19,12 +19,18 @@ import (
 // through both gateway pods, v2 takes 10%, 30%, 60% of requests, passes the
 // analysis at each step and is promoted with no failed request; v3 is
 // aborted at its first step by the analysis, which names ttftP95, and every
-// client is back on v2, again with no failed request.
+// client is back on v2, again with no failed request. Then v4 runs as a
+// shadow: no client sees it before the switch, none fails.
 func TestIntegrationK8sGatewayCanary(t *testing.T) {
-	const firstToken = 40 * time.Millisecond
+	// The gateway's TTFT histogram has buckets 1.5× apart (…, 86.5ms, 130ms,
+	// 195ms, 292ms): 100ms lands in the 130ms bucket unless the loopback adds
+	// 30ms, and 200ms two buckets above, so the measured ratio is 2.25, never
+	// the 1.5 of neighbouring buckets.
+	const firstToken = 100 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	rig := startGatewayRig(ctx, t, func(rev string, o *fakemodel.Options) {
+	// 150 requests a second of 100-200ms each keep up to 30 in flight: 16 clients per pod.
+	rig := startGatewayRig(ctx, t, 16, func(rev string, o *fakemodel.Options) {
 		o.FirstTokenDelay = firstToken
 		if rev == "3" {
 			o.FirstTokenDelay = 2 * firstToken
@@ -33,13 +39,15 @@ func TestIntegrationK8sGatewayCanary(t *testing.T) {
 	canary := func() *rollout.Runner {
 		r := rig.runner(2 * time.Second)
 		r.Config.Strategy = rollout.StrategyCanary
-		step := units.Duration(3 * time.Second)
+		step := units.Duration(4 * time.Second)
 		r.Config.Canary.Steps = []rollout.CanaryStep{{Weight: 10, For: step}, {Weight: 30, For: step}, {Weight: 60, For: step}}
 		a := &r.Config.Canary.Analysis
-		// 10% of 150/s for 3 s is 45 requests; 20 leave room for the first second.
-		a.MinSamples, a.Interval, a.MaxWait = 20, units.Duration(time.Second), units.Duration(20*time.Second)
-		// Both gateway pods' loopback latencies jitter by milliseconds: 1.5× keeps
-		// an equal version passing and fails one twice as slow.
+		// Every read judges, from minSamples on: a p95 of fewer requests is
+		// their slowest one, and one stall of this shared machine would fail
+		// an equal version. 10% of 150/s gives 60 in 4 s.
+		a.MinSamples, a.Interval, a.MaxWait = 60, units.Duration(time.Second), units.Duration(20*time.Second)
+		// An equal version's p95 may land one bucket higher on one gateway pod
+		// (1.5×): that passes; twice as slow (2.25×) fails.
 		a.Thresholds.TTFTP95Ratio = 1.5
 		return r
 	}
@@ -103,7 +111,6 @@ func TestIntegrationK8sGatewayCanary(t *testing.T) {
 	t.Logf("canary v2→v3: %v", err)
 	waitUntil(ctx, t, "every client gets v2 again", func() bool { return rig.load.allSaw("v2") })
 	ended = time.Now()
-	rig.load.stop()
 	got = rig.load.between(began, ended)
 	t.Logf("canary v2→v3: %d requests in %.1fs, %d failed; answers %v", got.sent, ended.Sub(began).Seconds(), got.failed, rig.load.versionsBetween(began, ended))
 	if got.failed != 0 {
@@ -116,4 +123,29 @@ func TestIntegrationK8sGatewayCanary(t *testing.T) {
 		t.Errorf("after the abort the clients' last answers came from %v, want v2", v)
 	}
 	assertConfigMapServes(ctx, t, rig.kc, rig.cfg, rollout.Green)
+
+	// v2 → v4 by shadow: a mirrored fifth of the requests, no client answered
+	// by v4 before the switch, then all of them.
+	shadow := canary()
+	shadow.Config.Strategy = rollout.StrategyShadow
+	shadow.Config.Shadow = rollout.ShadowConfig{Percent: 20, For: units.Duration(3 * time.Second)}
+	began = time.Now()
+	if _, err := shadow.Run(ctx, rollout.Request{Op: rollout.OpRollout, Image: "registry.example.com/embed:4", Replicas: 2}); err != nil {
+		t.Fatalf("shadow rollout to v4: %v", err)
+	}
+	waitUntil(ctx, t, "every client gets v4", func() bool { return rig.load.allSaw("v4") })
+	ended = time.Now()
+	rig.load.stop()
+	mu.Lock()
+	promotedAt = switchAt
+	mu.Unlock()
+	got = rig.load.between(began, ended)
+	t.Logf("shadow v2→v4: %d requests in %.1fs, %d failed; answers before the switch %v", got.sent, ended.Sub(began).Seconds(), got.failed, rig.load.versionsBetween(began, promotedAt))
+	if got.failed != 0 {
+		t.Errorf("%d of %d requests failed during the shadow, want 0; first: %s", got.failed, got.sent, got.firstFailure)
+	}
+	if n := rig.load.versionsBetween(began, promotedAt)["v4"]; n != 0 || !promotedAt.After(began) {
+		t.Errorf("%d answers came from v4 before the switch at %s, want none: the mirror answers no client", n, promotedAt.Format(time.StampMilli))
+	}
+	assertConfigMapServes(ctx, t, rig.kc, rig.cfg, rollout.Blue)
 }

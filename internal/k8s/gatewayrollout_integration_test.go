@@ -40,7 +40,7 @@ const gatewayReplicas = 2
 func TestIntegrationK8sGatewayRollout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	rig := startGatewayRig(ctx, t, func(rev string, o *fakemodel.Options) {
+	rig := startGatewayRig(ctx, t, 8, func(rev string, o *fakemodel.Options) {
 		if rev == "3" {
 			o.FailureRate = 1 // every model request answers 500
 		}
@@ -122,8 +122,9 @@ type gatewayRig struct {
 
 // startGatewayRig deploys v1 of the cpu service with its rendered gateway,
 // model pods played by fake models tuned by tune, and starts 150 requests a
-// second through both gateway pods, 8 clients each, once every client gets v1.
-func startGatewayRig(ctx context.Context, t *testing.T, tune func(rev string, o *fakemodel.Options)) *gatewayRig {
+// second through both gateway pods, clientsPerPod clients each (one request
+// at a time), once every client gets v1.
+func startGatewayRig(ctx context.Context, t *testing.T, clientsPerPod int, tune func(rev string, o *fakemodel.Options)) *gatewayRig {
 	t.Helper()
 	_, kc := start(t)
 	checkNoRouteOut(t)
@@ -144,7 +145,7 @@ func startGatewayRig(ctx context.Context, t *testing.T, tune func(rev string, o 
 	for _, gp := range gws {
 		urls = append(urls, "http://"+net.JoinHostPort(gp.ip, gp.listen)+"/v1/chat/completions")
 	}
-	rig.load = startLoad(t, urls, 150, 8)
+	rig.load = startLoad(t, urls, 150, clientsPerPod)
 	waitUntil(ctx, t, "every client gets v1 through the gateway", func() bool { return rig.load.allSaw("v1") })
 	return rig
 }

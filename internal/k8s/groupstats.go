@@ -39,11 +39,12 @@ func (p *Platform) GroupStats(ctx context.Context, window time.Duration) ([]roll
 
 // MergeGroupStats adds up what several gateway pods measured of each group
 // (and of each group's mirror apart): requests, errors, drops and finish
-// reasons are summed; the p95s (TTFT, TPOT) are the worst pod's among the
-// pods that saw the group, since percentiles of separate pods cannot be
-// added and the worst one errs towards a rollback; tokens per second and
-// the answer lengths are the pods' figures weighted by their requests (the
-// merged p50 of the lengths is so an estimate).
+// reasons are summed; every other figure, the p95s (TTFT, TPOT) included, is
+// the pods' figures weighted by their requests. The pods report percentiles,
+// not histograms, so the merged p95s and p50 are estimates: fair ones, since
+// every gateway pod sends to the same model pods. The worst pod's p95 would
+// be biased upwards for the version with fewer requests (a canary at 10%),
+// more so the more gateway pods there are, and abort good versions.
 func MergeGroupStats(per []adminapi.Stats) []rollout.GroupStats {
 	type key struct {
 		group  string
@@ -72,10 +73,10 @@ func MergeGroupStats(per []adminapi.Stats) []rollout.GroupStats {
 			if g.Requests == 0 {
 				continue
 			}
-			m.TTFTP95 = max(m.TTFTP95, secs(g.TTFTP95Seconds))
-			m.TPOTP95 = max(m.TPOTP95, secs(g.TPOTP95Seconds))
 			w, n := weight[k], float64(g.Requests)
 			mean := func(old, v float64) float64 { return (old*w + v*n) / (w + n) }
+			m.TTFTP95 = secs(mean(m.TTFTP95.Seconds(), g.TTFTP95Seconds))
+			m.TPOTP95 = secs(mean(m.TPOTP95.Seconds(), g.TPOTP95Seconds))
 			m.TokensPerSecond = mean(m.TokensPerSecond, g.TokensPerSecond)
 			m.OutputTokensP50 = mean(m.OutputTokensP50, g.OutputTokensP50)
 			m.OutputTokensMean = mean(m.OutputTokensMean, g.OutputTokensMean)
