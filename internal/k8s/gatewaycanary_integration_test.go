@@ -3,6 +3,7 @@ package k8s_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -148,4 +149,42 @@ func TestIntegrationK8sGatewayCanary(t *testing.T) {
 		t.Errorf("%d answers came from v4 before the switch at %s, want none: the mirror answers no client", n, promotedAt.Format(time.StampMilli))
 	}
 	assertConfigMapServes(ctx, t, rig.kc, rig.cfg, rollout.Blue)
+}
+
+// Without the gateway (gateway.enabled: false) traffic moves by the Service
+// selector: a canary is refused before anything changes, naming the way out,
+// and the serving colour stays alone.
+func TestIntegrationK8sCanaryRefusedWithoutGateway(t *testing.T) {
+	_, kc := start(t)
+	waitGPUsFree(t, kc)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b := newBG(t, kc)
+	off := false
+	b.cfg.Gateway.Enabled = &off
+	if _, err := b.rollout(ctx, "registry.example.com/chat:1.0.0", 1); err != nil {
+		t.Fatalf("first deploy: %v", err)
+	}
+	r := b.runner(os.Getpid())
+	r.Config.Strategy = rollout.StrategyCanary
+	b.mu.Lock()
+	b.events = nil
+	b.mu.Unlock()
+	_, err := r.Run(ctx, rollout.Request{Op: rollout.OpRollout, Image: "registry.example.com/chat:2.0.0", Replicas: 1})
+	if err == nil || !strings.Contains(err.Error(), "gateway.enabled: false") || !strings.Contains(err.Error(), "--strategy bluegreen") {
+		t.Fatalf("canary without the gateway: %v, want the refusal naming gateway.enabled: false and --strategy bluegreen", err)
+	}
+	b.mu.Lock()
+	for _, e := range b.events {
+		if e.Step != rollout.StepPlan {
+			t.Errorf("the refused canary went past the plan: %s %s %s", e.Step, e.Kind, e.Message)
+		}
+	}
+	b.mu.Unlock()
+	if n := b.replicas(ctx, rollout.Green); n != -1 {
+		t.Errorf("the refused canary left a green Deployment (%d replicas)", n)
+	}
+	if got := b.selector(ctx); got != "blue" {
+		t.Errorf("after the refusal the Service selects %q, want blue", got)
+	}
 }
