@@ -60,7 +60,7 @@ lint: vet
 bench: build
 	$(GO) run ./bench/gateway
 	$(GO) run ./bench/peak
-	$(GO) test ./internal/compose -run '^$$' -bench SwitchUnderLoad -benchtime 1x
+	$(GO) test ./internal/compose -run '^$$' -bench 'SwitchUnderLoad|CanaryAbort' -benchtime 1x
 
 ## demo: scaffold, build, deploy, roll out and serve through the gateway on the local Docker engine
 demo:

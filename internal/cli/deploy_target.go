@@ -196,8 +196,13 @@ func serviceSpec(ctx context.Context, cfg *config.Config, file string) (composet
 	} else if cfg.Model.ClaimName != "" {
 		svc.Volumes = append(svc.Volumes, composetypes.ServiceVolumeConfig{Type: "volume", Source: cfg.Model.ClaimName, Target: cfg.Model.Path, ReadOnly: readOnly})
 	} else if !readOnly && cfg.Model.Volume == config.VolumePVC {
-		// compose.yaml's volume: every replica and version reuses one download.
-		svc.Volumes = append(svc.Volumes, composetypes.ServiceVolumeConfig{Type: "volume", Source: cfg.Name + "-models", Target: cfg.Model.Path})
+		// compose.yaml's volume: every replica and version reuses one
+		// download. Its Docker name is the one `docker compose` gives it
+		// (project_volume), so that what a user pulls into it, as the
+		// README shows, is what the replicas find.
+		key := cfg.Name + "-models"
+		svc.Volumes = append(svc.Volumes, composetypes.ServiceVolumeConfig{Type: "volume", Source: key, Target: cfg.Model.Path})
+		return svc, map[string]composetypes.VolumeConfig{key: {Name: cfg.Name + "_" + key}}, nil, nil
 	}
 	return svc, nil, nil, nil
 }

@@ -47,3 +47,31 @@ func TestServiceSpecRunsThePreset(t *testing.T) {
 		})
 	}
 }
+
+// Without a compose file the model volume is the one `docker compose` makes
+// of compose.yaml's: the same Docker name, so a model pulled into it (as the
+// README's quickstart does) is what the replicas find.
+func TestServiceSpecModelVolumeIsComposes(t *testing.T) {
+	t.Setenv("AIDEPLOY_ADMIN_TOKEN", "test")
+	t.Setenv("QWEN_API_KEY", "test")
+	dir := filepath.Join("..", "render", "testdata", "vllm")
+	cfg, err := config.Load(filepath.Join(dir, config.DefaultFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, vols, _, err := serviceSpec(context.Background(), cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	composed, composedVols, _, err := serviceSpec(context.Background(), cfg, filepath.Join(dir, "compose.yaml.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svc.Volumes) != 1 || len(composed.Volumes) != 1 {
+		t.Fatalf("volumes %+v and %+v, want one each", svc.Volumes, composed.Volumes)
+	}
+	got, want := vols[svc.Volumes[0].Source].Name, composedVols[composed.Volumes[0].Source].Name
+	if got == "" || got != want {
+		t.Errorf("model volume %q without a compose file, %q with compose.yaml: they must be one", got, want)
+	}
+}

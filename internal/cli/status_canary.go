@@ -94,6 +94,9 @@ func printCanary(w io.Writer, v *canaryView) {
 		if c.Skipped != "" {
 			ok = "n/a: " + c.Skipped
 		}
+		if c.Noise {
+			ok = "within noise"
+		}
 		op := "≥"
 		if c.Higher {
 			op = "≤"

@@ -24,6 +24,12 @@ import (
 // default pool and no cache, so every answer comes from a model replica.
 func startTestGateway(t testing.TB) (listen string, admin *adminapi.Client) {
 	t.Helper()
+	return startTestGatewayWith(t, nil)
+}
+
+// startTestGatewayWith starts the test gateway with change applied to its configuration.
+func startTestGatewayWith(t testing.TB, change func(*gateway.Config)) (listen string, admin *adminapi.Client) {
+	t.Helper()
 	cfg := gateway.Default()
 	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Order = []string{"upstream"}
@@ -36,6 +42,9 @@ func startTestGateway(t testing.TB) (listen string, admin *adminapi.Client) {
 	}
 	cfg.Pools = []upstream.PoolConfig{{Name: adminapi.DefaultPool, HealthCheck: upstream.HealthCheck{Path: "/health",
 		Interval: units.Duration(200 * time.Millisecond), Timeout: units.Duration(2 * time.Second), HealthyThreshold: 1, UnhealthyThreshold: 3}}}
+	if change != nil {
+		change(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan [2]string, 1)
 	done := make(chan error, 1)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aideploy/aideploy/internal/gateway"
+	"github.com/aideploy/aideploy/internal/gateway/adminapi"
 	"github.com/aideploy/aideploy/internal/rollout"
 	"github.com/aideploy/aideploy/internal/units"
 )
@@ -18,6 +20,7 @@ type env struct {
 	t      testing.TB
 	p      *Platform
 	addr   string // gateway listen address
+	admin  *adminapi.Client
 	mu     sync.Mutex
 	events []rollout.Event
 	config rollout.Config
@@ -25,9 +28,15 @@ type env struct {
 
 func newEnv(t testing.TB, change func(*rollout.Config)) *env {
 	t.Helper()
+	return newEnvWith(t, nil, change)
+}
+
+// newEnvWith is newEnv with gw applied to the gateway's configuration.
+func newEnvWith(t testing.TB, gw func(*gateway.Config), change func(*rollout.Config)) *env {
+	t.Helper()
 	c := dockerClient(t)
-	addr, admin := startTestGateway(t)
-	e := &env{t: t, addr: addr}
+	addr, admin := startTestGatewayWith(t, gw)
+	e := &env{t: t, addr: addr, admin: admin}
 	e.p = testPlatform(t, c, func(o *Options) {
 		o.Gateway = admin
 		o.Rollout.StartupBudget = units.Duration(time.Minute)

@@ -184,6 +184,7 @@ func GroupStatsOf(s adminapi.Stats) []rollout.GroupStats {
 	for _, g := range s.ByGroup {
 		out = append(out, rollout.GroupStats{Color: rollout.Color(g.Group), Shadow: g.Shadow, Requests: g.Requests, Errors: g.Errors, Dropped: g.Dropped,
 			TTFTP95: secs(g.TTFTP95Seconds), TPOTP95: secs(g.TPOTP95Seconds), TokensPerSecond: g.TokensPerSecond,
+			TTFTP95Low: secs(g.TTFTP95LowSeconds), TPOTP95Low: secs(g.TPOTP95LowSeconds),
 			OutputTokensP50: g.OutputTokensP50, OutputTokensMean: g.OutputTokensMean, FinishReasons: g.FinishReasons})
 	}
 	return out

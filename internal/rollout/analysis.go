@@ -28,6 +28,11 @@ type Check struct {
 	OK        bool    `json:"ok"`                  // within the limit
 	Skipped   string  `json:"skipped,omitempty"`   // why the check could not be made
 	Candidate Color   `json:"candidate,omitempty"` // the colour judged
+	// Low is the value's one-sided 95% lower confidence bound (p95s; 0: none).
+	// Noise: the value is past the limit but Low is not, so a few slow answers
+	// may be all there is: the verdict waits for more (inconclusive).
+	Low   float64 `json:"low,omitempty"`
+	Noise bool    `json:"withinNoise,omitempty"`
 }
 
 func (c Check) String() string {
@@ -39,7 +44,10 @@ func (c Check) String() string {
 		op = "≤"
 	}
 	mark := "ok"
-	if !c.OK {
+	switch {
+	case c.Noise:
+		mark = fmt.Sprintf("within noise (95%% lower bound %s)", fmtVal(c.Low, c.Unit))
+	case !c.OK:
 		mark = "FAIL"
 	}
 	return fmt.Sprintf("%s %s vs %s, limit %s %s (%s) %s", c.Metric, fmtVal(c.Value, c.Unit), fmtVal(c.Baseline, c.Unit), op, fmtVal(c.Limit, c.Unit), c.Rule, mark)
@@ -68,7 +76,8 @@ type Verdict struct {
 
 // Judge compares the new colour's figures with the serving colour's. Fewer
 // than MinSamples requests on either side is inconclusive whatever the figures,
-// so a quiet hour neither rolls back nor promotes.
+// so a quiet hour neither rolls back nor promotes. So is a p95 past its limit
+// whose lower confidence bound is not: it may rest on a few slow answers.
 func Judge(a Analysis, serving, cand GroupStats) Verdict {
 	v := Verdict{Samples: cand.Requests, Baseline: serving.Requests, Candidate: cand, Serving: serving}
 	v.Checks = checks(a.Thresholds, serving, cand)
@@ -79,14 +88,23 @@ func Judge(a Analysis, serving, cand GroupStats) Verdict {
 			cand.Requests, orName(cand.Color, "the new version"), serving.Requests, orName(serving.Color, "the serving version"), min)
 		return v
 	}
-	var failed []string
+	var failed, noise []string
 	for _, c := range v.Checks {
-		if c.Skipped == "" && !c.OK {
+		switch {
+		case c.failed():
 			failed = append(failed, c.String())
+		case c.Noise:
+			noise = append(noise, c.String())
 		}
 	}
 	if len(failed) > 0 {
 		v.Outcome, v.Reason = OutcomeFail, "failed: "+strings.Join(failed, "; ")
+		return v
+	}
+	if len(noise) > 0 {
+		v.Outcome = OutcomeInconclusive
+		v.Reason = fmt.Sprintf("inconclusive: %s; %d request(s) on %s cannot tell it from chance yet",
+			strings.Join(noise, "; "), cand.Requests, orName(cand.Color, "the new version"))
 		return v
 	}
 	v.Outcome = OutcomePass
@@ -100,12 +118,15 @@ func (v Verdict) FailedMetric() string {
 		return ""
 	}
 	for _, c := range v.Checks {
-		if c.Skipped == "" && !c.OK {
+		if c.failed() {
 			return c.Metric
 		}
 	}
 	return ""
 }
+
+// failed: a check made, past its limit beyond noise.
+func (c Check) failed() bool { return c.Skipped == "" && !c.OK && !c.Noise }
 
 func orName(c Color, def string) string {
 	if c == "" {
@@ -125,10 +146,10 @@ func checks(t Thresholds, s, c GroupStats) []Check {
 	}
 	secs := func(d time.Duration) float64 { return d.Seconds() }
 	if t.TTFTP95Ratio > 0 || t.MaxTTFTP95 > 0 {
-		out = append(out, ratioCheck("ttftP95", "s", true, secs(c.TTFTP95), secs(s.TTFTP95), t.TTFTP95Ratio, t.MaxTTFTP95.D().Seconds(), "maxTTFTP95"))
+		out = append(out, withLow(ratioCheck("ttftP95", "s", true, secs(c.TTFTP95), secs(s.TTFTP95), t.TTFTP95Ratio, t.MaxTTFTP95.D().Seconds(), "maxTTFTP95"), secs(c.TTFTP95Low)))
 	}
 	if t.TPOTP95Ratio > 0 || t.MaxTPOTP95 > 0 {
-		out = append(out, ratioCheck("tpotP95", "s", true, secs(c.TPOTP95), secs(s.TPOTP95), t.TPOTP95Ratio, t.MaxTPOTP95.D().Seconds(), "maxTPOTP95"))
+		out = append(out, withLow(ratioCheck("tpotP95", "s", true, secs(c.TPOTP95), secs(s.TPOTP95), t.TPOTP95Ratio, t.MaxTPOTP95.D().Seconds(), "maxTPOTP95"), secs(c.TPOTP95Low)))
 	}
 	if t.TokensPerSecondRatio > 0 || t.MinTokensPerSecond > 0 {
 		out = append(out, ratioCheck("tokensPerSecond", "tokens/s", false, c.TokensPerSecond, s.TokensPerSecond, t.TokensPerSecondRatio, t.MinTokensPerSecond, "minTokensPerSecond"))
@@ -149,6 +170,17 @@ func checks(t Thresholds, s, c GroupStats) []Check {
 		out[i].Candidate = c.Color
 	}
 	return out
+}
+
+// withLow adds a ceiling check's lower confidence bound: past the limit with
+// the bound within it is noise, not a failure.
+func withLow(c Check, low float64) Check {
+	if low <= 0 || c.Skipped != "" || !c.Higher {
+		return c
+	}
+	c.Low = low
+	c.Noise = !c.OK && low <= c.Limit
+	return c
 }
 
 // limitCheck is a metric with a limit found from the baseline (relOn) and an absolute one (abs > 0);

@@ -41,6 +41,22 @@ func TestJudge(t *testing.T) {
 		}(),
 			OutcomeFail, "tpotP95", "tokensPerSecond 25.0 tokens/s"},
 		{"no token figures on the new version are no evidence", a, goodStats(Blue, 200), noTokens, OutcomePass, "", ""},
+		{"a p95 past its limit within noise waits", a, goodStats(Blue, 200), func() GroupStats {
+			g := goodStats(Green, 60)
+			g.TTFTP95, g.TTFTP95Low = 300*time.Millisecond, 230*time.Millisecond
+			return g
+		}(), OutcomeInconclusive, "", "ttftP95 300ms vs 200ms, limit ≤ 240ms (1.2× baseline) within noise (95% lower bound 230ms)"},
+		{"a p95 past its limit beyond noise fails", a, goodStats(Blue, 200), func() GroupStats {
+			g := goodStats(Green, 60)
+			g.TTFTP95, g.TTFTP95Low = 300*time.Millisecond, 250*time.Millisecond
+			return g
+		}(), OutcomeFail, "ttftP95", "ttftP95 300ms vs 200ms, limit ≤ 240ms (1.2× baseline) FAIL"},
+		{"noise does not hide another metric's failure", a, goodStats(Blue, 200), func() GroupStats {
+			g := goodStats(Green, 60)
+			g.TTFTP95, g.TTFTP95Low = 300*time.Millisecond, 230*time.Millisecond
+			g.OutputTokensP50 = 60
+			return g
+		}(), OutcomeFail, "outputTokensP50", "outputTokensP50 60.0 tokens"},
 		{"no serving figure skips the ratio", a, GroupStats{Color: Blue, Requests: 200}, goodStats(Green, 200), OutcomePass, "", ""},
 	}
 	for _, tt := range tests {

@@ -61,8 +61,13 @@ type GroupStats struct {
 	Errors   int64 `json:"errors"`
 	Dropped  int64 `json:"dropped,omitempty"` // mirrored requests not sent
 
-	TTFTP95          time.Duration    `json:"ttftP95Ns"`
-	TPOTP95          time.Duration    `json:"tpotP95Ns"`
+	TTFTP95 time.Duration `json:"ttftP95Ns"`
+	TPOTP95 time.Duration `json:"tpotP95Ns"`
+	// TTFTP95Low and TPOTP95Low are the p95s' one-sided 95% lower confidence
+	// bounds given the answers counted (0: not reported): a p95 past its limit
+	// with its bound under it may be the draw of a few slow answers.
+	TTFTP95Low       time.Duration    `json:"ttftP95LowNs,omitempty"`
+	TPOTP95Low       time.Duration    `json:"tpotP95LowNs,omitempty"`
 	TokensPerSecond  float64          `json:"tokensPerSecond"`
 	OutputTokensP50  float64          `json:"outputTokensP50"`
 	OutputTokensMean float64          `json:"outputTokensMean"`

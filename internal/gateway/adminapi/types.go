@@ -134,6 +134,12 @@ type GroupStats struct {
 	TTFTP95Seconds float64 `json:"ttftP95Seconds"`
 	// P95 time per output token after the first (streams with two or more tokens).
 	TPOTP95Seconds float64 `json:"tpotP95Seconds"`
+	// The p95s' lower confidence bounds (one-sided 95%): the answer at the
+	// lowest rank this group's p95 could sit at by the draw of its answers
+	// alone. With few answers the p95 is nearly the slowest one; an analysis
+	// calls a p95 over its limit noise while this bound stays under it.
+	TTFTP95LowSeconds float64 `json:"ttftP95LowSeconds,omitempty"`
+	TPOTP95LowSeconds float64 `json:"tpotP95LowSeconds,omitempty"`
 	// Output tokens per second of generation, over answers that reported tokens.
 	TokensPerSecond float64 `json:"tokensPerSecond"`
 	// OutputTokensP50 and OutputTokensMean describe how long the answers were.

@@ -316,10 +316,10 @@ func TestGroupFigures(t *testing.T) {
 	if b.FinishReasons["stop"] != b.Requests || g.FinishReasons["length"] != g.Requests {
 		t.Fatalf("finish reasons: blue %v green %v", b.FinishReasons, g.FinishReasons)
 	}
-	// p95 is a bucket's upper bound: within one bucket (×1.5) above the value.
+	// p95 is interpolated within its bucket: within one bucket (×2^⅛) of the value.
 	within := func(name string, got, want float64) {
-		if got < want || got > want*histFactor {
-			t.Errorf("%s = %v, want in [%v, %v]", name, got, want, want*histFactor)
+		if got < want/fineFactor || got > want*fineFactor {
+			t.Errorf("%s = %v, want in [%v, %v]", name, got, want/fineFactor, want*fineFactor)
 		}
 	}
 	within("blue ttft", b.TTFTP95Seconds, 0.1)

@@ -10,16 +10,15 @@ import (
 )
 
 // Per-group figures for a canary's analysis, kept per second for
-// ringSeconds in fixed histograms: memory is bounded whatever the traffic.
+// ringSeconds in fixed histograms (finehist.go): memory is bounded whatever
+// the traffic, about 1.6 KiB a second, 0.5 MiB a group, 8 MiB at most.
 
 const (
-	ttftBase  = 0.001  // seconds: first bucket of time to first token
-	tpotBase  = 0.0001 // seconds: first bucket of time per output token
-	tokBase   = 1.0    // tokens: first bucket of output length
-	tokFactor = math.Sqrt2
+	ttftBase = 0.001  // seconds: first bucket of time to first token
+	tpotBase = 0.0001 // seconds: first bucket of time per output token
 	// maxGroupRings bounds the groups measured at once (group names come
-	// from the admin API; a rollout uses two or three).
-	maxGroupRings = 32
+	// from the admin API; a rollout uses two or three, and a shadow one more).
+	maxGroupRings = 16
 )
 
 // finishNames are the finish reasons counted one by one; any other counts as "other".
@@ -66,7 +65,7 @@ type groupSecond struct {
 	answers               int64 // answers with a token count
 	tokens                int64
 	genSeconds            float64 // sum of Total over answers with a token count
-	ttft, tpot, outTok    [histBuckets]uint32
+	ttft, tpot, outTok    [fineBuckets]uint32
 	finish                [len(finishNames)]uint32
 }
 
@@ -147,7 +146,7 @@ func (p *Pool) observeGroup(name string, shadow bool, a Answer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	b := r.at(now)
-	b.ttft[histIndexOf(a.TTFT.Seconds(), ttftBase, histFactor)]++
+	b.ttft[fineIndex(a.TTFT.Seconds(), ttftBase)]++
 	b.finish[finishIndex(a.Finish)]++
 	if a.Tokens < 0 {
 		return
@@ -155,43 +154,11 @@ func (p *Pool) observeGroup(name string, shadow bool, a Answer) {
 	b.answers++
 	b.tokens += int64(a.Tokens)
 	b.genSeconds += a.Total.Seconds()
-	b.outTok[histIndexOf(float64(a.Tokens), tokBase, tokFactor)]++
+	b.outTok[fineIndex(float64(a.Tokens), 1)]++
 	if a.Streamed && a.Tokens >= 2 && a.Total > a.TTFT {
 		per := (a.Total - a.TTFT).Seconds() / float64(a.Tokens-1)
-		b.tpot[histIndexOf(per, tpotBase, histFactor)]++
+		b.tpot[fineIndex(per, tpotBase)]++
 	}
-}
-
-func histIndexOf(v, base, factor float64) int {
-	if v <= base {
-		return 0
-	}
-	i := int(math.Ceil(math.Log(v/base)/math.Log(factor) - 1e-9))
-	return min(i, histBuckets-1)
-}
-
-func histUpperOf(i int, base, factor float64) float64 {
-	return base * math.Pow(factor, float64(i))
-}
-
-// quantile is the upper bound of the bucket holding the q-quantile of h, 0 when empty.
-func quantile(h *[histBuckets]uint64, q, base, factor float64) float64 {
-	var total uint64
-	for _, n := range h {
-		total += n
-	}
-	if total == 0 {
-		return 0
-	}
-	want := uint64(math.Ceil(float64(total) * q))
-	var acc uint64
-	for i, n := range h {
-		acc += n
-		if acc >= want {
-			return histUpperOf(i, base, factor)
-		}
-	}
-	return histUpperOf(histBuckets-1, base, factor)
 }
 
 // groupStats sums every measured group over the window.
@@ -210,7 +177,7 @@ func (p *Pool) groupStats(now time.Time, window time.Duration) []adminapi.GroupS
 	var out []adminapi.GroupStats
 	for i, r := range rings {
 		var s groupSecond
-		var ttft, tpot, tok [histBuckets]uint64
+		var ttft, tpot, tok [fineBuckets]uint64
 		any := false
 		r.mu.Lock()
 		for sec := end - secs + 1; sec <= end; sec++ {
@@ -226,7 +193,7 @@ func (p *Pool) groupStats(now time.Time, window time.Duration) []adminapi.GroupS
 			s.answers += b.answers
 			s.tokens += b.tokens
 			s.genSeconds += b.genSeconds
-			for j := range histBuckets {
+			for j := range fineBuckets {
 				ttft[j] += uint64(b.ttft[j])
 				tpot[j] += uint64(b.tpot[j])
 				tok[j] += uint64(b.outTok[j])
@@ -242,10 +209,11 @@ func (p *Pool) groupStats(now time.Time, window time.Duration) []adminapi.GroupS
 		gs := adminapi.GroupStats{
 			Group: keys[i].name, Shadow: keys[i].shadow,
 			Requests: s.req, Errors: s.errs, Dropped: s.drop, FellBack: s.fell,
-			TTFTP95Seconds: quantile(&ttft, 0.95, ttftBase, histFactor),
-			TPOTP95Seconds: quantile(&tpot, 0.95, tpotBase, histFactor),
-			// Bucket bounds are powers of √2: round off the float noise.
-			OutputTokensP50: math.Round(quantile(&tok, 0.5, tokBase, tokFactor)*100) / 100,
+			TTFTP95Seconds:    fineQuantile(&ttft, 0.95, ttftBase),
+			TPOTP95Seconds:    fineQuantile(&tpot, 0.95, tpotBase),
+			TTFTP95LowSeconds: fineQuantile(&ttft, lowRank(&ttft, 0.95), ttftBase),
+			TPOTP95LowSeconds: fineQuantile(&tpot, lowRank(&tpot, 0.95), tpotBase),
+			OutputTokensP50:   fineIntQuantile(&tok, 0.5),
 		}
 		if s.answers > 0 {
 			gs.OutputTokensMean = float64(s.tokens) / float64(s.answers)
