@@ -23,10 +23,8 @@ import (
 // client is back on v2, again with no failed request. Then v4 runs as a
 // shadow: no client sees it before the switch, none fails.
 func TestIntegrationK8sGatewayCanary(t *testing.T) {
-	// The gateway's TTFT histogram has buckets 1.5× apart (…, 86.5ms, 130ms,
-	// 195ms, 292ms): 100ms lands in the 130ms bucket unless the loopback adds
-	// 30ms, and 200ms two buckets above, so the measured ratio is 2.25, never
-	// the 1.5 of neighbouring buckets.
+	// A model's pace: at a few milliseconds the scheduling noise of a shared
+	// machine would be as large as the answers.
 	const firstToken = 100 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -47,9 +45,6 @@ func TestIntegrationK8sGatewayCanary(t *testing.T) {
 		// their slowest one, and one stall of this shared machine would fail
 		// an equal version. 10% of 150/s gives 60 in 4 s.
 		a.MinSamples, a.Interval, a.MaxWait = 60, units.Duration(time.Second), units.Duration(20*time.Second)
-		// An equal version's p95 may land one bucket higher on one gateway pod
-		// (1.5×): that passes; twice as slow (2.25×) fails.
-		a.Thresholds.TTFTP95Ratio = 1.5
 		return r
 	}
 	var mu sync.Mutex

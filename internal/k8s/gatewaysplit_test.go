@@ -15,23 +15,24 @@ import (
 )
 
 // Two gateway pods' figures: counts add up, the p95s, rates and lengths
-// weigh by requests (a pod that saw none of a group says nothing of it), and
-// a group's mirror stays apart from its live traffic.
+// weigh by requests (a pod that saw none of a group says nothing of it), a
+// p95's lower bound goes when one pod with requests lacks it (blue's TPOT),
+// and a group's mirror stays apart from its live traffic.
 func TestMergeGroupStats(t *testing.T) {
 	t.Parallel()
 	a := adminapi.Stats{ByGroup: []adminapi.GroupStats{
-		{Group: "blue", Requests: 300, Errors: 3, TTFTP95Seconds: 0.050, TPOTP95Seconds: 0.010, TokensPerSecond: 100, OutputTokensP50: 10, OutputTokensMean: 12, FinishReasons: map[string]int64{"stop": 290, "length": 10}},
+		{Group: "blue", Requests: 300, Errors: 3, TTFTP95Seconds: 0.050, TTFTP95LowSeconds: 0.040, TPOTP95Seconds: 0.010, TPOTP95LowSeconds: 0.008, TokensPerSecond: 100, OutputTokensP50: 10, OutputTokensMean: 12, FinishReasons: map[string]int64{"stop": 290, "length": 10}},
 		{Group: "green", Requests: 100, TTFTP95Seconds: 0.080, TokensPerSecond: 50, OutputTokensP50: 20, OutputTokensMean: 20},
 		{Group: "green", Shadow: true, Requests: 10, Dropped: 2, TTFTP95Seconds: 0.5},
 	}}
 	b := adminapi.Stats{ByGroup: []adminapi.GroupStats{
-		{Group: "blue", Requests: 100, Errors: 1, TTFTP95Seconds: 0.070, TPOTP95Seconds: 0.005, TokensPerSecond: 60, OutputTokensP50: 14, OutputTokensMean: 16, FinishReasons: map[string]int64{"stop": 100}},
+		{Group: "blue", Requests: 100, Errors: 1, TTFTP95Seconds: 0.070, TTFTP95LowSeconds: 0.060, TPOTP95Seconds: 0.005, TokensPerSecond: 60, OutputTokensP50: 14, OutputTokensMean: 16, FinishReasons: map[string]int64{"stop": 100}},
 		{Group: "green", TTFTP95Seconds: 9}, // no request: its p95 says nothing
 	}}
 	got := MergeGroupStats([]adminapi.Stats{a, b})
 	ms := func(n float64) time.Duration { return time.Duration(n * float64(time.Millisecond)) }
 	want := []rollout.GroupStats{
-		{Color: rollout.Blue, Requests: 400, Errors: 4, TTFTP95: ms(55), TPOTP95: ms(8.75), TokensPerSecond: 90, OutputTokensP50: 11, OutputTokensMean: 13,
+		{Color: rollout.Blue, Requests: 400, Errors: 4, TTFTP95: ms(55), TTFTP95Low: ms(45), TPOTP95: ms(8.75), TokensPerSecond: 90, OutputTokensP50: 11, OutputTokensMean: 13,
 			FinishReasons: map[string]int64{"stop": 390, "length": 10}},
 		{Color: rollout.Green, Requests: 100, TTFTP95: ms(80), TokensPerSecond: 50, OutputTokensP50: 20, OutputTokensMean: 20},
 		{Color: rollout.Green, Shadow: true, Requests: 10, Dropped: 2, TTFTP95: ms(500)},

@@ -44,7 +44,11 @@ func (p *Platform) GroupStats(ctx context.Context, window time.Duration) ([]roll
 // not histograms, so the merged p95s and p50 are estimates: fair ones, since
 // every gateway pod sends to the same model pods. The worst pod's p95 would
 // be biased upwards for the version with fewer requests (a canary at 10%),
-// more so the more gateway pods there are, and abort good versions.
+// more so the more gateway pods there are, and abort good versions. The p95s'
+// lower confidence bounds merge the same way, so each is that of fewer
+// answers than the merged p95's, hence lower: a slow draw of a few answers is
+// called noise somewhat more readily than on one gateway, never less. A pod
+// that saw the group but reported no bound leaves the merged one out (0).
 func MergeGroupStats(per []adminapi.Stats) []rollout.GroupStats {
 	type key struct {
 		group  string
@@ -53,6 +57,7 @@ func MergeGroupStats(per []adminapi.Stats) []rollout.GroupStats {
 	secs := func(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
 	merged := map[key]*rollout.GroupStats{}
 	weight := map[key]float64{} // requests behind the weighted means
+	noLow := map[key][2]bool{}  // a pod with requests reported no TTFT, TPOT bound
 	for _, st := range per {
 		for _, g := range st.ByGroup {
 			k := key{g.Group, g.Shadow}
@@ -77,6 +82,10 @@ func MergeGroupStats(per []adminapi.Stats) []rollout.GroupStats {
 			mean := func(old, v float64) float64 { return (old*w + v*n) / (w + n) }
 			m.TTFTP95 = secs(mean(m.TTFTP95.Seconds(), g.TTFTP95Seconds))
 			m.TPOTP95 = secs(mean(m.TPOTP95.Seconds(), g.TPOTP95Seconds))
+			m.TTFTP95Low = secs(mean(m.TTFTP95Low.Seconds(), g.TTFTP95LowSeconds))
+			m.TPOTP95Low = secs(mean(m.TPOTP95Low.Seconds(), g.TPOTP95LowSeconds))
+			nl := noLow[k]
+			noLow[k] = [2]bool{nl[0] || g.TTFTP95LowSeconds == 0, nl[1] || g.TPOTP95LowSeconds == 0}
 			m.TokensPerSecond = mean(m.TokensPerSecond, g.TokensPerSecond)
 			m.OutputTokensP50 = mean(m.OutputTokensP50, g.OutputTokensP50)
 			m.OutputTokensMean = mean(m.OutputTokensMean, g.OutputTokensMean)
@@ -84,7 +93,13 @@ func MergeGroupStats(per []adminapi.Stats) []rollout.GroupStats {
 		}
 	}
 	out := make([]rollout.GroupStats, 0, len(merged))
-	for _, m := range merged {
+	for k, m := range merged {
+		if noLow[k][0] {
+			m.TTFTP95Low = 0
+		}
+		if noLow[k][1] {
+			m.TPOTP95Low = 0
+		}
 		out = append(out, *m)
 	}
 	sort.Slice(out, func(a, b int) bool {
