@@ -283,21 +283,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// versionedModels plays the model server of every model pod: as kwok gives a
-// pod its address, a fake model answering as version v<revision> listens on
-// it; when the pod goes, or its address goes to another pod, the server goes
-// too. Revisions in failing answer every model request 500.
-type versionedModels struct {
-	mu      sync.Mutex
-	failing map[string]bool // by revision
-}
-
-func startVersionedModels(ctx context.Context, t *testing.T, kc *k8s.Client, svc string, port int, failing ...string) {
+// startVersionedModels plays the model server of every model pod: as kwok
+// gives a pod its address, a fake model answering as version v<revision>
+// listens on it, with the options tune sets for that revision (nil: the
+// defaults); when the pod goes, or its address goes to another pod, the
+// server goes too.
+func startVersionedModels(ctx context.Context, t *testing.T, kc *k8s.Client, svc string, port int, tune func(rev string, o *fakemodel.Options)) {
 	t.Helper()
-	vm := &versionedModels{failing: map[string]bool{}}
-	for _, r := range failing {
-		vm.failing[r] = true
-	}
 	type served struct {
 		uid string
 		srv *http.Server
@@ -336,11 +328,9 @@ func startVersionedModels(ctx context.Context, t *testing.T, kc *k8s.Client, svc
 					rev := pod.Annotations[k8s.AnnotationRev]
 					opts := fakemodel.DefaultOptions()
 					opts.Version = "v" + rev
-					vm.mu.Lock()
-					if vm.failing[rev] {
-						opts.FailureRate = 1
+					if tune != nil {
+						tune(rev, &opts)
 					}
-					vm.mu.Unlock()
 					l, lerr := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
 					if lerr != nil {
 						continue // the server of the pod that had the address is still closing

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/aideploy/aideploy/internal/config"
+	"github.com/aideploy/aideploy/internal/fakemodel"
 	"github.com/aideploy/aideploy/internal/k8s"
 	"github.com/aideploy/aideploy/internal/rollout"
 	"github.com/aideploy/aideploy/internal/units"
@@ -37,36 +38,14 @@ const gatewayReplicas = 2
 // the watch window, which names its error rate, and the failed requests stay
 // under 5% of those sent in the window.
 func TestIntegrationK8sGatewayRollout(t *testing.T) {
-	_, kc := start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	checkNoRouteOut(t)
-
-	cfg := gatewayServiceConfig(t)
-	b := newBG(t, kc)
-	b.cfg = cfg
-	startVersionedModels(ctx, t, kc, cfg.Name, cfg.Port, "3")
-	gws := applyGateway(ctx, t, kc, cfg)
-
-	runner := func(window time.Duration) *rollout.Runner {
-		r := b.runner(os.Getpid())
-		r.Config.Watch.Window = units.Duration(window)
-		return r
-	}
-	if _, err := runner(2*time.Second).Run(ctx, rollout.Request{Op: rollout.OpRollout, Image: "registry.example.com/embed:1", Replicas: 2}); err != nil {
-		t.Fatalf("first rollout: %v", err)
-	}
-	tr, err := kc.ReadTraffic(ctx, cfg.Name, true)
-	if err != nil || tr.String() != fmt.Sprintf("gateway (%d pods, %d ready)", gatewayReplicas, gatewayReplicas) {
-		t.Fatalf("traffic mode %q (%v), want the gateway with its %d pods", tr, err, gatewayReplicas)
-	}
-
-	var urls []string
-	for _, gp := range gws {
-		urls = append(urls, "http://"+net.JoinHostPort(gp.ip, gp.listen)+"/v1/chat/completions")
-	}
-	load := startLoad(t, urls, 150, 8)
-	waitUntil(ctx, t, "every client gets v1 through the gateway", func() bool { return load.allSaw("v1") })
+	rig := startGatewayRig(ctx, t, 8, func(rev string, o *fakemodel.Options) {
+		if rev == "3" {
+			o.FailureRate = 1 // every model request answers 500
+		}
+	})
+	b, kc, cfg, load, runner := rig.b, rig.kc, rig.cfg, rig.load, rig.runner
 
 	// v1 → v2 under load.
 	began := time.Now()
@@ -130,6 +109,52 @@ func TestIntegrationK8sGatewayRollout(t *testing.T) {
 		t.Errorf("after the rollback the clients' last answers came from %v, want v2", v)
 	}
 	assertConfigMapServes(ctx, t, kc, cfg, rollout.Green)
+}
+
+// gatewayRig is a service served through two gateway pods on the real
+// control plane, v1 deployed, under ≥100 requests a second.
+type gatewayRig struct {
+	b    *bg
+	kc   *k8s.Client
+	cfg  *config.Config
+	load *load
+}
+
+// startGatewayRig deploys v1 of the cpu service with its rendered gateway,
+// model pods played by fake models tuned by tune, and starts 150 requests a
+// second through both gateway pods, clientsPerPod clients each (one request
+// at a time), once every client gets v1.
+func startGatewayRig(ctx context.Context, t *testing.T, clientsPerPod int, tune func(rev string, o *fakemodel.Options)) *gatewayRig {
+	t.Helper()
+	_, kc := start(t)
+	checkNoRouteOut(t)
+	cfg := gatewayServiceConfig(t)
+	b := newBG(t, kc)
+	b.cfg = cfg
+	startVersionedModels(ctx, t, kc, cfg.Name, cfg.Port, tune)
+	gws := applyGateway(ctx, t, kc, cfg)
+	rig := &gatewayRig{b: b, kc: kc, cfg: cfg}
+	if _, err := rig.runner(2*time.Second).Run(ctx, rollout.Request{Op: rollout.OpRollout, Image: "registry.example.com/embed:1", Replicas: 2}); err != nil {
+		t.Fatalf("first rollout: %v", err)
+	}
+	tr, err := kc.ReadTraffic(ctx, cfg.Name, true)
+	if err != nil || tr.String() != fmt.Sprintf("gateway (%d pods, %d ready)", gatewayReplicas, gatewayReplicas) {
+		t.Fatalf("traffic mode %q (%v), want the gateway with its %d pods", tr, err, gatewayReplicas)
+	}
+	var urls []string
+	for _, gp := range gws {
+		urls = append(urls, "http://"+net.JoinHostPort(gp.ip, gp.listen)+"/v1/chat/completions")
+	}
+	rig.load = startLoad(t, urls, 150, clientsPerPod)
+	waitUntil(ctx, t, "every client gets v1 through the gateway", func() bool { return rig.load.allSaw("v1") })
+	return rig
+}
+
+// runner is a blue/green rollout runner whose watch window lasts window.
+func (g *gatewayRig) runner(window time.Duration) *rollout.Runner {
+	r := g.b.runner(os.Getpid())
+	r.Config.Watch.Window = units.Duration(window)
+	return r
 }
 
 // checkNoRouteOut fails unless the test's network namespace has no default

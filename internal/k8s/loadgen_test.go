@@ -184,3 +184,16 @@ func (l *load) versionOrder(from, to string, since time.Time) []string {
 	}
 	return bad
 }
+
+// versionsBetween counts the successful answers sent from a to b by version.
+func (l *load) versionsBetween(a, b time.Time) map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]int{}
+	for _, x := range l.answers {
+		if x.failure == "" && !x.sent.Before(a) && !x.sent.After(b) {
+			out[x.version]++
+		}
+	}
+	return out
+}

@@ -33,7 +33,7 @@ func (e *AbortError) Error() string {
 }
 
 // progressiveAllowed refuses canary and shadow where the platform cannot split traffic.
-func (r *Runner) progressiveAllowed(serving bool) error {
+func (r *Runner) progressiveAllowed(ctx context.Context, serving bool) error {
 	if !r.Config.Progressive() || !serving {
 		return nil
 	}
@@ -41,7 +41,12 @@ func (r *Runner) progressiveAllowed(serving bool) error {
 		return fmt.Errorf("rollout.strategy %s runs both versions side by side and cannot replace replicas in batches (rollout.surge); set surge to 0 or use bluegreen", r.Config.Strategy)
 	}
 	if _, ok := r.Platform.(Splitter); !ok {
-		return fmt.Errorf("rollout.strategy %s needs a traffic switch that can share requests between two versions and measure each, which this target lacks (on Kubernetes, until its traffic runs through the gateway); use --strategy bluegreen", r.Config.Strategy)
+		return fmt.Errorf("rollout.strategy %s needs a traffic switch that can share requests between two versions and measure each, which this target lacks; use --strategy bluegreen", r.Config.Strategy)
+	}
+	if sr, ok := r.Platform.(SplitRefuser); ok {
+		if err := sr.SplitRefusal(ctx); err != nil {
+			return fmt.Errorf("rollout.strategy %s: %w", r.Config.Strategy, err)
+		}
 	}
 	return nil
 }

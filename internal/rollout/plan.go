@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -12,7 +13,7 @@ type plan struct {
 }
 
 // plan decides what req does against st; it changes nothing.
-func (r *Runner) plan(st State, req Request) (plan, error) {
+func (r *Runner) plan(ctx context.Context, st State, req Request) (plan, error) {
 	active := st.Active()
 	var to Deployment
 	coldStart := false
@@ -47,7 +48,7 @@ func (r *Runner) plan(st State, req Request) (plan, error) {
 		if _, ok := r.Platform.(Surger); active != nil && r.Config.Surge > 0 && !ok {
 			return plan{}, errors.New("this target cannot replace replicas in batches (rollout.surge); set surge to 0")
 		}
-		if err := r.progressiveAllowed(active != nil); err != nil {
+		if err := r.progressiveAllowed(ctx, active != nil); err != nil {
 			return plan{}, err
 		}
 		var c Color

@@ -47,7 +47,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("reading the current deployment: %w", err)
 	}
-	p, err := r.plan(st, req)
+	p, err := r.plan(ctx, st, req)
 	if err != nil {
 		r.emit(StepPlan, EventFailed, 0, err.Error())
 		return Result{}, err
@@ -90,7 +90,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (Result, error) {
 			return Result{}, fmt.Errorf("reading the current deployment: %w", err)
 		}
 	}
-	if p, err = r.plan(st, req); err != nil {
+	if p, err = r.plan(ctx, st, req); err != nil {
 		return Result{}, err
 	}
 	if p.noop {
