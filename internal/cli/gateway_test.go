@@ -101,7 +101,7 @@ func TestGatewayServeReadsTheGatewaySection(t *testing.T) {
 // gateway of an Ollama project (which has no /health) would never see a
 // healthy target otherwise. Ollama's slots, which the preset sets, are its
 // limit: past them Ollama queues without bound, so the gateway's queue takes
-// the place of Ollama's, bounded (upstream.SlotQueue: a batch per replica).
+// the place of Ollama's, bounded (upstream.SlotQueue: Ollama's own 512, 10 s).
 func TestGatewayServeUpstreamChecksThePresetsPath(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -110,7 +110,7 @@ func TestGatewayServeUpstreamChecksThePresetsPath(t *testing.T) {
 		queue            upstream.Queue
 	}{
 		{"ollama", "server: ollama\nreplicas: 2\nmodel:\n  concurrency: 6\n", "/api/version", 6,
-			upstream.Queue{Size: 12, Timeout: upstream.DefaultSlotQueueTimeout}},
+			upstream.SlotQueue(6, 2)},
 		{"vllm", "server: vllm\nmodel:\n  name: Qwen/Qwen2.5-0.5B-Instruct\n", "/health", 0,
 			upstream.Queue{Timeout: upstream.DefaultQueueTimeout}},
 		{"custom keeps the gateway's default", "image: example/model:1.0\n", "/health", 0,
