@@ -33,11 +33,8 @@ func parseKeys(keys []Key) []apiKey {
 // Every configured key is compared in constant time, so timing tells nothing
 // about which key nearly matched.
 func authenticate(keys []apiKey, header string) (*apiKey, bool) {
-	// The scheme is case-insensitive (RFC 9110 11.1): "bearer" and "BEARER"
-	// are the same key, as clients and other servers treat them.
-	scheme, token, ok := strings.Cut(header, " ")
-	token = strings.TrimLeft(token, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+	token, ok := bearerToken(header)
+	if !ok {
 		return nil, false
 	}
 	sum := sha256.Sum256([]byte(token))
@@ -48,4 +45,16 @@ func authenticate(keys []apiKey, header string) (*apiKey, bool) {
 		}
 	}
 	return found, found != nil
+}
+
+// bearerToken returns the token of an Authorization header's Bearer
+// credential. The scheme is case-insensitive (RFC 9110 11.1): "bearer" and
+// "BEARER" are the same key, as clients and other servers treat them.
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	token = strings.TrimLeft(token, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
 }

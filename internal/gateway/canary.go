@@ -28,7 +28,7 @@ func (g *Gateway) caller(p *upstream.Pool, x *exchange) upstream.Caller {
 	case x.key != nil:
 		c.Credential = x.tenant
 	default:
-		if tok, ok := strings.CutPrefix(x.r.Header.Get("Authorization"), "Bearer "); ok {
+		if tok, ok := bearerToken(x.r.Header.Get("Authorization")); ok {
 			c.Credential = tok
 		}
 	}
@@ -67,12 +67,7 @@ func (g *Gateway) startMirror(p *upstream.Pool, x *exchange) {
 		return // dropped: the shadow is full or down
 	}
 	h := x.r.Header.Clone()
-	dropConnectionTokens(h)
-	for k := range h {
-		if isHop(k) {
-			delete(h, k)
-		}
-	}
+	stripHops(h)
 	for _, k := range mirrorHeaderDrop {
 		delete(h, k)
 	}

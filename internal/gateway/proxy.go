@@ -402,12 +402,7 @@ func outHeader(r *http.Request, id string) http.Header {
 	if te := h["Te"]; len(te) > 0 && strings.Contains(te[0], "trailers") {
 		trailers = true
 	}
-	dropConnectionTokens(h)
-	for k := range h {
-		if isHop(k) {
-			delete(h, k)
-		}
-	}
+	stripHops(h)
 	if trailers {
 		h["Te"] = []string{"trailers"}
 	}
@@ -419,6 +414,17 @@ func outHeader(r *http.Request, id string) http.Header {
 		h["X-Forwarded-For"] = []string{ip}
 	}
 	return h
+}
+
+// stripHops removes the hop-by-hop headers of h: those Connection names and
+// the standard ones (RFC 9110 7.6.1), which never travel past one hop.
+func stripHops(h http.Header) {
+	dropConnectionTokens(h)
+	for k := range h {
+		if isHop(k) {
+			delete(h, k)
+		}
+	}
 }
 
 // dropConnectionTokens deletes the headers that any Connection header names
