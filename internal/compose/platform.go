@@ -246,6 +246,13 @@ func (p *Platform) Stop(ctx context.Context, d rollout.Deployment) error {
 			var err error
 			if pause && c.State == "running" {
 				err = p.docker.ContainerPause(gctx, c.ID)
+				if err != nil && !errdefs.IsNotFound(err) {
+					// The engine could not freeze it (the cgroup freezer
+					// can fail on a busy host): stopped, it is still kept
+					// for a rollback, which then restarts the model.
+					p.logf("pausing %s failed (%v); stopping it instead", c.Names[0][1:], err)
+					err = p.docker.ContainerStop(gctx, c.ID, container.StopOptions{})
+				}
 			} else {
 				err = p.docker.ContainerStop(gctx, c.ID, container.StopOptions{})
 			}
