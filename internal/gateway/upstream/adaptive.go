@@ -10,7 +10,10 @@ import (
 // The adaptive limit's constants. They are not configuration: the point of the
 // limit is that nobody has to know the model to get a safe one.
 const (
-	adaptiveInitial = 8    // the limit of a target before it has answered anything
+	// adaptiveInitial is the limit of a target before it has answered
+	// anything: Netflix's initial limit. At 8, a fast model's few requests
+	// in flight on a busy host met it in every burst the host's stalls made.
+	adaptiveInitial = 20
 	adaptiveMin     = 1    // never fewer, so a slow model still gets work
 	adaptiveMax     = 1024 // never more, so a model that hides its queue cannot take everything
 	// A window closes after at least this long and this many answers, and
@@ -31,6 +34,9 @@ const (
 	// a queue: a busy machine's scheduling and GC move a fast model's
 	// millisecond answers by several times, which is not the model queueing.
 	latencyNoise = 5 * time.Millisecond
+	// maxRescale bounds how far a cut the latency proved wrong is scaled up
+	// by that latency: one bad window cannot open a target four times over.
+	maxRescale = 4
 	// seMult sampling errors of a window's mean are taken off its rise too:
 	// answers of mixed lengths move the mean of a few answers by the draw of
 	// lengths alone. Once the limit is below the requests in flight, that
@@ -51,7 +57,10 @@ const (
 // stays under a third of alpha while the limit is reached, the limit grows: every window
 // until the first cut (a slow start), then after ten such windows in a
 // row, so it spends most of its time at the capacity found and only now and
-// then one window above it, where requests would wait in the model. A 503, 429 or a
+// then one window above it, where requests would wait in the model. A cut
+// of a quarter or more is checked by the next window: a queue shrinks with
+// the requests in flight, a slower model or host does not, and a cut the
+// latency did not bear out is undone (see queueShrank). A 503, 429 or a
 // timeout halves it (AIMD's backoff). The uncongested latency is the lowest
 // window mean, measured again every refTTL, or after cuts in a row, in one
 // window at half the limit.
@@ -68,7 +77,17 @@ type adaptive struct {
 	cutOnce bool    // the limit was cut at least once: past the slow start
 	probing bool    // this window measures ref at half the limit
 	saved   float64 // the limit to go back to after the probe
-	win     window
+	// verifying: this window checks the last cut, which took the limit
+	// from cutFrom when the window's mean was cutMean, excess of it above
+	// ref, at cutInflight requests in flight.
+	verifying   bool
+	kept        int // cuts not undone since the last probe
+	cutFrom     float64
+	cutMean     time.Duration
+	excess      time.Duration
+	cutInflight float64
+	step        float64 // the last growth while the limit held requests back
+	win         window
 }
 
 // window sums the answers since start.
@@ -126,8 +145,8 @@ func (a *adaptive) sample(now, start time.Time, rtt time.Duration, inflight int6
 	if w.start.IsZero() {
 		w.start = start
 	}
-	if a.probing && start.Before(w.start) {
-		return // leased before the probe, at the old limit
+	if (a.probing || a.verifying) && start.Before(w.start) {
+		return // leased before the probe or the cut, at the old limit
 	}
 	w.n++
 	w.sum += rtt
@@ -162,10 +181,32 @@ func (a *adaptive) close(now time.Time) {
 		}
 		a.ref, a.refSE, a.refAt, a.probing = mean, w.stderr(), now, false
 		a.limit = a.saved
+	case a.verifying && !w.overload && !a.queueShrank(mean, float64(w.inflight)/float64(w.n)):
+		// The latency did not come down with the limit: it is the model's
+		// own or its host's (a shared machine's other work slows everything
+		// on it), not a queue the gateway let form. The cut only turns
+		// clients away: undo it, and take this latency as the uncongested
+		// one until a lower one is seen. At the rate offered, the requests
+		// in flight grow with the latency (Little's law): the limit the cut
+		// was made from, scaled by how much slower the model answers now,
+		// at most maxRescale times. A model with slots after all shows a
+		// queue at the new limit, and the next, checked cut finds them.
+		a.verifying = false
+		a.limit = max(a.limit, a.cutFrom*min(maxRescale, float64(mean)/float64(a.ref)))
+		a.ref, a.refSE, a.refAt = mean, w.stderr(), now
+		a.cuts, a.kept = 0, 0
 	case w.overload:
+		a.verifying = false
 		a.limit /= 2
 		a.cuts++
 	default:
+		if a.verifying {
+			// The latency came down with the limit: the queue was real.
+			// Cuts the latency bore out, in a row or not, are what cuts in
+			// a row were: ref may be stale, measure it again.
+			a.verifying = false
+			a.kept++
+		}
 		se := w.stderr()
 		if a.ref == 0 || mean < a.ref {
 			a.ref, a.refSE, a.refAt = mean, se, now
@@ -185,9 +226,18 @@ func (a *adaptive) close(now time.Time) {
 			// mix of answer lengths (an LLM's latency follows its output) or
 			// the host's noise: cutting there would turn away requests the
 			// model had room for.
-			a.limit = max(a.limit/2, inflight*share)
+			to := max(a.limit/2, inflight*share)
+			// A cut of a quarter or more is checked by the next window: it
+			// turns many clients away if the latency was not a queue.
+			// Smaller cuts count towards measuring ref again at once.
+			a.verifying = to <= a.limit*3/4
+			if !a.verifying {
+				a.kept++
+			}
+			a.cutFrom, a.cutMean, a.excess, a.cutInflight = a.limit, mean, mean-a.ref, inflight
+			a.limit = to
 			a.cuts++
-			a.clean, a.cutOnce = 0, true
+			a.clean, a.cutOnce, a.step = 0, true, 0
 		case queue < alpha/3 && w.busy:
 			a.cuts = 0
 			a.clean++
@@ -199,9 +249,19 @@ func (a *adaptive) close(now time.Time) {
 				// least one), so a small limit does not overshoot its few
 				// slots by half.
 				a.limit += max(1, min(math.Sqrt(a.limit), a.limit/4))
+			case bound:
+				// The limit holds clients back while the model shows no
+				// queue: the last cut went deeper than the model needed
+				// (the host's slowdown ended as it was cut, say). Grow
+				// every window, each step twice the last, until a queue
+				// shows: a client turned away costs more than a window
+				// with one request waiting in the model.
+				a.step = max(1, alpha/2, min(2*a.step, a.limit/2))
+				a.limit += a.step
+				a.clean = 0
 			case a.clean >= cleanBeforeGrowth:
 				a.limit += max(1, alpha/2)
-				a.clean = 0
+				a.clean, a.step = 0, 0
 			}
 		default:
 			a.cuts = 0
@@ -211,11 +271,23 @@ func (a *adaptive) close(now time.Time) {
 	// The probe halves the limit for a window: only where the limit binds,
 	// where ref decides cuts. Below it the requests in flight may need more
 	// than half, and the probe itself would turn them away.
-	if !a.probing && a.ref > 0 && (a.cuts >= cutsBeforeProbe || (bound && now.Sub(a.refAt) > refTTL)) {
-		a.probing, a.saved, a.cuts = true, a.limit, 0
+	if !a.probing && a.ref > 0 && (a.cuts >= cutsBeforeProbe || a.kept >= cutsBeforeProbe || (bound && now.Sub(a.refAt) > refTTL)) {
+		a.probing, a.saved, a.cuts, a.kept = true, a.limit, 0, 0
 		a.limit = max(adaptiveMin, a.limit/2)
 	}
 	a.cur.Store(int64(a.limit))
+}
+
+// queueShrank says whether the latency after a cut fell as a queue's does:
+// a model's queue holds the requests beyond its slots, so the latency falls
+// with the requests in flight, down to the excess the cut was made for. The
+// model's own latency, or a slowed host's, does not move with them. Half the
+// fall expected is enough: the windows' means are noisy.
+func (a *adaptive) queueShrank(mean time.Duration, inflight float64) bool {
+	fewer := 1 - inflight/a.cutInflight
+	expect := min(fewer, float64(a.excess)/float64(a.cutMean))
+	fell := 1 - float64(mean)/float64(a.cutMean)
+	return fell >= expect/2
 }
 
 // stderr is the sampling error of the window's mean latency, in seconds:

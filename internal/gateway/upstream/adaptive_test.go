@@ -15,6 +15,9 @@ type slotted struct {
 	service func(now time.Duration) time.Duration
 	busy    []time.Duration // end times of the requests in slots
 	queue   []simReq
+	// wait is how long a request may wait in the gateway for the limit to
+	// let it in (the pool's queue); 0 turns it away at once.
+	wait time.Duration
 }
 
 type simReq struct {
@@ -44,6 +47,7 @@ func simulate(a *adaptive, s *slotted, rate float64, d, warm time.Duration) simR
 		end time.Duration
 	}
 	var run []running
+	var waiting []time.Duration // arrival times of the requests the gateway holds
 	credit := 0.0
 	for now := time.Duration(0); now < d; now += time.Millisecond {
 		// Answers first, so their slots are free for this step's arrivals.
@@ -74,12 +78,22 @@ func simulate(a *adaptive, s *slotted, rate float64, d, warm time.Duration) simR
 			if now >= warm {
 				res.offered++
 			}
-			if inflight >= a.Limit() {
-				if now >= warm {
+			waiting = append(waiting, now)
+		}
+		// The gateway's queue: the oldest first while the limit lets them
+		// in; those that waited too long are answered 503.
+		for len(waiting) > 0 {
+			if now-waiting[0] > s.wait || (s.wait == 0 && inflight >= a.Limit()) {
+				if waiting[0] >= warm {
 					res.shed++
 				}
-				continue // the gateway answers 503 at once
+				waiting = waiting[1:]
+				continue
 			}
+			if inflight >= a.Limit() {
+				break
+			}
+			waiting = waiting[1:]
 			inflight++
 			if now >= warm {
 				res.maxInflight = max(res.maxInflight, inflight)
@@ -183,7 +197,7 @@ func TestAdaptiveStaysPutWhenNotUsed(t *testing.T) {
 
 func TestAdaptiveHalvesOnOverload(t *testing.T) {
 	t.Parallel()
-	a := newAdaptive(0)
+	a := newAdaptive(8)
 	epoch := time.Unix(1_000_000, 0)
 	now := epoch
 	want := []int64{4, 2, 1, 1}

@@ -237,7 +237,7 @@ func TestQueueHoldsWhatTargetsDrain(t *testing.T) {
 				t.Errorf("queue wait %s, want at least the floor %s", wait, minQueueWait)
 			}
 			limit := a.Limit()
-			want := max((limit+3)/4, int64(float64(limit)*float64(wait)/float64(tt.rtt)))
+			want := min(adaptiveMax, max((limit+3)/4, int64(float64(limit)*float64(wait)/float64(tt.rtt))))
 			if got := p.queueSize(); got != want {
 				t.Errorf("limit %d, answers of %s, wait %s: queue size %d, want %d", limit, tt.rtt, wait, got, want)
 			}
