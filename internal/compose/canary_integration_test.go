@@ -14,19 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aideploy/aideploy/internal/gateway"
 	"github.com/aideploy/aideploy/internal/rollout"
 	"github.com/aideploy/aideploy/internal/units"
 )
-
-// modelSlots gives the gateway pool a fixed limit of 64 requests a target,
-// as an operator who knows the model sets: the fake model has no slot limit.
-// With the adaptive default, this shared 2-core machine's CPU stalls (load
-// 6 to 19) read as the model queueing: a stall cut a target's limit to 1 in
-// flight, and 0.3% to 4% of the requests were turned away as saturated
-// (ai_gateway_degraded_total{reason="saturated"}) after the queue's 100 ms.
-// That is the adaptive limit against host noise, not the canary's business.
-func modelSlots(c *gateway.Config) { c.Pools[0].MaxInflight = 64 }
 
 // canarySettings has three short steps read twice a second, so a canary
 // under test load finishes in seconds; the analysis defaults stand.
@@ -286,7 +276,7 @@ func TestIntegrationDockerCanary(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnvWith(t, modelSlots, func(c *rollout.Config) {
+			e := newEnvWith(t, nil, func(c *rollout.Config) {
 				canarySettings(rollout.StrategyCanary)(c)
 				// Per-token time and rate at 5 ms a token are mostly this shared
 				// machine's scheduling noise; the cases here judge TTFT and length.
@@ -349,7 +339,7 @@ func TestIntegrationDockerCanary(t *testing.T) {
 func TestIntegrationDockerCanaryNoData(t *testing.T) {
 	t.Parallel()
 	c := dockerClient(t)
-	e := newEnvWith(t, modelSlots, canarySettings(rollout.StrategyCanary))
+	e := newEnvWith(t, nil, canarySettings(rollout.StrategyCanary))
 	v1 := fakeModelImage(t, c, "aideploy-test-model:cq-v1", map[string]string{"FAKEMODEL_VERSION": "v1"})
 	v2 := fakeModelImage(t, c, "aideploy-test-model:cq-v2", map[string]string{"FAKEMODEL_VERSION": "v2"})
 	if _, err := e.run(rollout.Request{Op: rollout.OpRollout, Image: v1}); err != nil {
@@ -400,7 +390,7 @@ func TestIntegrationDockerCanaryNoData(t *testing.T) {
 func TestIntegrationDockerShadow(t *testing.T) {
 	t.Parallel()
 	c := dockerClient(t)
-	e := newEnvWith(t, modelSlots, func(c *rollout.Config) {
+	e := newEnvWith(t, nil, func(c *rollout.Config) {
 		canarySettings(rollout.StrategyShadow)(c)
 		// This test is about isolation and figures, not the verdict: identical
 		// versions on this shared machine differ by scheduling noise alone.
@@ -447,7 +437,7 @@ func TestIntegrationDockerShadow(t *testing.T) {
 	switched := e.lastEvent(rollout.StepSwitch, rollout.EventStart)
 	as := l.finish()
 	if bad := failed(as); len(bad) > 0 {
-		t.Errorf("%d of %d requests failed, first: %+v", len(bad), len(as), bad[0])
+		t.Errorf("%d of %d requests failed, first: %+v; gateway degraded answers: %s", len(bad), len(as), bad[0], e.degraded())
 	}
 	before := 0
 	for _, a := range as {
