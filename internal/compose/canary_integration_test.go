@@ -3,6 +3,7 @@ package compose
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aideploy/aideploy/internal/gateway"
 	"github.com/aideploy/aideploy/internal/rollout"
 	"github.com/aideploy/aideploy/internal/units"
 )
@@ -31,6 +33,9 @@ func canarySettings(strategy string) func(*rollout.Config) {
 		c.Shadow = rollout.ShadowConfig{Percent: 50, For: units.Duration(4 * time.Second)}
 	}
 }
+
+// The API keys of the load's tenant and of the shadow test's probe.
+const loadKey, probeKey = "sk-test-load", "sk-test-probe"
 
 // chatLoad sends chat completions (half streamed) at rate per second through
 // the gateway, asking for up to 64 tokens, and keeps every answer.
@@ -106,7 +111,14 @@ func chat(c *http.Client, base string, stream bool) (a answer) {
 	body := fmt.Sprintf(`{"model":"m","messages":[{"role":"user","content":"hi %d"}],"max_tokens":64,"stream":%v}`, time.Now().UnixNano(), stream)
 	a = answer{start: time.Now(), stream: stream}
 	defer func() { a.end = time.Now() }()
-	resp, err := c.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		a.err = err.Error()
+		return a
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+loadKey) // ignored by a gateway without keys
+	resp, err := c.Do(req)
 	if err != nil {
 		a.err = err.Error()
 		return a
@@ -155,26 +167,36 @@ func loadRate(as []answer) float64 {
 // was refused.
 func (e *env) degraded() string {
 	e.t.Helper()
+	out := e.metrics("ai_gateway_degraded_total", "ai_gateway_upstream_fallbacks_total")
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
+}
+
+// metrics returns the gateway's series whose lines start with one of prefixes.
+func (e *env) metrics(prefixes ...string) []string {
+	e.t.Helper()
 	req, err := http.NewRequest(http.MethodGet, e.admin.BaseURL+"/metrics", nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	resp, err := e.admin.HTTP.Do(req)
 	if err != nil {
-		return "metrics: " + err.Error()
+		return []string{"metrics: " + err.Error()}
 	}
 	defer resp.Body.Close()
 	var out []string
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if l := sc.Text(); strings.HasPrefix(l, "ai_gateway_degraded_total") || strings.HasPrefix(l, "ai_gateway_upstream_fallbacks_total") {
-			out = append(out, l)
+		for _, p := range prefixes {
+			if l := sc.Text(); strings.HasPrefix(l, p) {
+				out = append(out, l)
+				break
+			}
 		}
 	}
-	if len(out) == 0 {
-		return "none"
-	}
-	return strings.Join(out, ", ")
+	return out
 }
 
 // poolWatch samples the gateway pool's targets every 100 ms while a case runs:
@@ -390,7 +412,17 @@ func TestIntegrationDockerCanaryNoData(t *testing.T) {
 func TestIntegrationDockerShadow(t *testing.T) {
 	t.Parallel()
 	c := dockerClient(t)
-	e := newEnvWith(t, nil, func(c *rollout.Config) {
+	// The gateway's own chain, cache and limits before the model, as it
+	// ships, with limits and API keys turned on (both are off by default):
+	// the load is one tenant, the probe of the cache and limits another.
+	e := newEnvWith(t, func(c *gateway.Config) {
+		d := gateway.Default()
+		c.Order, c.Cache, c.Limits = d.Order, d.Cache, d.Limits
+		c.Limits.Enabled, c.Limits.Default.Requests = true, 1_000_000
+		c.Auth = gateway.Auth{Enabled: true, Keys: []gateway.Key{
+			{Name: "load", SHA256: fmt.Sprintf("%x", sha256.Sum256([]byte(loadKey)))},
+			{Name: "probe", SHA256: fmt.Sprintf("%x", sha256.Sum256([]byte(probeKey)))}}}
+	}, func(c *rollout.Config) {
 		canarySettings(rollout.StrategyShadow)(c)
 		// This test is about isolation and figures, not the verdict: identical
 		// versions on this shared machine differ by scheduling noise alone.
@@ -431,6 +463,7 @@ func TestIntegrationDockerShadow(t *testing.T) {
 	if mirrored.Requests == 0 {
 		t.Errorf("the gateway reported no mirrored request to green")
 	}
+	probeCacheAndLimits(t, e, mirrored.Requests)
 	if err := <-done; err != nil {
 		t.Fatalf("shadow rollout: %v", err)
 	}
@@ -452,5 +485,90 @@ func TestIntegrationDockerShadow(t *testing.T) {
 		before, mirrored.Requests, mirrored.Errors, mirrored.Dropped, mirrored.TTFTP95)
 	if got := e.serving(); len(got) != 1 || got[0] != 2 {
 		t.Errorf("serving revisions %v, want [2]", got)
+	}
+}
+
+// probeCacheAndLimits sends, while the shadow mirrors half the requests, 20
+// cacheable prompts twice each as one tenant: every second answer is a cache
+// hit stored from the serving version's answer, the cache holds one entry a
+// prompt and the tenant's quota fell by one a request that reached the limits
+// (a cache hit is answered before them). A mirrored request
+// that wrote the cache, replaced an entry or counted against the quota would
+// show in one of the three.
+func probeCacheAndLimits(t *testing.T, e *env, mirroredBefore int64) {
+	t.Helper()
+	const prompts = 20
+	entries := func() string { return strings.Join(e.metrics("ai_gateway_cache_l1_entries "), "") }
+	before := entries()
+	client := &http.Client{Timeout: 30 * time.Second}
+	type reply struct {
+		cache, version string
+		remaining      int64
+		err            error
+	}
+	send := func(i int) reply {
+		body := fmt.Sprintf(`{"model":"m","messages":[{"role":"user","content":"cacheable %d"}],"max_tokens":64,"temperature":0}`, i)
+		req, _ := http.NewRequest(http.MethodPost, "http://"+e.addr+"/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+probeKey)
+		resp, err := client.Do(req)
+		if err != nil {
+			return reply{err: err}
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return reply{err: fmt.Errorf("status %d", resp.StatusCode)}
+		}
+		r := reply{cache: resp.Header.Get("X-Cache"), version: resp.Header.Get("X-Model-Version"), remaining: -1}
+		if h := resp.Header.Get("RateLimit-Remaining"); h != "" { // a cache hit comes before the limits
+			_, r.err = fmt.Sscan(h, &r.remaining)
+		}
+		return r
+	}
+	replies := make([][2]reply, prompts)
+	var wg sync.WaitGroup
+	for i := range prompts {
+		wg.Go(func() { replies[i] = [2]reply{send(i), send(i)} })
+	}
+	wg.Wait()
+	var hi, lo, counted int64 = -1, -1, 0
+	for i, r := range replies {
+		for _, x := range r {
+			if x.err != nil {
+				t.Fatalf("prompt %d: %v", i, x.err)
+			}
+			if x.remaining < 0 {
+				continue
+			}
+			counted++
+			hi = max(hi, x.remaining)
+			if lo < 0 || x.remaining < lo {
+				lo = x.remaining
+			}
+		}
+		if r[0].version != "v1" || r[1].cache != "HIT" || r[1].version != "v1" {
+			t.Errorf("prompt %d: first answer from %s, second %q from %s; want a cache hit of v1's answer", i, r[0].version, r[1].cache, r[1].version)
+		}
+	}
+	if spent := hi - lo + 1; counted != prompts || spent != counted {
+		t.Errorf("the tenant's quota fell by %d over the %d requests it counted (RateLimit-Remaining %d..%d), want %d: mirrored requests counted", spent, counted, hi, lo, prompts)
+	}
+	after := entries()
+	gs, err := e.p.GroupStats(context.Background(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mirrored int64
+	for _, g := range gs {
+		if g.Color == rollout.Green && g.Shadow {
+			mirrored = g.Requests
+		}
+	}
+	t.Logf("cache and limits under the shadow: %d prompts twice, second answers all cache hits of v1; quota %d..%d; L1 entries %q → %q; green's mirror %d → %d requests",
+		prompts, hi, lo, before, after, mirroredBefore, mirrored)
+	want := fmt.Sprintf("ai_gateway_cache_l1_entries %d", prompts)
+	if before != "ai_gateway_cache_l1_entries 0" || after != want {
+		t.Errorf("the in-process cache held %q before the probe and %q after, want 0 and %d: one entry a prompt, none from the mirror", before, after, prompts)
 	}
 }
