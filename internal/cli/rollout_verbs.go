@@ -85,9 +85,14 @@ func runRolloutVerb(ctx context.Context, o *verbOptions) error {
 	case pending.Progress == nil:
 		return fmt.Errorf("the %s rollout to %s is at step %s and takes no traffic yet: nothing to %s; stop it with Ctrl-C in its shell, which leaves the serving version as it is", pending.Strategy, pending.To, pending.Step, o.Verb)
 	}
+	// The rollout's process holds the lock (Docker's state container,
+	// Kubernetes' Lease) while it runs: nobody holding it, or a holder gone,
+	// means no process will read the command.
 	running := true
-	if t.platform != nil {
-		h, dead, err := t.platform.LockHolder(ctx)
+	if lh, ok := p.(interface {
+		LockHolder(context.Context) (*rollout.Holder, bool, error)
+	}); ok {
+		h, dead, err := lh.LockHolder(ctx)
 		if err != nil {
 			return err
 		}

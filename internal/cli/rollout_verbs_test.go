@@ -3,12 +3,20 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/aideploy/aideploy/internal/k8s"
 	"github.com/aideploy/aideploy/internal/rollout"
 )
 
@@ -103,5 +111,35 @@ func TestCanaryStatus(t *testing.T) {
 	}
 	if canaryStatus(context.Background(), p, rollout.Default(), &rollout.Journal{From: &from}, t0) != nil {
 		t.Error("a blue/green journal got a canary view")
+	}
+}
+
+// On Kubernetes a verb reads the rollout Lease to know whether a process runs
+// the canary: with nobody holding it, pause is left for `aideploy rollout`
+// to obey when it resumes the run, without waiting for an answer.
+func TestKubeVerbWithoutProcess(t *testing.T) {
+	t.Parallel()
+	t0 := time.Now().Add(-time.Minute)
+	from := rollout.Deployment{Color: rollout.Blue, Revision: 1, Image: "registry.example.com/embed:1", Replicas: 2}
+	j := []rollout.Journal{{ID: "r2", Op: rollout.OpRollout, Step: rollout.StepCanary, Status: rollout.StatusRunning, Strategy: rollout.StrategyCanary,
+		From: &from, To: rollout.Deployment{Color: rollout.Green, Revision: 2, Image: "registry.example.com/embed:2", Replicas: 2},
+		Started: t0, Updated: t0, Progress: &rollout.Progress{Joined: true, Index: 0, Steps: 3, Weight: 10}}}
+	state, err := json.Marshal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "embed-rollout", Namespace: "serving", Annotations: map[string]string{k8s.AnnotationState: string(state)}}}
+	hpas := schema.GroupVersionResource{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{hpas: "HorizontalPodAutoscalerList"})
+	kc := &k8s.Client{Namespace: "serving", Clientset: fake.NewClientset(cm), Dynamic: dyn}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, _ := runKube(t, kc, "rollout", "pause", "--wait", "20s")
+	if !strings.HasPrefix(out, "no process runs the canary rollout to green r2") {
+		t.Errorf("rollout pause with no Lease: %q, want that no process runs it", out)
+	}
+	got, err := kc.Clientset.CoreV1().ConfigMaps("serving").Get(ctx, "embed-rollout", metav1.GetOptions{})
+	if err != nil || !strings.Contains(got.Annotations[k8s.AnnotationCommand], `"pause"`) {
+		t.Errorf("the pause left for the resumed run: %v %v", got.Annotations, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aideploy/aideploy/internal/k8s"
+	"github.com/aideploy/aideploy/internal/rollout"
 )
 
 // watchInterval bounds --watch to 5 redraws a second.
@@ -30,7 +31,7 @@ func runKubeStatus(ctx context.Context, o *statusOptions, t *deployTarget) error
 				return "", err
 			}
 			var sb strings.Builder
-			k8s.PrintStatus(&sb, v)
+			printKubeStatus(&sb, v)
 			return sb.String(), nil
 		})
 		if errors.Is(err, context.Canceled) {
@@ -43,14 +44,23 @@ func runKubeStatus(ctx context.Context, o *statusOptions, t *deployTarget) error
 		return err
 	}
 	return printOutput(o.f.IO.Out, o.f.Output, v, func(w io.Writer) error {
-		k8s.PrintStatus(w, v)
+		printKubeStatus(w, v)
 		return nil
 	})
 }
 
-// readKubeStatus reads the service's objects and how traffic reaches them.
-func readKubeStatus(ctx context.Context, kc *k8s.Client, t *deployTarget) (k8s.StatusView, error) {
-	v, err := kc.ReadStatus(ctx, t.cfg.Name)
+// kubeStatusView is the service on Kubernetes and, while a canary or shadow
+// runs, its step, shares and figures (the same canary object as on Docker).
+type kubeStatusView struct {
+	k8s.StatusView
+	Canary *canaryView `json:"canary,omitempty"`
+}
+
+// readKubeStatus reads the service's objects, how traffic reaches them and
+// the figures of a canary or shadow in progress, read live from the gateway pods.
+func readKubeStatus(ctx context.Context, kc *k8s.Client, t *deployTarget) (kubeStatusView, error) {
+	sv, err := kc.ReadStatus(ctx, t.cfg.Name)
+	v := kubeStatusView{StatusView: sv}
 	if err != nil {
 		return v, err
 	}
@@ -59,7 +69,16 @@ func readKubeStatus(ctx context.Context, kc *k8s.Client, t *deployTarget) (k8s.S
 		return v, err
 	}
 	v.Traffic = &tr
+	if v.Last != nil && t.kube != nil {
+		// Last is the newest journal: a canary or shadow in progress when unfinished.
+		v.Canary = canaryStatus(ctx, t.kube, t.settings, rollout.State{Journals: []rollout.Journal{*v.Last}}.Pending(), time.Now())
+	}
 	return v, nil
+}
+
+func printKubeStatus(w io.Writer, v kubeStatusView) {
+	k8s.PrintStatus(w, v.StatusView)
+	printCanary(w, v.Canary)
 }
 
 // watchStatus redraws what frame returns whenever it changes, polling every

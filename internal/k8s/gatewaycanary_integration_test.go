@@ -2,6 +2,7 @@ package k8s_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -22,6 +23,13 @@ import (
 // aborted at its first step by the analysis, which names ttftP95, and every
 // client is back on v2, again with no failed request. Then v4 runs as a
 // shadow: no client sees it before the switch, none fails.
+//
+// Then the operator's side, through the command line (cli.Run) as a user
+// runs it beside the rollout: during a shadow v5, `status -o json` shows the
+// mirror's figures and `rollout abort` ends it, every client still on v4
+// and none answered by v5; during a canary v6, `rollout pause` and `resume`
+// show in status, and `rollout promote` ends it with v6 serving. No request
+// fails in either.
 func TestIntegrationK8sGatewayCanary(t *testing.T) {
 	// A model's pace: at a few milliseconds the scheduling noise of a shared
 	// machine would be as large as the answers.
@@ -131,7 +139,6 @@ func TestIntegrationK8sGatewayCanary(t *testing.T) {
 	}
 	waitUntil(ctx, t, "every client gets v4", func() bool { return rig.load.allSaw("v4") })
 	ended = time.Now()
-	rig.load.stop()
 	mu.Lock()
 	promotedAt = switchAt
 	mu.Unlock()
@@ -144,6 +151,176 @@ func TestIntegrationK8sGatewayCanary(t *testing.T) {
 		t.Errorf("%d answers came from v4 before the switch at %s, want none: the mirror answers no client", n, promotedAt.Format(time.StampMilli))
 	}
 	assertConfigMapServes(ctx, t, rig.kc, rig.cfg, rollout.Blue)
+
+	// The operator's side, through the command line as a user runs it from
+	// another shell, while the rollout runs here: status reads the figures
+	// live from the gateway pods, the verbs reach the rollout through the
+	// rollout ConfigMap.
+	run := commandLine(ctx, t, rig.cl.Kubeconfig, rig.kc, "cpu", "rollout:\n  target: k8s\n")
+	status := func() cliStatus {
+		t.Helper()
+		out, errOut, code := run("status", "-o", "json")
+		var st cliStatus
+		if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+			t.Fatalf("status -o json: exit %d, %v\n%s%s", code, err, out, errOut)
+		}
+		return st
+	}
+	// waitStep waits for an event of rollout r's step matching the message's start.
+	waitStep := func(r *asyncRun, step rollout.Step, prefix string) {
+		t.Helper()
+		waitUntil(ctx, t, string(step)+" "+prefix, func() bool {
+			if r.finished() {
+				t.Fatalf("the rollout ended before %s %q: %v", step, prefix, r.err)
+			}
+			rig.b.mu.Lock()
+			defer rig.b.mu.Unlock()
+			for _, e := range rig.b.events {
+				if !e.Time.Before(r.began) && e.Step == step && e.Kind == rollout.EventInfo && strings.HasPrefix(e.Message, prefix) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+
+	// v4 → v5 by shadow, for longer than the test waits: status shows the
+	// mirror's figures, `rollout abort` ends it, no client ever saw v5.
+	shadow = canary()
+	shadow.Config.Strategy = rollout.StrategyShadow
+	shadow.Config.Shadow = rollout.ShadowConfig{Percent: 20, For: units.Duration(time.Minute)}
+	r5 := startRun(ctx, t, shadow, "registry.example.com/embed:5")
+	waitStep(r5, rollout.StepShadow, "shadow (20% mirrored)")
+	var st cliStatus
+	waitUntil(ctx, t, "status to show the shadow's figures", func() bool {
+		st = status()
+		return st.Canary != nil && st.Canary.Strategy == rollout.StrategyShadow && st.Canary.Verdict != nil && st.Canary.Verdict.Candidate.Requests > 0
+	})
+	c := st.Canary
+	t.Logf("status of the shadow: weights %v, window %s, candidate %s (shadow %v) %d requests, serving %s %d; %s",
+		c.Weights, c.Window, c.Verdict.Candidate.Color, c.Verdict.Candidate.Shadow, c.Verdict.Candidate.Requests, c.Verdict.Serving.Color, c.Verdict.Serving.Requests, c.Verdict.Reason)
+	if c.Verdict.Candidate.Color != rollout.Green || !c.Verdict.Candidate.Shadow || c.Weights["green (mirrored)"] != 20 || c.Weights["blue"] != 100 || c.Verdict.Serving.Requests == 0 {
+		t.Errorf("status during the shadow: %+v, verdict %+v, want green's mirrored figures beside blue's live ones at 20%%", c, c.Verdict)
+	}
+	out, _, code := run("status")
+	if code != 0 || !strings.Contains(out, "shadow: blue 100%, green (mirrored) 20%, running") || !strings.Contains(out, "METRIC") {
+		t.Errorf("status: exit %d, want the shadow's shares and its metrics\n%s", code, out)
+	}
+	out, _, code = run("rollout", "abort")
+	if code != 0 || !strings.HasPrefix(out, "aborted: ") {
+		t.Errorf("rollout abort: exit %d, want 0 and \"aborted: …\"\n%s", code, out)
+	}
+	err = r5.wait(ctx, t)
+	var ae *rollout.AbortError
+	if !errors.As(err, &ae) || ae.By == "" || !strings.Contains(err.Error(), "aborted by ") {
+		t.Fatalf("shadow rollout to v5 ended with %v, want aborted by the operator", err)
+	}
+	t.Logf("shadow v4→v5: %v", err)
+	waitUntil(ctx, t, "every client gets v4 after the abort", func() bool { return rig.load.allSaw("v4") })
+	ended = time.Now()
+	got = rig.load.between(r5.began, ended)
+	answers := rig.load.versionsBetween(r5.began, ended)
+	t.Logf("shadow v4→v5 aborted: %d requests in %.1fs, %d failed; answers %v", got.sent, ended.Sub(r5.began).Seconds(), got.failed, answers)
+	if got.failed != 0 {
+		t.Errorf("%d of %d requests failed during the aborted shadow, want 0; first: %s", got.failed, got.sent, got.firstFailure)
+	}
+	if answers["v5"] != 0 {
+		t.Errorf("%d clients' requests were answered by the aborted shadow v5, want none", answers["v5"])
+	}
+	assertConfigMapServes(ctx, t, rig.kc, rig.cfg, rollout.Blue)
+
+	// v4 → v6 by canary with steps longer than the test waits: paused,
+	// resumed and promoted from the command line at step 1.
+	slow := canary()
+	minute := units.Duration(time.Minute)
+	slow.Config.Canary.Steps = []rollout.CanaryStep{{Weight: 10, For: minute}, {Weight: 30, For: minute}, {Weight: 60, For: minute}}
+	r6 := startRun(ctx, t, slow, "registry.example.com/embed:6")
+	waitStep(r6, rollout.StepCanary, "canary step 1/3")
+	out, _, code = run("rollout", "pause")
+	if code != 0 || !strings.HasPrefix(out, "paused at 10% on ") {
+		t.Errorf("rollout pause: exit %d, want 0 and \"paused at 10%% on …\"\n%s", code, out)
+	}
+	if st = status(); st.Canary == nil || !st.Canary.Paused || st.Canary.Strategy != rollout.StrategyCanary || st.Canary.Step != 1 || st.Canary.Weights["green"] != 10 {
+		t.Errorf("status after the pause: %+v, want canary step 1 at 10%% paused", st.Canary)
+	}
+	out, _, code = run("rollout", "resume")
+	if code != 0 || !strings.HasPrefix(out, "resumed at 10% on ") {
+		t.Errorf("rollout resume: exit %d, want 0 and \"resumed at 10%% on …\"\n%s", code, out)
+	}
+	if st = status(); st.Canary == nil || st.Canary.Paused || st.Canary.Step != 1 {
+		t.Errorf("status after the resume: %+v, want canary step 1 running", st.Canary)
+	}
+	out, _, code = run("rollout", "promote")
+	if code != 0 || !strings.HasPrefix(out, "promoted: ") {
+		t.Errorf("rollout promote: exit %d, want 0 and \"promoted: …\"\n%s", code, out)
+	}
+	if err := r6.wait(ctx, t); err != nil {
+		t.Fatalf("canary rollout to v6, promoted at step 1: %v", err)
+	}
+	waitUntil(ctx, t, "every client gets v6", func() bool { return rig.load.allSaw("v6") })
+	ended = time.Now()
+	rig.load.stop()
+	got = rig.load.between(r6.began, ended)
+	t.Logf("canary v4→v6 paused, resumed, promoted: %d requests in %.1fs, %d failed; answers %v", got.sent, ended.Sub(r6.began).Seconds(), got.failed, rig.load.versionsBetween(r6.began, ended))
+	if got.failed != 0 {
+		t.Errorf("%d of %d requests failed during the canary promoted by hand, want 0; first: %s", got.failed, got.sent, got.firstFailure)
+	}
+	assertConfigMapServes(ctx, t, rig.kc, rig.cfg, rollout.Green)
+}
+
+// cliStatus is what the test reads of `aideploy status -o json`.
+type cliStatus struct {
+	Canary *struct {
+		Strategy string           `json:"strategy"`
+		Step     int              `json:"step"`
+		Weights  map[string]int   `json:"weights"`
+		Paused   bool             `json:"paused"`
+		Held     string           `json:"held"`
+		Window   time.Duration    `json:"windowNs"`
+		Verdict  *rollout.Verdict `json:"verdict"`
+		Error    string           `json:"error"`
+	} `json:"canary"`
+}
+
+// asyncRun is a rollout running in its own goroutine, as it would in the
+// shell of the user who started it.
+type asyncRun struct {
+	began time.Time
+	done  chan struct{}
+	err   error
+}
+
+func startRun(ctx context.Context, t *testing.T, r *rollout.Runner, image string) *asyncRun {
+	ctx, cancel := context.WithCancel(ctx)
+	a := &asyncRun{began: time.Now(), done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		_, a.err = r.Run(ctx, rollout.Request{Op: rollout.OpRollout, Image: image, Replicas: 2})
+	}()
+	// A failed test ends the rollout before the rig goes.
+	t.Cleanup(func() { cancel(); <-a.done })
+	return a
+}
+
+func (a *asyncRun) finished() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait returns the rollout's error once it ended.
+func (a *asyncRun) wait(ctx context.Context, t *testing.T) error {
+	t.Helper()
+	select {
+	case <-a.done:
+		return a.err
+	case <-ctx.Done():
+		t.Fatalf("waiting for the rollout: %v", ctx.Err())
+		return nil
+	}
 }
 
 // Without the gateway (gateway.enabled: false) traffic moves by the Service

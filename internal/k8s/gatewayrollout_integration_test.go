@@ -17,6 +17,7 @@ import (
 	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/fakemodel"
 	"github.com/aideploy/aideploy/internal/k8s"
+	"github.com/aideploy/aideploy/internal/k8s/k8stest"
 	"github.com/aideploy/aideploy/internal/rollout"
 	"github.com/aideploy/aideploy/internal/units"
 )
@@ -114,6 +115,7 @@ func TestIntegrationK8sGatewayRollout(t *testing.T) {
 // gatewayRig is a service served through two gateway pods on the real
 // control plane, v1 deployed, under ≥100 requests a second.
 type gatewayRig struct {
+	cl   *k8stest.Cluster // its Kubeconfig runs the command line against the rig
 	b    *bg
 	kc   *k8s.Client
 	cfg  *config.Config
@@ -126,14 +128,14 @@ type gatewayRig struct {
 // at a time), once every client gets v1.
 func startGatewayRig(ctx context.Context, t *testing.T, clientsPerPod int, tune func(rev string, o *fakemodel.Options)) *gatewayRig {
 	t.Helper()
-	_, kc := start(t)
+	cl, kc := start(t)
 	checkNoRouteOut(t)
 	cfg := gatewayServiceConfig(t)
 	b := newBG(t, kc)
 	b.cfg = cfg
 	startVersionedModels(ctx, t, kc, cfg.Name, cfg.Port, tune)
 	gws := applyGateway(ctx, t, kc, cfg)
-	rig := &gatewayRig{b: b, kc: kc, cfg: cfg}
+	rig := &gatewayRig{cl: cl, b: b, kc: kc, cfg: cfg}
 	if _, err := rig.runner(2*time.Second).Run(ctx, rollout.Request{Op: rollout.OpRollout, Image: "registry.example.com/embed:1", Replicas: 2}); err != nil {
 		t.Fatalf("first rollout: %v", err)
 	}
