@@ -120,11 +120,11 @@ func TestDefaultsShedABurstFast(t *testing.T) {
 	}
 	close(watching)
 	<-watched
-	// The gateway's queue is a quarter of the limit (20 at first, less once
+	// The gateway's queue is a quarter of the limit (8 at first, less once
 	// the limit learns the 2 slots); the model queues what the limit lets past
-	// its slots, 18 at most. Without a limit the model would queue ~78.
-	if maxGW > 5 || maxModel > 18 {
-		t.Errorf("queues peaked at %d in the gateway and %d in the model; want at most 5 and 18", maxGW, maxModel)
+	// its slots, 6 at most. Without a limit the model would queue ~78.
+	if maxGW > 4 || maxModel > 8 {
+		t.Errorf("queues peaked at %d in the gateway and %d in the model; want at most 4 and 8", maxGW, maxModel)
 	}
 	// The model works on 2 at a time for 300 ms; in the ~1 s a burst lasts
 	// with its queue, it can answer only a few: most of the 80 must be shed.

@@ -10,10 +10,7 @@ import (
 // The adaptive limit's constants. They are not configuration: the point of the
 // limit is that nobody has to know the model to get a safe one.
 const (
-	// adaptiveInitial is the limit of a target before it has answered
-	// anything: Netflix's initial limit. At 8, a fast model's few requests
-	// in flight on a busy host met it in every burst the host's stalls made.
-	adaptiveInitial = 20
+	adaptiveInitial = 8    // the limit of a target before it has answered anything
 	adaptiveMin     = 1    // never fewer, so a slow model still gets work
 	adaptiveMax     = 1024 // never more, so a model that hides its queue cannot take everything
 	// A window closes after at least this long and this many answers, and
@@ -35,8 +32,11 @@ const (
 	// millisecond answers by several times, which is not the model queueing.
 	latencyNoise = 5 * time.Millisecond
 	// maxRescale bounds how far a cut the latency proved wrong is scaled up
-	// by that latency: one bad window cannot open a target four times over.
-	maxRescale = 4
+	// by that latency. A model with slots that became slower (the peak
+	// replay's 3x phase) queues what the rescale lets past them: at 4x its
+	// p99 reached 4.3 times its latency, at 1.5x 2.0; a host's slowdown of a
+	// model without slots needs the room (see TestAdaptiveHostSlowdowns...).
+	maxRescale = 1.5
 	// seMult sampling errors of a window's mean are taken off its rise too:
 	// answers of mixed lengths move the mean of a few answers by the draw of
 	// lengths alone. Once the limit is below the requests in flight, that

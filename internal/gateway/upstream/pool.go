@@ -56,6 +56,8 @@ type Pool struct {
 	specGen uint64
 	// resolver is what WatchDNS was given, for Replace to expand dns+ targets with.
 	resolver atomic.Pointer[resolverRef]
+	// stalls measures the host's stalls of this process, for the queue's wait.
+	stalls stallMeter
 }
 
 // NewPool builds a pool; Run starts its health checks.
@@ -160,11 +162,6 @@ func (p *Pool) acquireIn(ctx context.Context, all bool, group string) (Lease, er
 		select {
 		case <-p.wake:
 		case <-timer.C:
-			// A stalled host fires the timer and frees the slot at once
-			// when it runs again: look once more before refusing.
-			if l, err := p.tryPick(p.targetsOf(all, group)); err == nil || errors.Is(err, ErrUnavailable) {
-				return l, err
-			}
 			return Lease{}, ErrSaturated
 		case <-ctx.Done():
 			return Lease{}, ctx.Err()
@@ -541,13 +538,10 @@ func (p *Pool) queueSize() int64 {
 }
 
 // minQueueWait is the least a queued request may wait, whatever the latency:
-// a busy host stalls its processes, the model's and the gateway's, for a few
-// hundred milliseconds at a time, and the clients held up by the stall send
-// together when it ends. That burst must not be turned away: on a shared
-// 2-core host at load 6, a 100 ms floor refused 0.3% to 0.5% of a canary's
-// requests to a fast model (140 ms answers, one target's limit of 8 against
-// 5 in flight). A client told to come back later loses more than 250 ms.
-const minQueueWait = 250 * time.Millisecond
+// a busy host's scheduler and GC delay a freed slot's wake-up by tens of
+// milliseconds, which must not turn a fast model's queued request away. A
+// host that stalls for longer raises it (stallWaits).
+const minQueueWait = 100 * time.Millisecond
 
 // queueWait is how long a request may wait for a slot: queue.timeout, and
 // with the adaptive limit and the automatic queue at most a quarter of the
@@ -564,8 +558,16 @@ func (p *Pool) queueWait() time.Duration {
 	if slowest == 0 {
 		return d
 	}
-	return min(d, max(slowest/4, minQueueWait))
+	return min(d, max(slowest/4, minQueueWait, stallWaits*p.stalls.p99(time.Now())))
 }
+
+// stallWaits is how many of the host's recent stalls (the 99th percentile of
+// its goroutines' waits to run) a queued request may wait at least: on a
+// shared 2-core host at load 6, a 140 ms model's bursts waited out the
+// 100 ms floor while the host stopped both the gateway and the model, and
+// 0.1% to 1% of a canary's requests were refused. A quiet host's stalls are
+// microseconds and leave the floor as it is.
+const stallWaits = 2
 
 // slowestLatency is the highest uncongested latency of the usable targets
 // with an adaptive limit, 0 when none has learned one.
