@@ -1,9 +1,7 @@
 package upstream
 
 import (
-	"math"
 	"math/rand/v2"
-	"runtime/metrics"
 	"slices"
 	"testing"
 	"time"
@@ -61,30 +59,5 @@ func TestAdaptiveHostSlowdownsAreNotAQueue(t *testing.T) {
 			t.Errorf("draw %d: shed %d of %d requests (over 5%%); limit %d..%d with up to %d in flight",
 				seed+1, res.shed, res.offered, slices.Min(res.limits), slices.Max(res.limits), res.maxInflight)
 		}
-	}
-}
-
-// The stall meter reads the 99th percentile of the scheduling delays added
-// since its last read, as the upper bound of their bucket.
-func TestStallQuantile(t *testing.T) {
-	t.Parallel()
-	h := &metrics.Float64Histogram{
-		Buckets: []float64{0, 0.001, 0.01, 0.1, 1, math.Inf(1)},
-		Counts:  []uint64{1000, 50, 10, 5, 1},
-	}
-	prev := []uint64{900, 50, 10, 0, 0} // since then: 100 fast, 5 of up to 1s, 1 longer
-	if got, want := quantile(h, prev, 0.99), time.Second; got != want {
-		t.Errorf("p99 %s, want %s (the 105th of 106 delays is under 1s)", got, want)
-	}
-	if got := quantile(h, h.Counts, 0.99); got != 0 {
-		t.Errorf("p99 with nothing added %s, want 0", got)
-	}
-	var m stallMeter
-	now := time.Now()
-	if got := m.p99(now); got != 0 {
-		t.Errorf("first read %s, want 0: there is no interval yet", got)
-	}
-	if m.prev == nil {
-		t.Errorf("the runtime has no %s histogram", schedLatencies)
 	}
 }

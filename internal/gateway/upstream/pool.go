@@ -56,8 +56,6 @@ type Pool struct {
 	specGen uint64
 	// resolver is what WatchDNS was given, for Replace to expand dns+ targets with.
 	resolver atomic.Pointer[resolverRef]
-	// stalls measures the host's stalls of this process, for the queue's wait.
-	stalls stallMeter
 }
 
 // NewPool builds a pool; Run starts its health checks.
@@ -150,7 +148,9 @@ func (p *Pool) acquireIn(ctx context.Context, all bool, group string) (Lease, er
 		return Lease{}, ErrSaturated
 	}
 	defer p.queued.Add(-1)
-	timer := time.NewTimer(p.queueWait())
+	wait := p.queueWait()
+	queuedAt := time.Now()
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	if !behind {
 		// A slot freed between the pick above and joining the queue woke nobody.
@@ -162,6 +162,15 @@ func (p *Pool) acquireIn(ctx context.Context, all bool, group string) (Lease, er
 		select {
 		case <-p.wake:
 		case <-timer.C:
+			// A timer that fired far past its time fired after the host
+			// stopped this process; slots freed at the end of that stall
+			// may not have woken anyone yet: look once more. On time, an
+			// overload's waiter leaves as it should.
+			if time.Since(queuedAt) >= 2*wait {
+				if l, err := p.tryPick(p.targetsOf(all, group)); err == nil || errors.Is(err, ErrUnavailable) {
+					return l, err
+				}
+			}
 			return Lease{}, ErrSaturated
 		case <-ctx.Done():
 			return Lease{}, ctx.Err()
@@ -539,8 +548,7 @@ func (p *Pool) queueSize() int64 {
 
 // minQueueWait is the least a queued request may wait, whatever the latency:
 // a busy host's scheduler and GC delay a freed slot's wake-up by tens of
-// milliseconds, which must not turn a fast model's queued request away. A
-// host that stalls for longer raises it (stallWaits).
+// milliseconds, which must not turn a fast model's queued request away.
 const minQueueWait = 100 * time.Millisecond
 
 // queueWait is how long a request may wait for a slot: queue.timeout, and
@@ -558,16 +566,8 @@ func (p *Pool) queueWait() time.Duration {
 	if slowest == 0 {
 		return d
 	}
-	return min(d, max(slowest/4, minQueueWait, stallWaits*p.stalls.p99(time.Now())))
+	return min(d, max(slowest/4, minQueueWait))
 }
-
-// stallWaits is how many of the host's recent stalls (the 99th percentile of
-// its goroutines' waits to run) a queued request may wait at least: on a
-// shared 2-core host at load 6, a 140 ms model's bursts waited out the
-// 100 ms floor while the host stopped both the gateway and the model, and
-// 0.1% to 1% of a canary's requests were refused. A quiet host's stalls are
-// microseconds and leave the floor as it is.
-const stallWaits = 2
 
 // slowestLatency is the highest uncongested latency of the usable targets
 // with an adaptive limit, 0 when none has learned one.
