@@ -17,6 +17,7 @@ import (
 
 	"github.com/aideploy/aideploy/internal/gateway"
 	"github.com/aideploy/aideploy/internal/rollout"
+	"github.com/aideploy/aideploy/internal/testutil/loadslot"
 	"github.com/aideploy/aideploy/internal/units"
 )
 
@@ -282,6 +283,7 @@ func (e *env) event(msg string, limit time.Duration) rollout.Event {
 // are aborted at the first step with the metric named.
 func TestIntegrationDockerCanary(t *testing.T) {
 	t.Parallel()
+	loadslot.Take(t)
 	c := dockerClient(t)
 	base := map[string]string{"FAKEMODEL_TOKENS": "8", "FAKEMODEL_TOKEN_DELAY": "5ms", "FAKEMODEL_FIRST_TOKEN_DELAY": "100ms"}
 	v1 := fakeModelImage(t, c, "aideploy-test-model:cn-v1", merge(base, "FAKEMODEL_VERSION", "v1"))
@@ -411,6 +413,7 @@ func TestIntegrationDockerCanaryNoData(t *testing.T) {
 // while the new one answers a mirrored half whose figures the gateway reports.
 func TestIntegrationDockerShadow(t *testing.T) {
 	t.Parallel()
+	loadslot.Take(t)
 	c := dockerClient(t)
 	// The gateway's own chain, cache and limits before the model, as it
 	// ships, with limits and API keys turned on (both are off by default):

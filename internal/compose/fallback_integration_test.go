@@ -14,6 +14,7 @@ import (
 
 	"github.com/aideploy/aideploy/internal/gateway/adminapi"
 	"github.com/aideploy/aideploy/internal/rollout"
+	"github.com/aideploy/aideploy/internal/testutil/loadslot"
 	"github.com/aideploy/aideploy/internal/units"
 	"golang.org/x/sync/errgroup"
 )
@@ -89,6 +90,7 @@ func inflightAt(as []answer, t time.Time) int {
 // until the watch window rolls back.
 func TestIntegrationDockerFallbackToThePreviousVersion(t *testing.T) {
 	t.Parallel()
+	loadslot.Take(t)
 	c := dockerClient(t)
 	v1 := fakeModelImage(t, c, "aideploy-test-model:fb-v1", map[string]string{"FAKEMODEL_VERSION": "v1", "FAKEMODEL_TOKEN_DELAY": "20ms"})
 	for _, tt := range []struct {

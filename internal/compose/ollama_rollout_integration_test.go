@@ -17,6 +17,7 @@ import (
 	"github.com/aideploy/aideploy/internal/gateway/adminapi"
 	"github.com/aideploy/aideploy/internal/render"
 	"github.com/aideploy/aideploy/internal/rollout"
+	"github.com/aideploy/aideploy/internal/testutil/loadslot"
 	"github.com/aideploy/aideploy/internal/testutil/ollamatest"
 	"github.com/aideploy/aideploy/internal/units"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -184,6 +185,7 @@ func ollamaPresetFile(t *testing.T, name string) (*config.Config, string) {
 // answering version changes once, v1 to v2, never back.
 func TestIntegrationDockerOllamaRolloutInComposeLayout(t *testing.T) {
 	t.Parallel()
+	loadslot.Take(t)
 	c := dockerClient(t)
 	const project = "aidlayout"
 	v1 := ollamatest.Image(t, c, "aideploy-test-ollama:layout-v1")

@@ -12,6 +12,7 @@ import (
 	"github.com/aideploy/aideploy/internal/gateway"
 	"github.com/aideploy/aideploy/internal/gateway/adminapi"
 	"github.com/aideploy/aideploy/internal/rollout"
+	"github.com/aideploy/aideploy/internal/testutil/loadslot"
 	"github.com/aideploy/aideploy/internal/units"
 )
 
@@ -102,6 +103,7 @@ func (e *env) serving() []int {
 
 func TestIntegrationDockerRolloutUnderLoadAndRollback(t *testing.T) {
 	t.Parallel()
+	loadslot.Take(t)
 	e := newEnv(t, nil)
 	c := dockerClient(t)
 	v1 := fakeModelImage(t, c, "aideploy-test-model:ro-v1", map[string]string{"FAKEMODEL_VERSION": "v1", "FAKEMODEL_TOKEN_DELAY": "20ms"})
@@ -167,6 +169,7 @@ func TestIntegrationDockerRolloutUnderLoadAndRollback(t *testing.T) {
 
 func TestIntegrationDockerRolloutFailuresRollBack(t *testing.T) {
 	t.Parallel()
+	loadslot.Take(t)
 	c := dockerClient(t)
 	v1 := fakeModelImage(t, c, "aideploy-test-model:rb-v1", map[string]string{"FAKEMODEL_VERSION": "v1"})
 	tests := []struct {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aideploy/aideploy/internal/fakemodel"
 	"github.com/aideploy/aideploy/internal/rollout"
+	"github.com/aideploy/aideploy/internal/testutil/loadslot"
 	"github.com/aideploy/aideploy/internal/units"
 )
 
@@ -31,6 +32,7 @@ import (
 // show in status, and `rollout promote` ends it with v6 serving. No request
 // fails in either.
 func TestIntegrationK8sGatewayCanary(t *testing.T) {
+	loadslot.Take(t)
 	// A model's pace: at a few milliseconds the scheduling noise of a shared
 	// machine would be as large as the answers.
 	const firstToken = 100 * time.Millisecond

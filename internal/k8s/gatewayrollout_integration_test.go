@@ -19,6 +19,7 @@ import (
 	"github.com/aideploy/aideploy/internal/k8s"
 	"github.com/aideploy/aideploy/internal/k8s/k8stest"
 	"github.com/aideploy/aideploy/internal/rollout"
+	"github.com/aideploy/aideploy/internal/testutil/loadslot"
 	"github.com/aideploy/aideploy/internal/units"
 )
 
@@ -39,6 +40,7 @@ const gatewayReplicas = 2
 // the watch window, which names its error rate, and the failed requests stay
 // under 5% of those sent in the window.
 func TestIntegrationK8sGatewayRollout(t *testing.T) {
+	loadslot.Take(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	rig := startGatewayRig(ctx, t, 8, func(rev string, o *fakemodel.Options) {
