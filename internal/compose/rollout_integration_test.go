@@ -169,7 +169,6 @@ func TestIntegrationDockerRolloutUnderLoadAndRollback(t *testing.T) {
 
 func TestIntegrationDockerRolloutFailuresRollBack(t *testing.T) {
 	t.Parallel()
-	loadslot.Take(t)
 	c := dockerClient(t)
 	v1 := fakeModelImage(t, c, "aideploy-test-model:rb-v1", map[string]string{"FAKEMODEL_VERSION": "v1"})
 	tests := []struct {
@@ -194,6 +193,10 @@ func TestIntegrationDockerRolloutFailuresRollBack(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			// In each case, not around them: a parent holding the slot
+			// while its parallel cases wait for a parallel test's turn
+			// would hold it against tests that hold those turns.
+			loadslot.Take(t)
 			e := newEnv(t, tt.change)
 			bad := fakeModelImage(t, c, "aideploy-test-model:rb-bad"+string(rune('a'+i)), merge(tt.env, "FAKEMODEL_VERSION", "v2"))
 			if _, err := e.run(rollout.Request{Op: rollout.OpRollout, Image: v1}); err != nil {

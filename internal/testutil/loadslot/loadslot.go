@@ -10,7 +10,10 @@ import (
 
 // Take waits for the machine's load-test slot (an exclusive flock on a file
 // in the temporary directory) and holds it until the test ends. Call it
-// after t.Parallel and before the test's own deadlines start.
+// after t.Parallel and before the test's own deadlines start, and never in
+// a test whose subtests call t.Parallel: they would wait for a turn among
+// the parallel tests while it holds the slot, and the tests holding those
+// turns wait for the slot.
 func Take(t testing.TB) {
 	t.Helper()
 	f, err := os.OpenFile(filepath.Join(os.TempDir(), "aideploy-load-tests.lock"), os.O_CREATE|os.O_RDWR, 0o666)
