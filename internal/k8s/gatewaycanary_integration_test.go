@@ -41,8 +41,11 @@ func TestIntegrationK8sGatewayCanary(t *testing.T) {
 	// 150 requests a second of 100-200ms each keep up to 30 in flight: 16 clients per pod.
 	rig := startGatewayRig(ctx, t, 16, func(rev string, o *fakemodel.Options) {
 		o.FirstTokenDelay = firstToken
-		if rev == "3" {
+		switch rev {
+		case "3":
 			o.FirstTokenDelay = 2 * firstToken
+		case "7": // half of the 4 tokens the load asks for, cut at its length
+			o.Tokens, o.FinishReason = 2, "length"
 		}
 	})
 	canary := func() *rollout.Runner {
@@ -261,11 +264,69 @@ func TestIntegrationK8sGatewayCanary(t *testing.T) {
 	}
 	waitUntil(ctx, t, "every client gets v6", func() bool { return rig.load.allSaw("v6") })
 	ended = time.Now()
-	rig.load.stop()
 	got = rig.load.between(r6.began, ended)
 	t.Logf("canary v4→v6 paused, resumed, promoted: %d requests in %.1fs, %d failed; answers %v", got.sent, ended.Sub(r6.began).Seconds(), got.failed, rig.load.versionsBetween(r6.began, ended))
 	if got.failed != 0 {
 		t.Errorf("%d of %d requests failed during the canary promoted by hand, want 0; first: %s", got.failed, got.sent, got.firstFailure)
+	}
+	assertConfigMapServes(ctx, t, rig.kc, rig.cfg, rollout.Green)
+
+	// v6 → v7, which answers half as long (2 tokens of the 4 the load asks
+	// for; every version stops at its length here, at max_tokens or before):
+	// aborted at the first step by the output length merged over both
+	// gateway pods.
+	began = time.Now()
+	_, err = canary().Run(ctx, rollout.Request{Op: rollout.OpRollout, Image: "registry.example.com/embed:7", Replicas: 2})
+	if !errors.As(err, &f) || !f.RolledBack || f.Step != rollout.StepCanary {
+		t.Fatalf("canary rollout to a short v7: %v, want it rolled back at the canary step", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "canary step 1/3") || !strings.Contains(msg, "outputTokensP50") {
+		t.Errorf("the abort says %q, want canary step 1/3 and outputTokensP50", msg)
+	}
+	t.Logf("canary v6→v7: %v", err)
+	waitUntil(ctx, t, "every client gets v6 again", func() bool { return rig.load.allSaw("v6") })
+	ended = time.Now()
+	rig.load.stop()
+	got = rig.load.between(began, ended)
+	t.Logf("canary v6→v7: %d requests in %.1fs, %d failed; answers %v", got.sent, ended.Sub(began).Seconds(), got.failed, rig.load.versionsBetween(began, ended))
+	if got.failed != 0 {
+		t.Errorf("%d of %d requests failed during the aborted canary of a short version, want 0; first: %s", got.failed, got.sent, got.firstFailure)
+	}
+	assertConfigMapServes(ctx, t, rig.kc, rig.cfg, rollout.Green)
+
+	// v6 → v8 at one request a second: the verdict stays inconclusive, the
+	// step holds after maxWait and nothing is rolled back; the operator's
+	// abort from the command line ends it.
+	trickle := startLoad(t, rig.urls, 1, 1)
+	quiet := canary()
+	quiet.Config.Canary.Analysis.MaxWait = units.Duration(3 * time.Second)
+	r8 := startRun(ctx, t, quiet, "registry.example.com/embed:8")
+	waitStep(r8, rollout.StepCanary, "canary step 1/3 (10%) holds at 10%")
+	held := ""
+	rig.b.mu.Lock()
+	for _, e := range rig.b.events {
+		if !e.Time.Before(r8.began) && strings.Contains(e.Message, "holds at 10%") {
+			held = e.Message
+		}
+	}
+	rig.b.mu.Unlock()
+	if !strings.Contains(held, "inconclusive") {
+		t.Errorf("the hold says %q, want inconclusive", held)
+	}
+	if st = status(); st.Canary == nil || st.Canary.Held == "" || st.Canary.Step != 1 {
+		t.Errorf("status while held: %+v, want canary step 1 held", st.Canary)
+	}
+	if out, _, code = run("rollout", "abort"); code != 0 || !strings.HasPrefix(out, "aborted: ") {
+		t.Errorf("rollout abort: exit %d, want 0 and \"aborted: …\"\n%s", code, out)
+	}
+	if err := r8.wait(ctx, t); !errors.As(err, &ae) {
+		t.Fatalf("the held canary to v8 ended with %v, want aborted by the operator", err)
+	}
+	trickle.stop()
+	tr := trickle.between(r8.began, time.Now())
+	t.Logf("canary v6→v8 at 1 req/s: held (%s), then aborted; %d requests, %d failed", held, tr.sent, tr.failed)
+	if tr.failed != 0 {
+		t.Errorf("%d of %d requests failed during the held canary, want 0; first: %s", tr.failed, tr.sent, tr.firstFailure)
 	}
 	assertConfigMapServes(ctx, t, rig.kc, rig.cfg, rollout.Green)
 }

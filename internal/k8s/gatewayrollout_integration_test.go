@@ -122,6 +122,7 @@ type gatewayRig struct {
 	kc   *k8s.Client
 	cfg  *config.Config
 	load *load
+	urls []string // the gateway pods' chat completions URLs
 }
 
 // startGatewayRig deploys v1 of the cpu service with its rendered gateway,
@@ -149,6 +150,7 @@ func startGatewayRig(ctx context.Context, t *testing.T, clientsPerPod int, tune 
 	for _, gp := range gws {
 		urls = append(urls, "http://"+net.JoinHostPort(gp.ip, gp.listen)+"/v1/chat/completions")
 	}
+	rig.urls = urls
 	rig.load = startLoad(t, urls, 150, clientsPerPod)
 	waitUntil(ctx, t, "every client gets v1 through the gateway", func() bool { return rig.load.allSaw("v1") })
 	return rig
