@@ -119,16 +119,7 @@ func TestCanaryStatus(t *testing.T) {
 // to obey when it resumes the run, without waiting for an answer.
 func TestKubeVerbWithoutProcess(t *testing.T) {
 	t.Parallel()
-	t0 := time.Now().Add(-time.Minute)
-	from := rollout.Deployment{Color: rollout.Blue, Revision: 1, Image: "registry.example.com/embed:1", Replicas: 2}
-	j := []rollout.Journal{{ID: "r2", Op: rollout.OpRollout, Step: rollout.StepCanary, Status: rollout.StatusRunning, Strategy: rollout.StrategyCanary,
-		From: &from, To: rollout.Deployment{Color: rollout.Green, Revision: 2, Image: "registry.example.com/embed:2", Replicas: 2},
-		Started: t0, Updated: t0, Progress: &rollout.Progress{Joined: true, Index: 0, Steps: 3, Weight: 10}}}
-	state, err := json.Marshal(j)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "embed-rollout", Namespace: "serving", Annotations: map[string]string{k8s.AnnotationState: string(state)}}}
+	cm := kubeCanaryState(t, rollout.Progress{Joined: true, Index: 0, Steps: 3, Weight: 10})
 	hpas := schema.GroupVersionResource{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"}
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{hpas: "HorizontalPodAutoscalerList"})
 	kc := &k8s.Client{Namespace: "serving", Clientset: fake.NewClientset(cm), Dynamic: dyn}
@@ -142,4 +133,21 @@ func TestKubeVerbWithoutProcess(t *testing.T) {
 	if err != nil || !strings.Contains(got.Annotations[k8s.AnnotationCommand], `"pause"`) {
 		t.Errorf("the pause left for the resumed run: %v %v", got.Annotations, err)
 	}
+}
+
+// kubeCanaryState is the embed service's rollout ConfigMap in namespace
+// serving, its journal a canary from blue r1 to green r2 that began a minute
+// ago and stands at p.
+func kubeCanaryState(t *testing.T, p rollout.Progress) *corev1.ConfigMap {
+	t.Helper()
+	t0 := time.Now().Add(-time.Minute)
+	from := rollout.Deployment{Color: rollout.Blue, Revision: 1, Image: "registry.example.com/embed:1", Replicas: 2}
+	j := []rollout.Journal{{ID: "r2", Op: rollout.OpRollout, Step: rollout.StepCanary, Status: rollout.StatusRunning, Strategy: rollout.StrategyCanary,
+		From: &from, To: rollout.Deployment{Color: rollout.Green, Revision: 2, Image: "registry.example.com/embed:2", Replicas: 2},
+		Started: t0, Updated: t0, Progress: &p}}
+	state, err := json.Marshal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "embed-rollout", Namespace: "serving", Annotations: map[string]string{k8s.AnnotationState: string(state)}}}
 }

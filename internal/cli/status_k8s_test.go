@@ -12,7 +12,6 @@ import (
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -69,16 +68,7 @@ func TestWatchStatusRate(t *testing.T) {
 // Deployment is not in the namespace), in the table and under canary in JSON.
 func TestKubeStatusShowsTheCanary(t *testing.T) {
 	t.Parallel()
-	t0 := time.Now().Add(-time.Minute)
-	from := rollout.Deployment{Color: rollout.Blue, Revision: 1, Image: "registry.example.com/embed:1", Replicas: 2}
-	j := []rollout.Journal{{ID: "r2", Op: rollout.OpRollout, Step: rollout.StepCanary, Status: rollout.StatusRunning, Strategy: rollout.StrategyCanary,
-		From: &from, To: rollout.Deployment{Color: rollout.Green, Revision: 2, Image: "registry.example.com/embed:2", Replicas: 2},
-		Started: t0, Updated: t0, Progress: &rollout.Progress{Joined: true, Index: 1, Steps: 3, Weight: 25, Paused: true}}}
-	state, err := json.Marshal(j)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "embed-rollout", Namespace: "serving", Annotations: map[string]string{k8s.AnnotationState: string(state)}}}
+	cm := kubeCanaryState(t, rollout.Progress{Joined: true, Index: 1, Steps: 3, Weight: 25, Paused: true})
 	hpa := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "embed", Namespace: "serving"},
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{Name: "embed-blue"}, MaxReplicas: 4}}
 	kc := &k8s.Client{Namespace: "serving", Clientset: fake.NewClientset(cm, hpa)}
