@@ -213,15 +213,7 @@ func (a *adaptive) close(now time.Time) {
 		}
 		// The two means differ by chance within their combined error.
 		chance := time.Duration(seMult * math.Hypot(se, a.refSE) * float64(time.Second))
-		noise := latencyNoise
-		if !a.cutOnce {
-			// Until a first queue was seen, a rise of a tenth is noise too:
-			// a busy host's stalls lift a fast model's windows by that
-			// much, and a start limit that never grows turns away every
-			// burst above it. A queue of one request in eight still shows.
-			noise = max(noise, a.ref/10)
-		}
-		excess := max(0, mean-a.ref-noise-chance)
+		excess := max(0, mean-a.ref-latencyNoise-chance)
 		share := 1 - float64(excess)/float64(max(mean, 1))
 		inflight := float64(w.inflight) / float64(w.n)
 		queue := inflight * (1 - share)
