@@ -139,7 +139,7 @@ func (p *Pool) acquireIn(ctx context.Context, all bool, group string) (Lease, er
 			return l, err
 		}
 	}
-	size := p.queueSize()
+	size, wait := p.queueBounds()
 	if size <= 0 {
 		return Lease{}, ErrSaturated
 	}
@@ -148,7 +148,6 @@ func (p *Pool) acquireIn(ctx context.Context, all bool, group string) (Lease, er
 		return Lease{}, ErrSaturated
 	}
 	defer p.queued.Add(-1)
-	wait := p.queueWait()
 	queuedAt := time.Now()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
@@ -513,37 +512,8 @@ func (p *Pool) seedLimits(from *Pool, ts []*Target) {
 // slow 200. A count alone (a quarter of the limits) would turn away at once
 // a fast model's bursts that its next few milliseconds of answers absorb.
 func (p *Pool) queueSize() int64 {
-	switch {
-	case p.cfg.Queue.Size > 0:
-		return int64(p.cfg.Queue.Size)
-	case p.cfg.Queue.Size < 0:
-		return 0
-	}
-	wait := p.queueWait()
-	var sum int64
-	var drain float64
-	var fresh int64 // the limits of targets that have not answered yet
-	for _, t := range p.Targets() {
-		if !t.usable() {
-			continue
-		}
-		limit, a := p.limitOf(t)
-		sum += limit
-		if a == nil {
-			continue
-		}
-		if ref := a.Latency(); ref > 0 {
-			drain += float64(limit) * float64(wait) / float64(ref)
-		} else {
-			fresh += limit
-		}
-	}
-	// A target added at a rollout's switch takes all the traffic before it
-	// answered once: it drains as fast as the slowest target that has.
-	if slowest := p.slowestLatency(); slowest > 0 {
-		drain += float64(fresh) * float64(wait) / float64(slowest)
-	}
-	return min(adaptiveMax, max(1, (sum+3)/4, int64(drain)))
+	size, _ := p.queueBounds()
+	return size
 }
 
 // minQueueWait is the least a queued request may wait, whatever the latency:
@@ -558,30 +528,44 @@ const minQueueWait = 100 * time.Millisecond
 // own time and its short queue, would come near twice the model's time, and
 // a 503 now serves its client better than a slow 200.
 func (p *Pool) queueWait() time.Duration {
-	d := p.cfg.Queue.Timeout.D()
-	if p.cfg.MaxInflight != 0 || p.cfg.Queue.Size != 0 {
-		return d
-	}
-	slowest := p.slowestLatency()
-	if slowest == 0 {
-		return d
-	}
-	return min(d, max(slowest/4, minQueueWait))
+	_, wait := p.queueBounds()
+	return wait
 }
 
-// slowestLatency is the highest uncongested latency of the usable targets
-// with an adaptive limit, 0 when none has learned one.
-func (p *Pool) slowestLatency() time.Duration {
+// queueBounds is queueSize and queueWait from one look at the targets.
+func (p *Pool) queueBounds() (int64, time.Duration) {
+	d := p.cfg.Queue.Timeout.D()
+	fixed := p.cfg.MaxInflight != 0 || p.cfg.Queue.Size != 0
+	if p.cfg.Queue.Size != 0 {
+		return max(0, int64(p.cfg.Queue.Size)), d
+	}
+	var sum, fresh int64 // fresh: the limits of targets that have not answered yet
+	var rate float64     // answers a second the learned targets finish at their limits
 	var slowest time.Duration
 	for _, t := range p.Targets() {
 		if !t.usable() {
 			continue
 		}
-		if _, a := p.limitOf(t); a != nil {
-			slowest = max(slowest, a.Latency())
+		limit, a := p.limitOf(t)
+		sum += limit
+		if a == nil {
+			continue
+		}
+		if ref := a.Latency(); ref > 0 {
+			rate += float64(limit) / ref.Seconds()
+			slowest = max(slowest, ref)
+		} else {
+			fresh += limit
 		}
 	}
-	return slowest
+	wait := d
+	if !fixed && slowest > 0 {
+		wait = min(d, max(slowest/4, minQueueWait))
+		// A target added at a rollout's switch takes all the traffic before
+		// it answered once: it drains as fast as the slowest target that has.
+		rate += float64(fresh) / slowest.Seconds()
+	}
+	return min(adaptiveMax, max(1, (sum+3)/4, int64(rate*wait.Seconds()))), wait
 }
 
 // overloaded says whether the model refused for want of capacity or did not
