@@ -1,31 +1,42 @@
 package loadslot
 
 import (
-	"sync/atomic"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 )
 
-// Two tests that take the slot never hold it at once, even in one process
-// (each Take opens the file anew, and flock locks per open file).
-func TestTakeExcludes(t *testing.T) {
-	var holders, most atomic.Int32
-	for range 4 {
-		t.Run("holder", func(t *testing.T) {
-			t.Parallel()
-			Take(t)
-			n := holders.Add(1)
-			for {
-				m := most.Load()
-				if n <= m || most.CompareAndSwap(m, n) {
-					break
-				}
-			}
-			t.Cleanup(func() { holders.Add(-1) })
-		})
+// tryLock takes the slot without waiting, on a file of its own (flock locks
+// per open file), and says whether it could.
+func tryLock(t *testing.T) bool {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "aideploy-load-tests.lock"), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if m := most.Load(); m != 1 {
-			t.Errorf("%d tests held the slot at once, want 1", m)
+	defer f.Close()
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true // closing the file lets it go
+}
+
+// While a test holds the slot nobody else gets it, in this process or
+// another; when the test ends the slot is free again.
+func TestTakeExcludes(t *testing.T) {
+	t.Run("holder", func(t *testing.T) {
+		Take(t)
+		if tryLock(t) {
+			t.Error("the slot was taken a second time while a test held it")
 		}
 	})
+	if !tryLock(t) {
+		t.Error("the slot stayed held after its test ended")
+	}
 }
