@@ -139,7 +139,7 @@ func (p *Pool) acquireIn(ctx context.Context, all bool, group string) (Lease, er
 			return l, err
 		}
 	}
-	size, wait := p.queueBounds()
+	size, wait, again := p.queueBounds()
 	if size <= 0 {
 		return Lease{}, ErrSaturated
 	}
@@ -148,7 +148,7 @@ func (p *Pool) acquireIn(ctx context.Context, all bool, group string) (Lease, er
 		return Lease{}, ErrSaturated
 	}
 	defer p.queued.Add(-1)
-	queuedAt := time.Now()
+	ended := finished(p.targetsOf(all, group))
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	if !behind {
@@ -161,14 +161,23 @@ func (p *Pool) acquireIn(ctx context.Context, all bool, group string) (Lease, er
 		select {
 		case <-p.wake:
 		case <-timer.C:
-			// A timer that fired far past its time fired after the host
-			// stopped this process; slots freed at the end of that stall
-			// may not have woken anyone yet: look once more. On time, an
-			// overload's waiter leaves as it should.
-			if time.Since(queuedAt) >= 2*wait {
-				if l, err := p.tryPick(p.targetsOf(all, group)); err == nil || errors.Is(err, ErrUnavailable) {
-					return l, err
-				}
+			// A slot freed as the time ran out is this waiter's, the
+			// oldest: its wake-up and the timer may be ready together, or
+			// the host may have stopped this process past both.
+			if l, err := p.tryPick(p.targetsOf(all, group)); err == nil || errors.Is(err, ErrUnavailable) {
+				return l, err
+			}
+			// No request of these targets ended while this one waited: the
+			// queue did not move at all. Their slots were taken together (a
+			// burst, or the host stopped the model and then let everything
+			// go at once) and end together, within about one uncongested
+			// latency: wait that long once more. A queue that moved and
+			// still did not reach this waiter in time is an overload's, or
+			// a model slower than its latency said: the waiter leaves.
+			if again > 0 && finished(p.targetsOf(all, group)) == ended {
+				timer.Reset(again)
+				again = 0
+				continue
 			}
 			return Lease{}, ErrSaturated
 		case <-ctx.Done():
@@ -179,6 +188,16 @@ func (p *Pool) acquireIn(ctx context.Context, all bool, group string) (Lease, er
 			return l, err
 		}
 	}
+}
+
+// finished is how many requests ts have ended, to tell a queue that moved
+// from one that did not.
+func finished(ts []*Target) int64 {
+	var n int64
+	for _, t := range ts {
+		n += t.ended.Load()
+	}
+	return n
 }
 
 // AcquireOther leases a usable target other than those in tried, for a
@@ -395,6 +414,7 @@ func (l Lease) Done(o Outcome) {
 
 func (p *Pool) release(t *Target) {
 	t.inflight.Add(-1)
+	t.ended.Add(1)
 	if p.queued.Load() > 0 {
 		select {
 		case p.wake <- struct{}{}:
@@ -512,7 +532,7 @@ func (p *Pool) seedLimits(from *Pool, ts []*Target) {
 // slow 200. A count alone (a quarter of the limits) would turn away at once
 // a fast model's bursts that its next few milliseconds of answers absorb.
 func (p *Pool) queueSize() int64 {
-	size, _ := p.queueBounds()
+	size, _, _ := p.queueBounds()
 	return size
 }
 
@@ -528,16 +548,19 @@ const minQueueWait = 100 * time.Millisecond
 // own time and its short queue, would come near twice the model's time, and
 // a 503 now serves its client better than a slow 200.
 func (p *Pool) queueWait() time.Duration {
-	_, wait := p.queueBounds()
+	_, wait, _ := p.queueBounds()
 	return wait
 }
 
-// queueBounds is queueSize and queueWait from one look at the targets.
-func (p *Pool) queueBounds() (int64, time.Duration) {
+// queueBounds is queueSize and queueWait from one look at the targets, and
+// again: how much longer a queued request waits when no request of its
+// targets ended within queueWait (see acquireIn), the slowest usable target's
+// uncongested latency with the adaptive limit and the automatic queue, else 0.
+func (p *Pool) queueBounds() (size int64, wait, again time.Duration) {
 	d := p.cfg.Queue.Timeout.D()
 	fixed := p.cfg.MaxInflight != 0 || p.cfg.Queue.Size != 0
 	if p.cfg.Queue.Size != 0 {
-		return max(0, int64(p.cfg.Queue.Size)), d
+		return max(0, int64(p.cfg.Queue.Size)), d, 0
 	}
 	var sum, fresh int64 // fresh: the limits of targets that have not answered yet
 	var rate float64     // answers a second the learned targets finish at their limits
@@ -558,14 +581,14 @@ func (p *Pool) queueBounds() (int64, time.Duration) {
 			fresh += limit
 		}
 	}
-	wait := d
+	wait = d
 	if !fixed && slowest > 0 {
-		wait = min(d, max(slowest/4, minQueueWait))
+		wait, again = min(d, max(slowest/4, minQueueWait)), slowest
 		// A target added at a rollout's switch takes all the traffic before
 		// it answered once: it drains as fast as the slowest target that has.
 		rate += float64(fresh) / slowest.Seconds()
 	}
-	return min(adaptiveMax, max(1, (sum+3)/4, int64(rate*wait.Seconds()))), wait
+	return min(adaptiveMax, max(1, (sum+3)/4, int64(rate*wait.Seconds()))), wait, again
 }
 
 // overloaded says whether the model refused for want of capacity or did not

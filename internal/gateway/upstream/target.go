@@ -35,6 +35,7 @@ type Target struct {
 
 	weight      atomic.Int64
 	inflight    atomic.Int64
+	ended       atomic.Int64 // requests that released their slot
 	healthy     atomic.Bool
 	draining    atomic.Bool
 	ejectedTill atomic.Int64 // unix nanos; passive ejection
