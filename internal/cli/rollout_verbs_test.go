@@ -109,6 +109,10 @@ func TestCanaryStatus(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, b.String())
 		}
 	}
+	// Neither version reports the time per output token: no limit of 0s.
+	if strings.Contains(b.String(), "≤ 0s") || !strings.Contains(b.String(), "n/a: the serving version reported no tpotP95") {
+		t.Errorf("a check neither version could make shows a limit, or no reason:\n%s", b.String())
+	}
 	if canaryStatus(context.Background(), p, rollout.Default(), &rollout.Journal{From: &from}, t0) != nil {
 		t.Error("a blue/green journal got a canary view")
 	}

@@ -101,7 +101,20 @@ func printCanary(w io.Writer, v *canaryView) {
 		if c.Higher {
 			op = "≤"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s (%s)\t%s\n", c.Metric, metricText(c.Value, c.Unit), metricText(c.Baseline, c.Unit), op, metricText(c.Limit, c.Unit), c.Rule, ok)
+		value, base := metricText(c.Value, c.Unit), metricText(c.Baseline, c.Unit)
+		limit := fmt.Sprintf("%s %s (%s)", op, metricText(c.Limit, c.Unit), c.Rule)
+		if c.Skipped != "" {
+			// A version reported no such figure: there is no limit to show,
+			// and the missing side's zero is not a measurement.
+			limit = "-"
+			if c.Value == 0 {
+				value = "-"
+			}
+			if c.Baseline == 0 {
+				base = "-"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Metric, value, base, limit, ok)
 	}
 	_ = tw.Flush()
 }
