@@ -153,10 +153,23 @@ func (r *Runner) promote(ctx context.Context, j *Journal) error {
 		}
 	}
 	if err := sp.SetSplit(ctx, map[Color]int{j.To.Color: 100, j.From.Color: 0}, r.Config.Canary.Sticky, j.From.Color); err != nil {
-		return fmt.Errorf("sending all requests to %s: %w", j.To, err)
+		return r.keepInstead(ctx, j, j.To, *j.From, err)
 	}
 	if err := sp.Keep(ctx, j.To, *j.From); err != nil {
 		return fmt.Errorf("taking %s out of the traffic pool: %w", j.From, err)
+	}
+	return nil
+}
+
+// keepInstead leaves keep alone in the pool when the split that should have
+// sent it every request first was refused: a gateway that restarted since
+// the join lost the rollout's targets and refuses a split naming them, and
+// an undo or a promotion must not stop there. Keep puts keep's replicas in
+// alone all the same, drop's drained.
+func (r *Runner) keepInstead(ctx context.Context, j *Journal, keep, drop Deployment, splitErr error) error {
+	r.emit(j.Step, EventInfo, 0, fmt.Sprintf("the split to %s was refused (%v): leaving it alone in the pool instead", keep, splitErr))
+	if err := r.splitter().Keep(ctx, keep, drop); err != nil {
+		return fmt.Errorf("sending all requests to %s: %w; then leaving it alone in the traffic pool: %w", keep, splitErr, err)
 	}
 	return nil
 }
@@ -171,7 +184,11 @@ func (r *Runner) unsplit(ctx context.Context, j *Journal) error {
 	}
 	t0 := r.now()
 	if err := sp.SetSplit(ctx, map[Color]int{j.From.Color: 100, j.To.Color: 0}, r.Config.Canary.Sticky, j.From.Color); err != nil {
-		return fmt.Errorf("sending all requests back to %s: %w", j.From, err)
+		if err := r.keepInstead(ctx, j, *j.From, j.To, err); err != nil {
+			return err
+		}
+		j.Progress.Weight = 0
+		return nil
 	}
 	if err := sp.SetShadow(ctx, j.To.Color, 0); err != nil {
 		return fmt.Errorf("stopping the mirror to %s: %w", j.To, err)

@@ -69,6 +69,9 @@ func commands(cs ...func(int, *fakePlatform)) func(int, *fakePlatform) {
 // noSplit hides the fake's Splitter, as a Kubernetes platform without the gateway.
 type noSplit struct{ Platform }
 
+// errNoTargets is what a gateway that lost the rollout's targets answers a split.
+var errNoTargets = errors.New(`split: group "green" has no target in the pool`)
+
 func TestProgressive(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("boom")
@@ -99,6 +102,20 @@ func TestProgressive(t *testing.T) {
 			name: "good version passes every step and is promoted", cfg: canaryConfig, seed: true,
 			expect: seq(ready, s5, s25, s50, promote), wantStatus: StatusSucceeded, wantActive: 2, wantReads: 21, wantKept: Green,
 			wantEvent: "canary step 3/3 (50%) passed: pass: 200 request(s) on green",
+		},
+		{
+			// A gateway restarted since the join lost the rollout's targets:
+			// the split naming them is refused, and Keep puts the serving
+			// colour back alone all the same.
+			name: "abort when the gateway refuses the split back", cfg: canaryConfig, seed: true, groups: both(goodStats(Blue, 200), slowTTFT(Green)),
+			expect:  seq(ready, s5, expect{call: "SetSplit blue=100 green=0 fallback blue", err: errNoTargets}, "Keep blue r1 drop green r2", "Remove green r2", "Unlock"),
+			wantErr: "ttftP95", wantStatus: StatusRolledBack, wantActive: 1, wantKept: Blue,
+			wantEvent: "the split to blue r1 (model:v1) was refused (split: group \"green\" has no target in the pool): leaving it alone in the pool instead",
+		},
+		{
+			name: "promotion when the gateway refuses the last split", cfg: canaryConfig, seed: true,
+			expect:     seq(ready, s5, s25, s50, expect{call: "SetSplit blue=0 green=100 fallback blue", err: errNoTargets}, "Keep green r2 drop blue r1", "Drain blue r1", "Stop blue r1", "Unlock"),
+			wantStatus: StatusSucceeded, wantActive: 2, wantKept: Green,
 		},
 		{
 			name: "slower first token fails the first step", cfg: canaryConfig, seed: true, groups: both(goodStats(Blue, 200), slowTTFT(Green)),
