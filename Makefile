@@ -24,9 +24,18 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/aideploy ./cmd/aideploy
 
-## test: vet, unit and integration tests (Redis, Docker, Kubernetes), the gateway under the race detector, then short fuzzing
+# The integration tests that put a model under load and judge what its
+# clients saw (no failed request at 100 req/s and more) run after the rest,
+# one package at a time, as benchmarks do: beside the other packages' control
+# planes, containers and compilers, two shared cores measure those, not the
+# product. Every test that takes internal/testutil/loadslot is listed here
+# (its test checks that).
+LOADTESTS  = ^(TestIntegrationDockerCanary|TestIntegrationDockerShadow|TestIntegrationDockerFallbackToThePreviousVersion|TestIntegrationDockerOllamaRolloutInComposeLayout|TestIntegrationDockerRolloutUnderLoadAndRollback|TestIntegrationDockerRolloutFailuresRollBack|TestIntegrationK8sGatewayCanary|TestIntegrationK8sGatewayRollout)$$
+
+## test: vet, unit and integration tests (Redis, Docker, Kubernetes), then the load tests alone, the gateway under the race detector, then short fuzzing
 test: vet k8s-tools
-	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -count=1 -timeout 40m -skip '$(LOADTESTS)' ./...
+	$(GO) test -count=1 -timeout 30m -p 1 -run '$(LOADTESTS)' ./internal/compose ./internal/k8s
 	$(GO) test -race -count=1 -timeout 20m ./internal/gateway/...
 	$(MAKE) fuzz
 

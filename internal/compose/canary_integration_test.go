@@ -35,16 +35,6 @@ func canarySettings(strategy string) func(*rollout.Config) {
 	}
 }
 
-// modelSlots gives the gateway pool a fixed limit of 64 requests a target,
-// as an operator who knows the model sets: the fake model has no slot limit.
-// On the adaptive default, with a start limit of 8 against 5 requests in
-// flight a target, this shared 2-core machine's stalls still turn 0.1% to
-// 1.3% of the canary's requests away as saturated in a full CI run (bursts
-// the stalls gather wait out the queue's 100 ms), though each test passes on
-// its own. The adaptive limit's own tests (internal/gateway/upstream) cover
-// the stalls; these tests cover the canary.
-func modelSlots(c *gateway.Config) { c.Pools[0].MaxInflight = 64 }
-
 // The API keys of the load's tenant and of the shadow test's probe.
 const loadKey, probeKey = "sk-test-load", "sk-test-probe"
 
@@ -310,7 +300,7 @@ func TestIntegrationDockerCanary(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnvWith(t, modelSlots, func(c *rollout.Config) {
+			e := newEnvWith(t, nil, func(c *rollout.Config) {
 				canarySettings(rollout.StrategyCanary)(c)
 				// Per-token time and rate at 5 ms a token are mostly this shared
 				// machine's scheduling noise; the cases here judge TTFT and length.
@@ -373,7 +363,7 @@ func TestIntegrationDockerCanary(t *testing.T) {
 func TestIntegrationDockerCanaryNoData(t *testing.T) {
 	t.Parallel()
 	c := dockerClient(t)
-	e := newEnvWith(t, modelSlots, canarySettings(rollout.StrategyCanary))
+	e := newEnvWith(t, nil, canarySettings(rollout.StrategyCanary))
 	v1 := fakeModelImage(t, c, "aideploy-test-model:cq-v1", map[string]string{"FAKEMODEL_VERSION": "v1"})
 	v2 := fakeModelImage(t, c, "aideploy-test-model:cq-v2", map[string]string{"FAKEMODEL_VERSION": "v2"})
 	if _, err := e.run(rollout.Request{Op: rollout.OpRollout, Image: v1}); err != nil {
@@ -432,7 +422,6 @@ func TestIntegrationDockerShadow(t *testing.T) {
 		d := gateway.Default()
 		c.Order, c.Cache, c.Limits = d.Order, d.Cache, d.Limits
 		c.Limits.Enabled, c.Limits.Default.Requests = true, 1_000_000
-		modelSlots(c)
 		c.Auth = gateway.Auth{Enabled: true, Keys: []gateway.Key{
 			{Name: "load", SHA256: fmt.Sprintf("%x", sha256.Sum256([]byte(loadKey)))},
 			{Name: "probe", SHA256: fmt.Sprintf("%x", sha256.Sum256([]byte(probeKey)))}}}
