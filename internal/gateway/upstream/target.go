@@ -33,9 +33,14 @@ type Target struct {
 	lastURL   atomic.Pointer[url.URL] // see URLFor
 	group     atomic.Pointer[string]  // nil: the group ""
 
-	weight      atomic.Int64
-	inflight    atomic.Int64
-	ended       atomic.Int64 // requests that released their slot
+	weight   atomic.Int64
+	inflight atomic.Int64
+	// started and ended count the leases taken and released; starts holds
+	// the start of lease n (unix nanos) at n % startRing, so the oldest in
+	// flight is lease ended+1 (see oldestInflight).
+	started     atomic.Int64
+	ended       atomic.Int64
+	starts      [startRing]atomic.Int64
 	healthy     atomic.Bool
 	draining    atomic.Bool
 	ejectedTill atomic.Int64 // unix nanos; passive ejection
@@ -207,6 +212,26 @@ func (t *Target) usable() bool {
 		return false
 	}
 	return t.breaker == nil || t.breaker.State() != "open"
+}
+
+// startRing is how many lease starts a target remembers: as many as the
+// adaptive limit lets be in flight, the only limit under which they are read.
+const startRing = adaptiveMax
+
+// leased records a lease taken at now.
+func (t *Target) leased(now time.Time) {
+	n := t.started.Add(1)
+	t.starts[n%startRing].Store(now.UnixNano())
+}
+
+// oldestInflight is when the oldest request in flight started, taking the
+// requests to end in the order they started; ok is false when none is.
+func (t *Target) oldestInflight() (time.Time, bool) {
+	e := t.ended.Load()
+	if t.started.Load() <= e {
+		return time.Time{}, false
+	}
+	return time.Unix(0, t.starts[(e+1)%startRing].Load()), true
 }
 
 // tryAcquire reserves a slot unless the target is at max.
