@@ -83,9 +83,14 @@ func TestShadowAnswersNoClientAndTouchesNeitherCacheNorLimits(t *testing.T) {
 		}
 		bodies[i] = got
 	}
+	// The figures in the message tell a dropped mirror (the shadow target
+	// unhealthy or full) from a slow one, should the wait ever give up.
+	var sh adminapi.GroupStats
 	waitFor(t, "the mirrors to end", func() bool {
-		sh := groupFigures(p)["green/shadow"]
+		sh = groupFigures(p)["green/shadow"]
 		return sh.Requests == n && greenFM.Stats().Inflight == 0
+	}, func() string {
+		return fmt.Sprintf("shadow figures %+v; the shadow model's %+v; targets %+v", sh, greenFM.Stats(), p.Snapshot().Targets)
 	})
 	if got := greenFM.Stats().Requests; got != n {
 		t.Fatalf("the shadow saw %d requests, want %d", got, n)

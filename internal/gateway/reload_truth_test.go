@@ -36,13 +36,18 @@ func runGatewayLogged(t *testing.T, cfg Config, opts Options) (*running, *locked
 	return r, logs
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor polls cond for up to 10 s; state, if given, says what was seen
+// when it gives up.
+func waitFor(t *testing.T, what string, cond func() bool, state ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
+			var seen []string
+			for _, s := range state {
+				seen = append(seen, s())
+			}
+			t.Fatalf("gave up waiting for %s %s", what, strings.Join(seen, "; "))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
