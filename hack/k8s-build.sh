@@ -25,6 +25,12 @@ up_to_date() {
 	done
 }
 
+# One build at a time: a second run (two checkouts' tests, make test twice)
+# waits here, then finds the first one's result.
+mkdir -p "$bin"
+exec 9>"$bin/.lock"
+flock 9
+
 if up_to_date; then
 	exit 0
 fi

@@ -12,6 +12,12 @@ version="${KEDA_VERSION:-v2.20.2}"
 out="${KEDA_CRD_DIR:-$root/.cache/keda/$version}"
 crd="$out/keda.sh_scaledobjects.yaml"
 
+# One build at a time: a second run (two checkouts' tests, make test twice)
+# waits here, then finds the first one's result.
+mkdir -p "$out"
+exec 9>"$out/.lock"
+flock 9
+
 if [[ -s "$crd" ]]; then
 	echo "$crd"
 	exit 0

@@ -26,6 +26,12 @@ up_to_date() {
 	[[ -x "$out/bin/ollama" && -x "$out/bin/registry" && -d "$out/models/manifests" ]]
 }
 
+# One build at a time: a second run (two checkouts' tests, make test twice)
+# waits here, then finds the first one's result.
+mkdir -p "$out"
+exec 9>"$out/.lock"
+flock 9
+
 if up_to_date; then
 	exit 0
 fi
