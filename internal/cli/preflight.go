@@ -17,6 +17,7 @@ import (
 
 	"github.com/aideploy/aideploy/internal/config"
 	"github.com/aideploy/aideploy/internal/preflight"
+	"github.com/aideploy/aideploy/internal/render"
 	"github.com/aideploy/aideploy/internal/rollout"
 )
 
@@ -101,6 +102,11 @@ func runPreflight(ctx context.Context, opts *preflightOptions) error {
 		}
 	}
 	run, require := opts.groups()
+	if req.ModelClaim != nil && run.Kubernetes {
+		if kc, err := f.Kube(); err == nil {
+			req.ModelClaim.Namespace = kc.Namespace // a claim applied and bound passes
+		}
+	}
 	rep, err := preflight.Run(ctx, preflight.Options{
 		Req:          req,
 		Run:          run,
@@ -202,6 +208,9 @@ func requirementsFromConfig(cfg *config.Config) (preflight.Requirements, error) 
 		GPUProduct:     cfg.Resources.GPUProduct,
 		ModelPath:      cfg.Model.HostPath,
 		StartupBudget:  cfg.Startup.Budget.D(),
+	}
+	if cfg.Model.Volume == config.VolumePVC && cfg.Model.ClaimName == "" {
+		req.ModelClaim = &preflight.ClaimSpec{Name: render.ModelClaimName(cfg), StorageClass: cfg.Model.StorageClass, AccessMode: cfg.Model.AccessMode}
 	}
 	if cfg.Model.Params != "" {
 		params, err := config.ParseParams(cfg.Model.Params)

@@ -137,6 +137,10 @@ func TestIntegrationK8sPreflightNamesWhyPodsPend(t *testing.T) {
 		!strings.Contains(out, "create the claim") {
 		t.Errorf("preflight with pods pending on the claim: exit %d, want 1 naming %q and the remedy\n%s", code, pending[0].Reason, out)
 	}
+	// The test cluster has no storage class: the claim binds only to a volume made for it.
+	if !strings.Contains(out, `"id": "k8s.model-storage"`) || !strings.Contains(out, "no default storage class (classes: none)") {
+		t.Errorf("preflight with the claim unbound and no storage class: want the model-storage check to say so\n%s", out)
+	}
 	out, _, _ = run("status")
 	if !strings.Contains(out, pending[0].Reason) {
 		t.Errorf("status does not name the reason preflight gives, %q:\n%s", pending[0].Reason, out)
@@ -163,7 +167,7 @@ func TestIntegrationK8sPreflightNamesWhyPodsPend(t *testing.T) {
 		return err == nil && d.Spec.Replicas != nil && *d.Spec.Replicas > 0 && d.Status.ReadyReplicas == *d.Spec.Replicas
 	})
 	out, _, _ = run("preflight", "--k8s", "--output", "json")
-	if !strings.Contains(out, "no pod waits for the scheduler") {
-		t.Errorf("preflight once the claim bound: want the pending-pods check to pass\n%s", out)
+	if !strings.Contains(out, "no pod waits for the scheduler") || !strings.Contains(out, "claim chat-models bound to volume "+pv.Name) {
+		t.Errorf("preflight once the claim bound: want the pending-pods and model-storage checks to pass\n%s", out)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -123,5 +124,31 @@ func TestIntegrationK8sPreflightEnoughGPUs(t *testing.T) {
 	rep = clusterRun(t, c.Clientset, req)
 	if got := findID(rep, "k8s.gpu-capacity"); got.Status != Fail || got.Measured != "3 free GPU(s) on 1 schedulable node(s): room for 3 replica(s)" {
 		t.Errorf("capacity with a GPU held: %+v", got)
+	}
+}
+
+// On the real API server: a default class of block disks (the AWS EBS
+// provisioner's name; nothing provisions here, the check reads the class)
+// fails the shared model claim, and naming a file class passes it. The
+// classes are cluster-wide: the test removes them.
+func TestIntegrationK8sPreflightModelStorage(t *testing.T) {
+	c := k8stest.Start(t)
+	ctx := context.Background()
+	for _, sc := range []*storagev1.StorageClass{storageClass("gp3-preflight", "ebs.csi.aws.com", true), storageClass("efs-preflight", "efs.csi.aws.com", false)} {
+		if _, err := c.Clientset.StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = c.Clientset.StorageV1().StorageClasses().Delete(context.Background(), sc.Name, metav1.DeleteOptions{})
+		})
+	}
+	req := Requirements{Model: gpuModel(), GPUsPerReplica: 1, Replicas: 2, ModelClaim: &ClaimSpec{AccessMode: "ReadWriteMany"}}
+	got := findID(clusterRun(t, c.Clientset, req), "k8s.model-storage")
+	if got.Status != Fail || got.Measured != "storage class gp3-preflight (ebs.csi.aws.com) for a ReadWriteMany claim: its volumes attach to one node at a time" || !strings.Contains(got.Remedy, "model.storageClass") {
+		t.Errorf("shared claim on the default block class: %+v", got)
+	}
+	req.ModelClaim.StorageClass = "efs-preflight"
+	if got := findID(clusterRun(t, c.Clientset, req), "k8s.model-storage"); got.Status != Pass {
+		t.Errorf("shared claim on a named file class: %+v", got)
 	}
 }

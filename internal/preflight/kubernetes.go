@@ -50,6 +50,9 @@ func (r *runner) kubernetesGroup(ctx context.Context) []Result {
 		{id: "k8s.metrics-api", subject: sub, run: func(context.Context) []Result {
 			return r.checkMetricsAPIs(cs)
 		}},
+		{id: "k8s.model-storage", subject: "model volume", run: func(ctx context.Context) []Result {
+			return r.checkModelStorage(ctx, cs)
+		}},
 	}
 	if r.opts.PendingPods != nil {
 		checks = append(checks, check{id: "k8s.pending-pods", subject: r.opts.Service, run: r.checkPendingPods})

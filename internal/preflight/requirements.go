@@ -34,6 +34,9 @@ type Requirements struct {
 	StartupBudget time.Duration
 	// Autoscaling says which metrics the HPA scales on.
 	Autoscaling AutoscalingSpec
+	// ModelClaim is the model volume's claim the manifests render; nil when
+	// they render none.
+	ModelClaim *ClaimSpec
 }
 
 // ModelSpec describes a model for the memory estimate.

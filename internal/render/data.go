@@ -254,7 +254,7 @@ func (d *renderData) setModelVolume(cfg *config.Config) {
 	d.ModelVolume = m.ClaimName
 	d.ExternalVolume = m.ClaimName != ""
 	if d.ModelVolume == "" {
-		d.ModelVolume = cfg.Name + "-models"
+		d.ModelVolume = ModelClaimName(cfg)
 	}
 	if m.Volume == config.VolumePVC && !d.ExternalVolume {
 		d.Claim = &claimData{Size: m.Size.String(), StorageClass: m.StorageClass, AccessMode: m.AccessMode}
@@ -394,3 +394,6 @@ func port(hostport string) (int, error) {
 
 // ceilSeconds rounds d up to whole seconds, as the pod spec counts them.
 func ceilSeconds(d time.Duration) int64 { return int64(math.Ceil(d.Seconds())) }
+
+// ModelClaimName is the name of the model volume's claim the manifests render.
+func ModelClaimName(cfg *config.Config) string { return cfg.Name + "-models" }
