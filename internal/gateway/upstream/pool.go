@@ -346,7 +346,6 @@ func (l Lease) Done(o Outcome) {
 
 func (p *Pool) release(t *Target) {
 	t.inflight.Add(-1)
-	t.ended.Add(1)
 	if p.queued.Load() > 0 {
 		select {
 		case p.wake <- struct{}{}:

@@ -118,7 +118,7 @@ func firstDue(ts []*Target, latency time.Duration) (due time.Time, ok bool) {
 func finished(ts []*Target) int64 {
 	var n int64
 	for _, t := range ts {
-		n += t.ended.Load()
+		n += t.ended()
 	}
 	return n
 }

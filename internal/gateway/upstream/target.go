@@ -35,11 +35,11 @@ type Target struct {
 
 	weight   atomic.Int64
 	inflight atomic.Int64
-	// started and ended count the leases taken and released; starts holds
-	// the start of lease n (unix nanos) at n % startRing, so the oldest in
-	// flight is lease ended+1 (see oldestInflight).
+	// started counts the leases taken (those released are started minus
+	// inflight); starts holds the start of lease n (unix nanos) at
+	// n % startRing, so the oldest in flight is the first not released
+	// (see oldestInflight).
 	started     atomic.Int64
-	ended       atomic.Int64
 	starts      [startRing]atomic.Int64
 	healthy     atomic.Bool
 	draining    atomic.Bool
@@ -224,14 +224,16 @@ func (t *Target) leased(now time.Time) {
 	t.starts[n%startRing].Store(now.UnixNano())
 }
 
+// ended is how many leases were released.
+func (t *Target) ended() int64 { return t.started.Load() - t.inflight.Load() }
+
 // oldestInflight is when the oldest request in flight started, taking the
 // requests to end in the order they started; ok is false when none is.
 func (t *Target) oldestInflight() (time.Time, bool) {
-	e := t.ended.Load()
-	if t.started.Load() <= e {
+	if t.inflight.Load() <= 0 {
 		return time.Time{}, false
 	}
-	return time.Unix(0, t.starts[(e+1)%startRing].Load()), true
+	return time.Unix(0, t.starts[(t.ended()+1)%startRing].Load()), true
 }
 
 // tryAcquire reserves a slot unless the target is at max.
